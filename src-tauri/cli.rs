@@ -1,0 +1,195 @@
+//! Command-line entry: parses flags, sets up logging and picks the mode.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use secrecy::SecretString;
+use vigie::config::{Config, Paths};
+use vigie::model::AccountId;
+use vigie::secrets::{self, KeyringSecrets, SecretStore};
+use vigie::{Core, headless, logging, sources};
+
+/// Vigie: one badge and a toast for new mail, chat messages and tasks.
+#[derive(Debug, Parser)]
+#[command(name = "vigie", version)]
+pub struct Cli {
+    /// Run without a GUI and print each event as one JSON line on stdout
+    /// (see docs/events.md).
+    #[arg(long)]
+    pub headless: bool,
+    /// Run the built-in demo accounts, even if accounts are configured.
+    #[arg(long)]
+    pub demo: bool,
+    /// Read the configuration from PATH instead of the platform's config file.
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Check that the system keyring works: store, read back and delete a
+    /// test secret.
+    #[arg(long)]
+    pub check_keyring: bool,
+    /// Store a secret (read from standard input) for an account in the
+    /// keyring, e.g. `--set-secret work-mail password`.
+    #[arg(long, num_args = 2, value_names = ["ACCOUNT", "NAME"])]
+    pub set_secret: Option<Vec<String>>,
+}
+
+/// Everything the chosen mode needs to start.
+pub struct Launch {
+    pub cli: Cli,
+    pub paths: Paths,
+    /// The config, or why it could not be used (the app then runs with no
+    /// account and shows the error).
+    pub config: Result<Config, String>,
+    pub config_path: PathBuf,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let Some(paths) = Paths::discover() else {
+        eprintln!("vigie: cannot find the home folder (is $HOME set?)");
+        return ExitCode::from(2);
+    };
+    let _log_guard = match logging::init(&paths.log_dir) {
+        Ok(guard) => Some(guard),
+        Err(problem) => {
+            logging::init_stderr();
+            tracing::warn!("{problem}; logging to stderr only");
+            None
+        }
+    };
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "starting");
+
+    if cli.check_keyring {
+        return check_keyring();
+    }
+    if let Some(args) = &cli.set_secret {
+        return set_secret(&args[0], &args[1]);
+    }
+
+    let config_path = cli.config.clone().unwrap_or_else(|| paths.config_file.clone());
+    let config = Config::load(&config_path).map_err(|e| {
+        tracing::error!("{e}");
+        e.to_string()
+    });
+    let launch = Launch { cli, paths, config, config_path };
+    if launch.cli.headless {
+        return run_headless(launch);
+    }
+    #[cfg(feature = "app")]
+    {
+        crate::app::run(launch)
+    }
+    #[cfg(not(feature = "app"))]
+    {
+        eprintln!("vigie: this build has no GUI; run it with --headless, or build with `--features app`");
+        ExitCode::from(2)
+    }
+}
+
+fn check_keyring() -> ExitCode {
+    match secrets::self_check(&KeyringSecrets) {
+        Ok(message) => {
+            println!("{message}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!("keyring check failed: {e}");
+            eprintln!("vigie: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn set_secret(account: &str, name: &str) -> ExitCode {
+    let mut value = String::new();
+    if let Err(e) = std::io::stdin().read_to_string(&mut value) {
+        eprintln!("vigie: could not read the secret from standard input: {e}");
+        return ExitCode::FAILURE;
+    }
+    let value = SecretString::from(value.trim_end_matches(['\r', '\n']).to_owned());
+    match KeyringSecrets.set(&AccountId::new(account), name, &value) {
+        Ok(()) => {
+            tracing::info!(account, name, "secret stored in the keyring");
+            println!("stored {name} for {account} in the system keyring");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(account, name, "could not store secret: {e}");
+            eprintln!("vigie: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_headless(launch: Launch) -> ExitCode {
+    let config = match launch.config {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("vigie: {message}");
+            let line = serde_json::json!({
+                "type": "error",
+                "at": jiff::Timestamp::now(),
+                "account": null,
+                "message": message,
+            });
+            println!("{line}");
+            return ExitCode::from(2);
+        }
+    };
+    // One thread is plenty for a handful of sockets and keeps an idle
+    // process small.
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("vigie: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let setup = sources::setup_from_config(&config, launch.paths.state_file.clone(), launch.cli.demo);
+        let (core, events) = match Core::start(setup) {
+            Ok(started) => started,
+            Err(e) => {
+                tracing::error!("{e}");
+                eprintln!("vigie: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let snapshot = core.handle().snapshot();
+        let result = headless::write_events(&snapshot, events, tokio::io::stdout(), shutdown_signal()).await;
+        core.stop().await;
+        tracing::info!("stopped");
+        match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("vigie: cannot write to stdout: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// Resolves on Ctrl-C, or SIGTERM on Unix.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

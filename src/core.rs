@@ -1,0 +1,249 @@
+//! Starting and stopping the notifier core.
+//!
+//! [`Core::start`] loads the state file, spawns one supervised task per
+//! enabled account, the hub task and the wake detector, and returns at once
+//! with the last known badge already in [`CoreHandle::snapshot`], before any
+//! network. [`Core::stop`] is the shutdown protocol: cancel, wait a bounded
+//! time for tasks to finish, then abort and await the stragglers.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use jiff::Timestamp;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{AccountConfig, HintRule};
+use crate::event::{CoreEvent, Snapshot};
+use crate::hub::Hub;
+use crate::model::AccountId;
+use crate::scheduler::{PollGate, Schedule, ScheduleConfig, Trigger, TriggerHandle};
+use crate::store::{StateStore, StoreError};
+use crate::wake;
+use crate::watcher::{Envelope, Watcher, WatcherContext, supervise};
+
+/// Reports in flight from watchers to the hub. Small: the hub is fast, and a
+/// full channel makes a flooding watcher wait rather than grow memory.
+const REPORT_BUFFER: usize = 64;
+/// Events in flight to the shell or stdout.
+const EVENT_BUFFER: usize = 256;
+/// How long [`Core::stop`] waits for tasks to wind down before aborting them.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+/// How often the wake detector compares the clocks.
+const WAKE_CHECK_EVERY: Duration = Duration::from_secs(15);
+/// A wall-clock jump larger than this over one check counts as a wake.
+const WAKE_THRESHOLD: Duration = Duration::from_secs(10);
+
+/// One account to run.
+pub struct AccountSpec {
+    /// Its configuration.
+    pub config: AccountConfig,
+    /// Its fetch policy.
+    pub schedule: ScheduleConfig,
+    /// Its watcher.
+    pub watcher: Box<dyn Watcher>,
+}
+
+/// A task that runs beside the watchers until its token is cancelled (the
+/// demo's simulated servers).
+pub type BackgroundTask = Box<dyn FnOnce(CancellationToken) -> BoxFuture<'static, ()> + Send>;
+
+/// Everything [`Core::start`] needs.
+pub struct Setup {
+    /// Where the state file lives.
+    pub state_file: PathBuf,
+    /// Cross-source refresh rules.
+    pub hints: Vec<HintRule>,
+    /// Whether these are the built-in demo accounts.
+    pub demo: bool,
+    /// The accounts.
+    pub accounts: Vec<AccountSpec>,
+    /// Tasks to run beside the watchers.
+    pub background: Vec<BackgroundTask>,
+}
+
+impl Setup {
+    /// An empty setup storing its state at `state_file`.
+    pub fn new(state_file: PathBuf) -> Self {
+        Setup { state_file, hints: Vec::new(), demo: false, accounts: Vec::new(), background: Vec::new() }
+    }
+}
+
+enum Command {
+    Pause(Option<Timestamp>),
+}
+
+/// A cheap, cloneable handle to a running core.
+#[derive(Clone)]
+pub struct CoreHandle {
+    triggers: Arc<BTreeMap<AccountId, TriggerHandle>>,
+    commands: mpsc::Sender<Command>,
+    snapshot: watch::Receiver<Snapshot>,
+}
+
+impl CoreHandle {
+    /// The latest state.
+    pub fn snapshot(&self) -> Snapshot {
+        self.snapshot.borrow().clone()
+    }
+
+    /// A receiver that wakes on every state change.
+    pub fn subscribe(&self) -> watch::Receiver<Snapshot> {
+        self.snapshot.clone()
+    }
+
+    /// Asks every account to refresh.
+    pub fn refresh_all(&self, reason: Trigger) {
+        for trigger in self.triggers.values() {
+            trigger.fire(reason);
+        }
+    }
+
+    /// Asks one account to refresh. Returns `false` for an unknown (or
+    /// disabled) account.
+    pub fn refresh(&self, account: &AccountId, reason: Trigger) -> bool {
+        self.triggers.get(account).map(|t| t.fire(reason)).is_some()
+    }
+
+    /// Pauses notifications until `until` (`None` resumes them). Items still
+    /// count in the badge while paused; they only show no toast.
+    pub async fn pause(&self, until: Option<Timestamp>) {
+        let _ = self.commands.send(Command::Pause(until)).await;
+    }
+}
+
+/// The running core. Dropping it without [`Core::stop`] leaves the tasks to
+/// the runtime's own shutdown; call `stop` for an orderly one.
+pub struct Core {
+    handle: CoreHandle,
+    cancel: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl Core {
+    /// Starts the core; must be called within a tokio runtime. Returns the
+    /// core and its event stream.
+    pub fn start(setup: Setup) -> Result<(Core, mpsc::Receiver<CoreEvent>), StoreError> {
+        let (store, recovered) = StateStore::load(&setup.state_file)?;
+        let configs: Vec<AccountConfig> = setup.accounts.iter().map(|a| a.config.clone()).collect();
+        let mut hub = Hub::new(store, recovered, &configs, setup.hints, setup.demo);
+
+        let cancel = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        let (report_tx, report_rx) = mpsc::channel(REPORT_BUFFER);
+        let mut triggers = BTreeMap::new();
+        let now = Instant::now();
+        for spec in setup.accounts {
+            let config = spec.config;
+            if !config.enabled {
+                continue;
+            }
+            let (gate, trigger) = PollGate::new(Schedule::new(spec.schedule, now), cancel.clone());
+            hub.add_trigger(config.id.clone(), trigger.clone());
+            triggers.insert(config.id.clone(), trigger);
+            let ctx = WatcherContext::new(
+                config.id.clone(),
+                config.source,
+                gate,
+                report_tx.clone(),
+                hub.cursor(&config.id),
+                cancel.clone(),
+            );
+            tasks.spawn(supervise(spec.watcher, ctx));
+        }
+        drop(report_tx);
+        for task in setup.background {
+            tasks.spawn(task(cancel.clone()));
+        }
+
+        let (snapshot_tx, snapshot_rx) = watch::channel(hub.snapshot());
+        let (event_tx, event_rx) = mpsc::channel(EVENT_BUFFER);
+        let (command_tx, command_rx) = mpsc::channel(8);
+        let triggers = Arc::new(triggers);
+        let handle = CoreHandle { triggers: triggers.clone(), commands: command_tx, snapshot: snapshot_rx };
+
+        for event in hub.startup_events() {
+            let _ = event_tx.try_send(event);
+        }
+        tasks.spawn(hub_loop(hub, report_rx, command_rx, event_tx, snapshot_tx, cancel.clone()));
+        let wake_triggers = triggers;
+        tasks.spawn(wake::wake_loop(WAKE_CHECK_EVERY, WAKE_THRESHOLD, cancel.clone(), move |slept| {
+            tracing::info!("woke after about {} s asleep: resyncing every account", slept.as_secs());
+            for trigger in wake_triggers.values() {
+                trigger.fire(Trigger::Wake);
+            }
+        }));
+        Ok((Core { handle, cancel, tasks }, event_rx))
+    }
+
+    /// A handle for triggering refreshes and reading state.
+    pub fn handle(&self) -> CoreHandle {
+        self.handle.clone()
+    }
+
+    /// Stops every task: cancel, wait up to a few seconds, then abort the
+    /// rest and wait for them, so no task outlives the core.
+    pub async fn stop(mut self) {
+        self.cancel.cancel();
+        let drain = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(STOP_GRACE, drain).await.is_err() {
+            tracing::warn!(remaining = self.tasks.len(), "tasks did not stop in time; aborting them");
+            self.tasks.shutdown().await;
+        }
+    }
+}
+
+async fn hub_loop(
+    mut hub: Hub,
+    mut reports: mpsc::Receiver<Envelope>,
+    mut commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<CoreEvent>,
+    snapshot: watch::Sender<Snapshot>,
+    cancel: CancellationToken,
+) {
+    let mut out = Vec::new();
+    loop {
+        // When a pause ends the snapshot must say so even if nothing else
+        // happens; wake up then.
+        let pause_ends = hub.snapshot().paused_until.map(|until| {
+            let left = until.duration_since(Timestamp::now()).unsigned_abs();
+            Instant::now() + left
+        });
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => return,
+            Some(envelope) = reports.recv() => hub.apply(envelope, &mut out),
+            Some(command) = commands.recv() => match command {
+                Command::Pause(until) => hub.pause(until, &mut out),
+            },
+            () = sleep_until_opt(pause_ends) => {}
+            else => return,
+        }
+        for event in out.drain(..) {
+            if events.send(event).await.is_err() {
+                // Nobody listens any more (the shell is shutting down).
+                break;
+            }
+        }
+        let next = hub.snapshot();
+        snapshot.send_if_modified(|current| {
+            let changed = *current != next;
+            if changed {
+                *current = next;
+            }
+            changed
+        });
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}

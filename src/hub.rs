@@ -1,0 +1,283 @@
+//! The hub: the single owner of account state, deduplication and the state
+//! file.
+//!
+//! Every watcher report funnels through [`Hub::apply`], one at a time, so
+//! there are no locks and no two places that could disagree about what was
+//! already notified. For each update the hub:
+//!
+//! 1. drops items whose key was notified before (across reconnects and
+//!    restarts); the very first update of an account is its *baseline*: its
+//!    items are remembered but not announced, so adding an account with
+//!    10,000 unread mails sets a count and fires no toast;
+//! 2. writes the state file, *then* announces, so a crash between the two can
+//!    lose a toast's "already shown" mark only in the safe direction;
+//! 3. derives the badge from all accounts and announces it when it changed;
+//! 4. fires hint triggers ("a mail from Leantime: refresh tasks").
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+
+use crate::badge::{self, Badge, BadgeMode, Unread};
+use crate::config::{AccountConfig, HintRule};
+use crate::event::{AccountSnapshot, CoreEvent, Snapshot};
+use crate::model::{AccountId, Connectivity, Source};
+use crate::scheduler::{Trigger, TriggerHandle};
+use crate::store::{Recovered, StateStore};
+use crate::watcher::{Envelope, Report, Update};
+
+#[derive(Debug)]
+struct AccountState {
+    name: String,
+    source: Source,
+    badge_mode: BadgeMode,
+    connectivity: Connectivity,
+    unread: Unread,
+    last_event_at: Option<Timestamp>,
+    last_error: Option<String>,
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub(crate) struct Hub {
+    store: StateStore,
+    order: Vec<AccountId>,
+    accounts: BTreeMap<AccountId, AccountState>,
+    triggers: BTreeMap<AccountId, TriggerHandle>,
+    hints: Vec<HintRule>,
+    demo: bool,
+    badge: (Badge, BTreeMap<Source, Badge>),
+    save_problem: Option<String>,
+    load_problem: Option<String>,
+}
+
+impl Hub {
+    /// A hub over `store` for `accounts`. Disabled accounts are shown but
+    /// never counted. State of accounts no longer configured is dropped.
+    pub fn new(
+        mut store: StateStore,
+        recovered: Option<Recovered>,
+        accounts: &[AccountConfig],
+        hints: Vec<HintRule>,
+        demo: bool,
+    ) -> Hub {
+        let ids: Vec<AccountId> = accounts.iter().map(|a| a.id.clone()).collect();
+        store.retain_accounts(&ids);
+        let states = accounts
+            .iter()
+            .map(|a| {
+                let record = store.account(&a.id);
+                let (connectivity, unread) = if a.enabled {
+                    let unread = record
+                        .map(|r| Unread { count: r.unread, dot: r.dot })
+                        .unwrap_or_default();
+                    (Connectivity::Connecting, unread)
+                } else {
+                    (Connectivity::Disabled { reason: None }, Unread::default())
+                };
+                let state = AccountState {
+                    name: a.name.clone(),
+                    source: a.source,
+                    badge_mode: a.badge,
+                    connectivity,
+                    unread,
+                    last_event_at: record.and_then(|r| r.last_event_at),
+                    last_error: None,
+                };
+                (a.id.clone(), state)
+            })
+            .collect();
+        let mut hub = Hub {
+            store,
+            order: ids,
+            accounts: states,
+            triggers: BTreeMap::new(),
+            hints,
+            demo,
+            badge: Default::default(),
+            save_problem: None,
+            load_problem: recovered.map(|r| r.to_string()),
+        };
+        hub.badge = hub.compute_badge();
+        hub
+    }
+
+    /// Lets hints reach `account`.
+    pub fn add_trigger(&mut self, account: AccountId, handle: TriggerHandle) {
+        self.triggers.insert(account, handle);
+    }
+
+    /// The resume cursor saved for `account`.
+    pub fn cursor(&self, account: &AccountId) -> Option<String> {
+        self.store.account(account).and_then(|r| r.cursor.clone())
+    }
+
+    /// Events to announce at start-up (e.g. a recovered state file).
+    pub fn startup_events(&self) -> Vec<CoreEvent> {
+        self.load_problem
+            .iter()
+            .map(|message| CoreEvent::Error { account: None, message: message.clone() })
+            .collect()
+    }
+
+    /// Applies one watcher report.
+    pub fn apply(&mut self, envelope: Envelope, out: &mut Vec<CoreEvent>) {
+        let Envelope { account, report } = envelope;
+        match report {
+            Report::Update(update) => self.apply_update(account, update, out),
+            Report::Connectivity(state) => self.apply_connectivity(account, state, out),
+        }
+    }
+
+    fn apply_update(&mut self, account: AccountId, update: Update, out: &mut Vec<CoreEvent>) {
+        let Some(state) = self.accounts.get_mut(&account) else { return };
+        let record = self.store.account_mut(&account);
+        let baseline = !record.baselined;
+        let mut dirty = baseline;
+        record.baselined = true;
+
+        let mut fresh = Vec::new();
+        for item in update.items {
+            if record.remember(&item.key) {
+                dirty = true;
+                if !baseline {
+                    fresh.push(item);
+                }
+            }
+        }
+        if let Some(count) = update.unread {
+            dirty |= record.unread != Some(count);
+            record.unread = Some(count);
+        }
+        if let Some(dot) = update.dot {
+            dirty |= record.dot != dot;
+            record.dot = dot;
+        }
+        if let Some(cursor) = update.cursor {
+            dirty |= record.cursor.as_ref() != Some(&cursor);
+            record.cursor = Some(cursor);
+        }
+        if !fresh.is_empty() {
+            record.last_event_at = Some(Timestamp::now());
+        }
+        state.unread = Unread { count: record.unread, dot: record.dot };
+        state.last_event_at = record.last_event_at;
+        let source = state.source;
+
+        if dirty {
+            self.persist(out);
+        }
+        for key in update.read {
+            out.push(CoreEvent::ItemRead { account: account.clone(), key });
+        }
+        if !fresh.is_empty() {
+            self.fire_hints(source, fresh.iter().map(|i| i.sender.as_str()));
+            out.push(CoreEvent::NewItems { account, items: fresh, silent: self.is_paused() });
+        }
+        self.announce_badge(out);
+    }
+
+    fn apply_connectivity(&mut self, account: AccountId, next: Connectivity, out: &mut Vec<CoreEvent>) {
+        let Some(state) = self.accounts.get_mut(&account) else { return };
+        if state.connectivity == next {
+            return;
+        }
+        match &next {
+            Connectivity::BackingOff { reason, .. } | Connectivity::AuthFailed { reason } => {
+                state.last_error = Some(reason.clone());
+            }
+            Connectivity::LivePush | Connectivity::Polling => state.last_error = None,
+            Connectivity::Connecting | Connectivity::Disabled { .. } => {}
+        }
+        state.connectivity = next.clone();
+        out.push(CoreEvent::Connectivity { account, source: state.source, state: next });
+    }
+
+    /// Pauses notifications until `until`, or resumes with `None`.
+    pub fn pause(&mut self, until: Option<Timestamp>, out: &mut Vec<CoreEvent>) {
+        self.store.set_paused_until(until);
+        self.persist(out);
+    }
+
+    fn is_paused(&self) -> bool {
+        self.store.paused_until().is_some_and(|t| t > Timestamp::now())
+    }
+
+    fn fire_hints<'a>(&self, source: Source, senders: impl Iterator<Item = &'a str> + Clone) {
+        for rule in &self.hints {
+            if !senders.clone().any(|sender| rule.matches(source, sender)) {
+                continue;
+            }
+            for (id, state) in &self.accounts {
+                if state.source == rule.refresh {
+                    if let Some(trigger) = self.triggers.get(id) {
+                        tracing::debug!(account = %id, "hint from {source}: refreshing");
+                        trigger.fire(Trigger::Hint);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes the state file. A failure is announced once (not at every
+    /// change) and the state stays in memory, to be written with the next
+    /// change.
+    fn persist(&mut self, out: &mut Vec<CoreEvent>) {
+        match self.store.save() {
+            Ok(()) => self.save_problem = None,
+            Err(e) => {
+                let message = format!(
+                    "{e}. Vigie keeps working; notifications shown since may be shown again after a restart."
+                );
+                tracing::error!("{message}");
+                if self.save_problem.as_ref() != Some(&message) {
+                    out.push(CoreEvent::Error { account: None, message: message.clone() });
+                }
+                self.save_problem = Some(message);
+            }
+        }
+    }
+
+    fn compute_badge(&self) -> (Badge, BTreeMap<Source, Badge>) {
+        let counted = || self.accounts.values().map(|s| (s.source, s.badge_mode, &s.unread));
+        let badge = Badge::combine(counted().map(|(_, mode, unread)| (mode, unread)));
+        (badge, badge::by_source(counted()))
+    }
+
+    fn announce_badge(&mut self, out: &mut Vec<CoreEvent>) {
+        let next = self.compute_badge();
+        if next != self.badge {
+            self.badge = next.clone();
+            out.push(CoreEvent::Badge { badge: next.0, by_source: next.1 });
+        }
+    }
+
+    /// The latest state of everything.
+    pub fn snapshot(&self) -> Snapshot {
+        let accounts = self
+            .order
+            .iter()
+            .filter_map(|id| {
+                let s = self.accounts.get(id)?;
+                Some(AccountSnapshot {
+                    id: id.clone(),
+                    name: s.name.clone(),
+                    source: s.source,
+                    badge_mode: s.badge_mode,
+                    connectivity: s.connectivity.clone(),
+                    unread: s.unread,
+                    last_event_at: s.last_event_at,
+                    last_error: s.last_error.clone(),
+                })
+            })
+            .collect();
+        Snapshot {
+            demo: self.demo,
+            paused_until: self.store.paused_until().filter(|t| *t > Timestamp::now()),
+            badge: self.badge.0,
+            by_source: self.badge.1.clone(),
+            accounts,
+            problems: self.load_problem.iter().chain(&self.save_problem).cloned().collect(),
+        }
+    }
+}

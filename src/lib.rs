@@ -1,0 +1,43 @@
+//! Vigie's notifier core: watches mail, team chat and a project tool and
+//! reports what is new, with no GUI and no Tauri.
+//!
+//! The Tauri tray shell (`src-tauri/`) and the `--headless` JSON-lines mode
+//! are two front ends over this library.
+//!
+//! # Layout
+//!
+//! - [`model`]: the shared vocabulary: sources, accounts, items, connectivity.
+//! - [`config`]: the TOML config file and the platform paths.
+//! - [`secrets`]: the OS keyring behind a trait; no plaintext fallback.
+//! - [`watcher`]: the interface sources implement, and the supervisor that
+//!   restarts them with backoff.
+//! - [`scheduler`]: when to fetch: intervals, triggers, coalescing, rate
+//!   limits, backoff, push/poll modes. [`backoff`] holds the pure policies.
+//! - [`hub`] (private): the single owner of dedup state, counts and the badge.
+//! - [`store`]: the state file (cursors, notified keys, last counts).
+//! - [`badge`]: the unified badge; [`icon`] draws it into tray pixels.
+//! - [`core`]: start and stop everything; [`event`]: what comes out.
+//! - [`wake`]: sleep/resume detection. [`demo`]: the built-in demo world.
+//! - [`sources`]: from config to watchers. [`headless`]: JSON lines on stdout.
+//! - [`logging`]: rotating log files.
+
+pub mod backoff;
+pub mod badge;
+pub mod config;
+pub mod core;
+pub mod demo;
+pub mod event;
+pub mod headless;
+mod hub;
+pub mod icon;
+pub mod logging;
+pub mod model;
+pub mod scheduler;
+pub mod secrets;
+pub mod sources;
+pub mod store;
+pub mod wake;
+pub mod watcher;
+
+pub use crate::core::{AccountSpec, Core, CoreHandle, Setup};
+pub use crate::event::{CoreEvent, Snapshot};

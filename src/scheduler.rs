@@ -1,0 +1,316 @@
+//! The hybrid scheduler: decides *when* a source fetches.
+//!
+//! Every account has a [`Schedule`] (pure policy, time passed in) wrapped in a
+//! [`PollGate`] (the async side its watcher awaits). The rules, in order:
+//!
+//! 1. A polled source fetches every `interval`; a live push source only every
+//!    `push_resync` (a safety net), since the server tells it about changes.
+//! 2. Anyone may [`TriggerHandle::fire`] a refresh (the user, a hint from
+//!    another source, wake from sleep, network back). Triggers arriving within
+//!    `coalesce` of the first one are folded into a single fetch: the trigger
+//!    channel only wakes the gate, the gate remembers the *first* pending one.
+//! 3. Two fetches are never closer than `min_gap`, and a token bucket keeps the
+//!    source under its server's rate limit, whatever the triggers say.
+//! 4. After a failure the next attempt waits an exponential backoff with full
+//!    jitter, or exactly the server's `Retry-After`. The user or "network back"
+//!    may cut a backoff short, never a server's `Retry-After`.
+//! 5. After a fetch that found something new, poll faster (`boost`) for a
+//!    while: activity tends to come in bursts.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff::{Backoff, TokenBucket};
+
+/// Why a fetch happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// The regular interval (or the first sync at start).
+    Scheduled,
+    /// The user asked ("Refresh now").
+    Manual,
+    /// Another source saw something that suggests this one changed.
+    Hint,
+    /// The machine woke from sleep.
+    Wake,
+    /// The network came back.
+    NetworkBack,
+}
+
+impl Trigger {
+    /// Whether this trigger may cut short a backoff that we chose ourselves.
+    /// A hint may not: a struggling server is not helped by more requests.
+    fn overrides_backoff(self) -> bool {
+        matches!(self, Trigger::Manual | Trigger::Wake | Trigger::NetworkBack)
+    }
+}
+
+/// Whether the source currently relies on push or on polling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Fetch on the interval.
+    Polling,
+    /// The server pushes; fetch only on triggers and the safety resync.
+    PushLive,
+}
+
+/// The knobs of one account's schedule.
+#[derive(Debug, Clone)]
+pub struct ScheduleConfig {
+    /// Base interval between fetches while polling.
+    pub interval: Duration,
+    /// Safety resync while push is live; `None` for never.
+    pub push_resync: Option<Duration>,
+    /// Triggers within this window of the first become one fetch.
+    pub coalesce: Duration,
+    /// Smallest gap between two fetch starts.
+    pub min_gap: Duration,
+    /// Server rate limit: (requests per minute, burst).
+    pub rate_limit: Option<(u32, u32)>,
+    /// Backoff (floor, base, max) after failures.
+    pub backoff: (Duration, Duration, Duration),
+    /// After a change: (faster interval, for how long).
+    pub boost: Option<(Duration, Duration)>,
+}
+
+impl ScheduleConfig {
+    /// Defaults for a source polled every `interval`.
+    pub fn polling(interval: Duration) -> Self {
+        ScheduleConfig {
+            interval,
+            push_resync: None,
+            coalesce: Duration::from_millis(300),
+            min_gap: Duration::from_secs(2),
+            rate_limit: None,
+            backoff: (Duration::from_secs(1), Duration::from_secs(2), Duration::from_secs(300)),
+            boost: None,
+        }
+    }
+}
+
+/// Used as "never" for instants: far enough to not matter, near enough not to
+/// overflow `Instant` arithmetic on any platform.
+const FAR: Duration = Duration::from_secs(86_400 * 365);
+
+#[derive(Debug, Clone, Copy)]
+struct Hold {
+    until: Instant,
+    /// Set by the server (Retry-After): no trigger may shorten it.
+    hard: bool,
+}
+
+/// One account's fetch policy. Pure: every method takes `now`.
+#[derive(Debug)]
+pub struct Schedule {
+    cfg: ScheduleConfig,
+    mode: Mode,
+    planned: Instant,
+    pending: Option<(Instant, Trigger)>,
+    last_start: Option<Instant>,
+    hold: Option<Hold>,
+    bucket: Option<TokenBucket>,
+    backoff: Backoff,
+    boost_until: Option<Instant>,
+}
+
+impl Schedule {
+    /// A schedule whose first fetch (the initial sync) is due at `now`.
+    pub fn new(cfg: ScheduleConfig, now: Instant) -> Self {
+        Self::with_rng(cfg, now, fastrand::Rng::new())
+    }
+
+    /// Like [`Schedule::new`] with seeded jitter, for tests.
+    pub fn with_rng(cfg: ScheduleConfig, now: Instant, rng: fastrand::Rng) -> Self {
+        let (floor, base, max) = cfg.backoff;
+        Schedule {
+            bucket: cfg.rate_limit.map(|(per_min, burst)| TokenBucket::per_minute(per_min, burst, now)),
+            backoff: Backoff::with_rng(floor, base, max, rng),
+            cfg,
+            mode: Mode::Polling,
+            planned: now,
+            pending: None,
+            last_start: None,
+            hold: None,
+            boost_until: None,
+        }
+    }
+
+    /// When the next fetch may start.
+    pub fn due(&self, now: Instant) -> Instant {
+        let mut at = self.planned;
+        if let Some((first, _)) = self.pending {
+            at = at.min(first + self.cfg.coalesce);
+        }
+        if let Some(hold) = self.hold {
+            at = at.max(hold.until);
+        }
+        if let Some(last) = self.last_start {
+            at = at.max(last + self.cfg.min_gap);
+        }
+        if let Some(bucket) = &self.bucket {
+            at = at.max(bucket.ready_at(now));
+        }
+        at
+    }
+
+    /// Records a trigger; later ones fold into the first pending one.
+    pub fn trigger(&mut self, now: Instant, reason: Trigger) {
+        if self.pending.is_none() {
+            self.pending = Some((now, reason));
+        }
+        if reason.overrides_backoff() && self.hold.is_some_and(|h| !h.hard) {
+            self.hold = None;
+        }
+    }
+
+    /// A fetch starts now; returns why.
+    pub fn start(&mut self, now: Instant) -> Trigger {
+        let reason = self.pending.take().map_or(Trigger::Scheduled, |(_, r)| r);
+        self.last_start = Some(now);
+        if let Some(bucket) = &mut self.bucket {
+            bucket.try_take(now);
+        }
+        self.planned = now + self.interval(now);
+        reason
+    }
+
+    /// The fetch worked; `changed` says whether it found anything new.
+    pub fn succeeded(&mut self, now: Instant, changed: bool) {
+        self.backoff.reset();
+        self.hold = None;
+        if changed {
+            self.boost_until = self.cfg.boost.map(|(_, length)| now + length);
+        }
+        self.planned = now + self.interval(now);
+    }
+
+    /// The fetch (or connection) failed. Returns when the next attempt is.
+    /// `retry_after` is the server's demand and is honoured exactly.
+    pub fn failed(&mut self, now: Instant, retry_after: Option<Duration>) -> Instant {
+        let (delay, hard) = match retry_after {
+            Some(wait) => {
+                self.backoff.next_delay();
+                (wait, true)
+            }
+            None => (self.backoff.next_delay(), false),
+        };
+        let until = now + delay;
+        self.hold = Some(Hold { until, hard });
+        self.planned = until;
+        self.pending = None;
+        until
+    }
+
+    /// Switches between push and polling.
+    pub fn set_mode(&mut self, now: Instant, mode: Mode) {
+        if self.mode == mode {
+            return;
+        }
+        self.mode = mode;
+        let next = now + self.interval(now);
+        self.planned = match mode {
+            // Push just went down: the next regular poll should not wait for
+            // a resync timer that was set for the push case.
+            Mode::Polling => self.planned.min(next),
+            Mode::PushLive => next,
+        };
+    }
+
+    /// The current mode.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Consecutive failures so far.
+    pub fn failures(&self) -> u32 {
+        self.backoff.failures()
+    }
+
+    fn interval(&self, now: Instant) -> Duration {
+        match self.mode {
+            Mode::PushLive => self.cfg.push_resync.unwrap_or(FAR),
+            Mode::Polling => match (self.cfg.boost, self.boost_until) {
+                (Some((fast, _)), Some(until)) if now < until => fast.min(self.cfg.interval),
+                _ => self.cfg.interval,
+            },
+        }
+    }
+}
+
+/// Fires triggers at one account's gate. Cheap to clone; never blocks.
+#[derive(Debug, Clone)]
+pub struct TriggerHandle(mpsc::Sender<Trigger>);
+
+impl TriggerHandle {
+    /// Asks for a refresh. If the gate's buffer is full, a refresh is already
+    /// pending and this one would have been coalesced into it anyway.
+    pub fn fire(&self, reason: Trigger) {
+        let _ = self.0.try_send(reason);
+    }
+}
+
+/// Triggers buffered per gate. More than this many unconsumed triggers can
+/// only mean the gate is busy fetching, and they would coalesce anyway.
+const TRIGGER_BUFFER: usize = 8;
+
+/// The async side of a [`Schedule`]: what a watcher awaits between fetches.
+#[derive(Debug)]
+pub struct PollGate {
+    schedule: Schedule,
+    triggers: mpsc::Receiver<Trigger>,
+    /// Keeps the channel open so `recv` never returns `None` in a loop.
+    _keepalive: mpsc::Sender<Trigger>,
+    cancel: CancellationToken,
+}
+
+impl PollGate {
+    /// A gate over `schedule`, and the handle that triggers it.
+    pub fn new(schedule: Schedule, cancel: CancellationToken) -> (PollGate, TriggerHandle) {
+        let (tx, rx) = mpsc::channel(TRIGGER_BUFFER);
+        let gate = PollGate { schedule, triggers: rx, _keepalive: tx.clone(), cancel };
+        (gate, TriggerHandle(tx))
+    }
+
+    /// Waits until the next fetch is due and starts it. `None` once cancelled.
+    pub async fn next_poll(&mut self) -> Option<Trigger> {
+        self.wait_until_due().await?;
+        Some(self.schedule.start(Instant::now()))
+    }
+
+    /// Waits until a fetch would be due without starting one (used to sit out
+    /// a backoff before reconnecting). `None` once cancelled.
+    pub async fn wait_until_due(&mut self) -> Option<()> {
+        loop {
+            let due = self.schedule.due(Instant::now());
+            tokio::select! {
+                biased;
+                () = self.cancel.cancelled() => return None,
+                Some(reason) = self.triggers.recv() => {
+                    self.schedule.trigger(Instant::now(), reason);
+                }
+                () = sleep_until(due) => return Some(()),
+            }
+        }
+    }
+
+    /// Waits for a trigger only (no timer): used while retrying would not help,
+    /// e.g. after the server rejected the credentials. `None` once cancelled.
+    pub async fn wait_for_trigger(&mut self) -> Option<Trigger> {
+        tokio::select! {
+            () = self.cancel.cancelled() => None,
+            reason = self.triggers.recv() => {
+                let reason = reason?;
+                self.schedule.trigger(Instant::now(), reason);
+                Some(reason)
+            }
+        }
+    }
+
+    /// The policy, to report outcomes and switch modes.
+    pub fn schedule(&mut self) -> &mut Schedule {
+        &mut self.schedule
+    }
+}

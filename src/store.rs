@@ -1,0 +1,264 @@
+//! The state file: what survives a restart.
+//!
+//! Per account: whether the first sync (the baseline) happened, the source's
+//! resume cursor, the keys already notified, and the last known unread count
+//! (so the tray shows the last badge at once, before any network). Plus the
+//! "pause notifications" deadline.
+//!
+//! Invariants:
+//! - Writes are atomic (temp file in the same folder, fsync, rename): a crash
+//!   or a full disk leaves the previous file intact, never half a file.
+//! - Growth is bounded: each account remembers at most [`MAX_NOTIFIED`] keys,
+//!   forgetting the oldest first. Watchers use cursors for "new since", the
+//!   key set is the safety net for resends around reconnects.
+//! - A corrupt file never stops the app: it is moved aside (kept for the
+//!   user), the app starts fresh and says so. Starting fresh re-baselines, so
+//!   it costs no flood of old notifications.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::model::AccountId;
+
+/// Keys remembered per account.
+pub const MAX_NOTIFIED: usize = 5_000;
+
+const FORMAT_VERSION: u32 = 1;
+
+/// Failure to read or write the state file.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The file could not be written (full disk, permissions, …). The state is
+    /// kept in memory and written again with the next change.
+    #[error("could not save the state file {}: {source}", .path.display())]
+    Write {
+        /// The file we tried to write.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The file exists but could not be read.
+    #[error("could not read the state file {}: {source}", .path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+}
+
+/// What happened at load that the user should hear about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovered {
+    /// Where the unreadable file was moved.
+    pub kept_at: PathBuf,
+    /// Why it could not be read.
+    pub problem: String,
+}
+
+impl std::fmt::Display for Recovered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the state file was unreadable ({}); started fresh and kept the old file at {}",
+            self.problem,
+            self.kept_at.display()
+        )
+    }
+}
+
+/// Persisted state of one account.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AccountRecord {
+    /// The first sync happened; later items are news.
+    #[serde(default)]
+    pub baselined: bool,
+    /// The watcher's resume position.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    /// Last known unread count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unread: Option<u32>,
+    /// Last known "new without a count".
+    #[serde(default)]
+    pub dot: bool,
+    /// When the last new item arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_event_at: Option<Timestamp>,
+    /// Keys already notified, oldest first.
+    #[serde(default)]
+    notified: VecDeque<String>,
+    #[serde(skip)]
+    index: HashSet<String>,
+}
+
+impl AccountRecord {
+    /// Records `key` as notified. Returns `true` if it was not known yet.
+    pub fn remember(&mut self, key: &str) -> bool {
+        if self.index.contains(key) {
+            return false;
+        }
+        if self.notified.len() >= MAX_NOTIFIED {
+            if let Some(old) = self.notified.pop_front() {
+                self.index.remove(&old);
+            }
+        }
+        self.notified.push_back(key.to_owned());
+        self.index.insert(key.to_owned());
+        true
+    }
+
+    /// Whether `key` was notified before.
+    pub fn knows(&self, key: &str) -> bool {
+        self.index.contains(key)
+    }
+
+    /// How many keys are remembered.
+    pub fn remembered(&self) -> usize {
+        self.notified.len()
+    }
+
+    fn rebuild_index(&mut self) {
+        self.index = self.notified.iter().cloned().collect();
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct StateFile {
+    version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    paused_until: Option<Timestamp>,
+    #[serde(default)]
+    accounts: BTreeMap<String, AccountRecord>,
+}
+
+/// The state file, loaded.
+#[derive(Debug)]
+pub struct StateStore {
+    path: PathBuf,
+    data: StateFile,
+}
+
+impl StateStore {
+    /// Loads the store at `path`. A missing file is an empty store; an
+    /// unreadable one is moved aside and reported in the second value.
+    pub fn load(path: &Path) -> Result<(StateStore, Option<Recovered>), StoreError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok((StateStore::empty(path), None));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Self::recover(path, "it is not UTF-8 text".to_owned());
+            }
+            Err(source) => return Err(StoreError::Read { path: path.to_owned(), source }),
+        };
+        match serde_json::from_str::<StateFile>(&text) {
+            Ok(mut data) if data.version == FORMAT_VERSION => {
+                for record in data.accounts.values_mut() {
+                    record.rebuild_index();
+                }
+                Ok((StateStore { path: path.to_owned(), data }, None))
+            }
+            Ok(data) => Self::recover(path, format!("unknown format version {}", data.version)),
+            Err(e) => Self::recover(path, e.to_string()),
+        }
+    }
+
+    fn empty(path: &Path) -> StateStore {
+        StateStore {
+            path: path.to_owned(),
+            data: StateFile { version: FORMAT_VERSION, ..StateFile::default() },
+        }
+    }
+
+    fn recover(path: &Path, problem: String) -> Result<(StateStore, Option<Recovered>), StoreError> {
+        let stamp = Timestamp::now().strftime("%Y%m%dT%H%M%SZ");
+        let kept_at = path.with_extension(format!("json.corrupt-{stamp}"));
+        std::fs::rename(path, &kept_at)
+            .map_err(|source| StoreError::Read { path: path.to_owned(), source })?;
+        tracing::error!(path = %path.display(), kept_at = %kept_at.display(), "state file unreadable: {problem}");
+        Ok((StateStore::empty(path), Some(Recovered { kept_at, problem })))
+    }
+
+    /// Where the store lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The record of `account`, if any.
+    pub fn account(&self, account: &AccountId) -> Option<&AccountRecord> {
+        self.data.accounts.get(account.as_str())
+    }
+
+    /// The record of `account`, created empty if needed.
+    pub fn account_mut(&mut self, account: &AccountId) -> &mut AccountRecord {
+        self.data.accounts.entry(account.as_str().to_owned()).or_default()
+    }
+
+    /// Forgets every account not in `keep` (removed from the config).
+    pub fn retain_accounts(&mut self, keep: &[AccountId]) {
+        self.data.accounts.retain(|id, _| keep.iter().any(|k| k.as_str() == id));
+    }
+
+    /// Until when notifications are paused.
+    pub fn paused_until(&self) -> Option<Timestamp> {
+        self.data.paused_until
+    }
+
+    /// Pauses notifications until `until`, or resumes them with `None`.
+    pub fn set_paused_until(&mut self, until: Option<Timestamp>) {
+        self.data.paused_until = until;
+    }
+
+    /// Writes the store atomically.
+    pub fn save(&self) -> Result<(), StoreError> {
+        let write_error = |source| StoreError::Write { path: self.path.clone(), source };
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(write_error)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(write_error)?;
+        serde_json::to_writer(&mut tmp, &self.data).map_err(|e| write_error(e.into()))?;
+        tmp.flush().map_err(write_error)?;
+        tmp.as_file().sync_all().map_err(write_error)?;
+        tmp.persist(&self.path).map_err(|e| write_error(e.error))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembering_is_bounded_and_forgets_the_oldest() {
+        let mut record = AccountRecord::default();
+        for i in 0..MAX_NOTIFIED + 10 {
+            assert!(record.remember(&format!("k{i}")));
+        }
+        assert_eq!(record.remembered(), MAX_NOTIFIED);
+        assert!(!record.knows("k0"), "oldest key is forgotten");
+        assert!(record.knows(&format!("k{}", MAX_NOTIFIED + 9)));
+        assert!(!record.remember("k20"), "recent keys are still known");
+    }
+
+    #[test]
+    fn a_saved_store_loads_back_with_its_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.json");
+        let (mut store, recovered) = StateStore::load(&path).expect("load");
+        assert!(recovered.is_none());
+        let id = AccountId::new("work");
+        store.account_mut(&id).remember("uid-1");
+        store.account_mut(&id).unread = Some(4);
+        store.save().expect("save");
+
+        let (store, _) = StateStore::load(&path).expect("reload");
+        let record = store.account(&id).expect("record");
+        assert!(record.knows("uid-1"));
+        assert_eq!(record.unread, Some(4));
+    }
+}
