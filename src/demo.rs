@@ -42,6 +42,9 @@ struct DemoItem {
 struct WorldState {
     step: u64,
     next_id: u64,
+    /// Keys of generated items start with this, so a restarted demo (a new
+    /// world) never reuses an old key, as a real server would not.
+    epoch: i64,
     unread: [Vec<DemoItem>; 3],
     /// The chat server drops its connections once at this generation.
     chat_drops: u64,
@@ -68,10 +71,13 @@ impl DemoWorld {
     /// never toasted).
     pub fn new() -> Arc<DemoWorld> {
         let world = Arc::new(DemoWorld::default());
+        // The seed items keep fixed keys: they are "the same old mail" in
+        // every run, so a restart must not announce them again.
         world.add(Source::Mail, "Welcome to Vigie", "This is a demo mailbox.", "Vigie demo");
         world.add(Source::Mail, "Lunch on Friday?", "Shall we try the new place?", "Camille Durand");
         world.add(Source::Chat, "#general", "Good morning everyone!", "bob");
         world.add(Source::Tasks, "Review the release notes", "Assigned to you", "Leantime");
+        world.lock().epoch = Timestamp::now().as_millisecond();
         world
     }
 
@@ -85,7 +91,10 @@ impl DemoWorld {
         let mut state = self.lock();
         state.next_id += 1;
         let item = DemoItem {
-            key: format!("{}-{}", source.as_str(), state.next_id),
+            key: match state.epoch {
+                0 => format!("{}-{}", source.as_str(), state.next_id),
+                epoch => format!("{}-{epoch}-{}", source.as_str(), state.next_id),
+            },
             title: title.to_owned(),
             preview: preview.to_owned(),
             sender: sender.to_owned(),
