@@ -8,6 +8,14 @@
 #[cfg(feature = "app")]
 mod app;
 mod cli;
+#[cfg(feature = "app")]
+mod commands;
+#[cfg(feature = "app")]
+mod ipc;
+#[cfg(feature = "app")]
+mod toast;
+#[cfg(feature = "app")]
+mod tray;
 
 fn main() -> std::process::ExitCode {
     cli::main()

@@ -65,12 +65,22 @@ pub struct Setup {
     pub accounts: Vec<AccountSpec>,
     /// Tasks to run beside the watchers.
     pub background: Vec<BackgroundTask>,
+    /// Problems found before the core started (e.g. an invalid config file),
+    /// shown in the snapshot and announced as the first events.
+    pub problems: Vec<String>,
 }
 
 impl Setup {
     /// An empty setup storing its state at `state_file`.
     pub fn new(state_file: PathBuf) -> Self {
-        Setup { state_file, hints: Vec::new(), demo: false, accounts: Vec::new(), background: Vec::new() }
+        Setup {
+            state_file,
+            hints: Vec::new(),
+            demo: false,
+            accounts: Vec::new(),
+            background: Vec::new(),
+            problems: Vec::new(),
+        }
     }
 }
 
@@ -131,7 +141,7 @@ impl Core {
     pub fn start(setup: Setup) -> Result<(Core, mpsc::Receiver<CoreEvent>), StoreError> {
         let (store, recovered) = StateStore::load(&setup.state_file)?;
         let configs: Vec<AccountConfig> = setup.accounts.iter().map(|a| a.config.clone()).collect();
-        let mut hub = Hub::new(store, recovered, &configs, setup.hints, setup.demo);
+        let mut hub = Hub::new(store, recovered, &configs, setup.hints, setup.demo, setup.problems);
 
         let cancel = CancellationToken::new();
         let mut tasks = JoinSet::new();

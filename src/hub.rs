@@ -48,7 +48,8 @@ pub(crate) struct Hub {
     demo: bool,
     badge: (Badge, BTreeMap<Source, Badge>),
     save_problem: Option<String>,
-    load_problem: Option<String>,
+    /// Problems known at start (invalid config, recovered state file).
+    startup_problems: Vec<String>,
 }
 
 impl Hub {
@@ -60,7 +61,9 @@ impl Hub {
         accounts: &[AccountConfig],
         hints: Vec<HintRule>,
         demo: bool,
+        mut problems: Vec<String>,
     ) -> Hub {
+        problems.extend(recovered.map(|r| r.to_string()));
         let ids: Vec<AccountId> = accounts.iter().map(|a| a.id.clone()).collect();
         store.retain_accounts(&ids);
         let states = accounts
@@ -96,7 +99,7 @@ impl Hub {
             demo,
             badge: Default::default(),
             save_problem: None,
-            load_problem: recovered.map(|r| r.to_string()),
+            startup_problems: problems,
         };
         hub.badge = hub.compute_badge();
         hub
@@ -114,7 +117,7 @@ impl Hub {
 
     /// Events to announce at start-up (e.g. a recovered state file).
     pub fn startup_events(&self) -> Vec<CoreEvent> {
-        self.load_problem
+        self.startup_problems
             .iter()
             .map(|message| CoreEvent::Error { account: None, message: message.clone() })
             .collect()
@@ -277,7 +280,7 @@ impl Hub {
             badge: self.badge.0,
             by_source: self.badge.1.clone(),
             accounts,
-            problems: self.load_problem.iter().chain(&self.save_problem).cloned().collect(),
+            problems: self.startup_problems.iter().chain(&self.save_problem).cloned().collect(),
         }
     }
 }

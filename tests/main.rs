@@ -1,1 +1,18 @@
-//! Integration tests.
+//! Integration tests of Vigie's headless core, one module per area:
+//!
+//! - `support`: shared helpers (deadlines, a scripted watcher, a core
+//!   harness, the headless binary runner).
+//! - `scheduler`: intervals, coalescing, gaps, rate limits, backoff,
+//!   push/poll modes and boost; the async poll gate.
+//! - `core`: the core end to end with scripted watchers: baseline, dedup,
+//!   restarts, supervision, hints, pause, disabled accounts, shutdown.
+//! - `store`: the state file: corrupt files are kept aside, an unwritable
+//!   location does not stop the core.
+//! - `headless`: the `vigie --headless` binary and its JSON-lines contract.
+
+mod support;
+
+mod core;
+mod headless;
+mod scheduler;
+mod store;

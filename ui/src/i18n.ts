@@ -159,7 +159,19 @@ export function resolveLang(choice: LangChoice): Lang {
  */
 export function localeFor(lang: Lang): string {
   const system = navigator.language;
-  return system && langFromTag(system) === lang ? system : lang;
+  return system && isValidLocale(system) && langFromTag(system) === lang ? system : lang;
+}
+
+/**
+ * WebKitGTK reports the POSIX locale as is when LANG is unset or "C"
+ * (navigator.language === "C"), which Intl rejects with a RangeError.
+ */
+function isValidLocale(tag: string): boolean {
+  try {
+    return Intl.DateTimeFormat.supportedLocalesOf([tag]).length > 0;
+  } catch {
+    return false;
+  }
 }
 
 function sameDay(a: Date, b: Date): boolean {

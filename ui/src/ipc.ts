@@ -50,6 +50,8 @@ export interface Overview {
   pausedUntil: string | null;
   badge: Badge;
   accounts: AccountView[];
+  /** Problems not tied to one account (invalid config file, state not saved), in the core's words. */
+  problems: string[];
 }
 
 export type PauseUntil = 'hour' | 'tomorrow' | 'resume';

@@ -199,6 +199,7 @@ export function createView(root: HTMLElement, handlers: ViewHandlers): View {
 
   // Banner and alert area.
   const demoBanner = el('p', { class: 'demo-banner', hidden: true, attrs: { role: 'note' } });
+  const problems = el('ul', { class: 'problems', hidden: true, attrs: { 'aria-live': 'assertive' } });
   const status = el('div', {
     class: 'status',
     attrs: { role: 'alert', 'aria-atomic': 'true', id: 'status' },
@@ -240,7 +241,7 @@ export function createView(root: HTMLElement, handlers: ViewHandlers): View {
     list,
   );
 
-  root.replaceChildren(header, el('main', { class: 'app-main' }, demoBanner, status, controls, accounts));
+  root.replaceChildren(header, el('main', { class: 'app-main' }, demoBanner, problems, status, controls, accounts));
 
   const items = new Map<string, AccountRefs>();
 
@@ -284,6 +285,9 @@ export function createView(root: HTMLElement, handlers: ViewHandlers): View {
     const overview = current;
 
     setHidden(demoBanner, !overview.demo);
+    const problemList = overview.problems ?? [];
+    problems.replaceChildren(...problemList.map((p) => el('li', { class: 'problem', text: p })));
+    setHidden(problems, problemList.length === 0);
 
     const label = overview.badge.label;
     setHidden(badge, label === '');

@@ -90,12 +90,20 @@ export function launchBrowser() {
  * Times are shown in UTC so HH:MM assertions are stable.
  */
 export async function openMockPage(browser, baseUrl, mock, contextOptions = {}) {
+  // `navigatorLanguage` forces what navigator.language says, e.g. the "C"
+  // that WebKitGTK reports when LANG is unset.
+  const { navigatorLanguage, ...options } = contextOptions;
   const context = await browser.newContext({
     locale: 'en-GB',
     timezoneId: 'UTC',
-    ...contextOptions,
+    ...options,
   });
   const page = await context.newPage();
+  if (navigatorLanguage) {
+    await page.addInitScript((tag) => {
+      Object.defineProperty(Navigator.prototype, 'language', { get: () => tag });
+    }, navigatorLanguage);
+  }
   page.setDefaultTimeout(10_000);
   const errors = [];
   page.on('pageerror', (error) => errors.push(error));
@@ -138,6 +146,7 @@ export function sampleOverview(overrides = {}) {
   return {
     demo: false,
     pausedUntil: null,
+    problems: [],
     badge: { count: 7, dot: true, label: '7' },
     accounts: [
       {

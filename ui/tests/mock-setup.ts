@@ -33,6 +33,7 @@ const emptyOverview: Overview = {
   pausedUntil: null,
   badge: { count: 0, dot: false, label: '' },
   accounts: [],
+  problems: [],
 };
 
 const configured = window.__VIGIE_MOCK__ ?? {};

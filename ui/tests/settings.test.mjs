@@ -257,6 +257,29 @@ describe('settings window (mocked core)', () => {
     );
   });
 
+  it("shows problems not tied to an account (an invalid config file) in the core's own words", async () => {
+    const message = 'the config file /home/me/.config/vigie/config.toml is not valid: TOML parse error at line 4, column 1';
+    await withPage({ overview: sampleOverview({ problems: [message] }) }, async (page) => {
+      await page.locator('.problem').waitFor();
+      assert.equal(await page.locator('.problem').textContent(), message);
+      await emitOverview(page, sampleOverview({ problems: [] }));
+      await page.locator('.problems').waitFor({ state: 'hidden' });
+    });
+  });
+
+  it('a POSIX "C" system locale (WebKitGTK without LANG) falls back to English without an error', async () => {
+    await withPage(
+      { overview: sampleOverview() },
+      async (page) => {
+        await item(page, 'work-mail').waitFor();
+        assert.equal(await item(page, 'work-mail').locator('.source').textContent(), 'Mail');
+        assert.match(await item(page, 'work-mail').locator('.last-event').textContent(), /^Last event: /);
+        assert.equal((await page.locator('[role="alert"]').textContent()).trim(), '');
+      },
+      { navigatorLanguage: 'C' },
+    );
+  });
+
   it('the language switch overrides the system language and is remembered', async () => {
     await withPage({ overview: sampleOverview() }, async (page) => {
       await item(page, 'work-mail').waitFor();

@@ -1,0 +1,194 @@
+//! The tray app: starts the core, the tray and the toasts, opens the settings
+//! window on demand, and stops everything cleanly on Quit.
+//!
+//! Lifecycle: closing the settings window destroys it (an idle app holds no
+//! webview) and never quits; only "Quit" does, and then the core is stopped
+//! before the process exits. A second launch only opens the settings window
+//! of the running instance.
+
+use std::process::ExitCode;
+use std::sync::Mutex;
+
+use tauri::{AppHandle, Emitter, Manager, RunEvent, Runtime, WebviewUrl, WebviewWindowBuilder};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use vigie::config::{Config, Notifications};
+use vigie::pause::PauseChoice;
+use vigie::scheduler::Trigger;
+use vigie::{Core, CoreEvent, CoreHandle, sources};
+
+use crate::cli::Launch;
+use crate::ipc::{OVERVIEW_CHANGED, Overview};
+use crate::toast;
+use crate::tray::{MenuAction, Tray};
+
+/// Label of the settings window (also named in its capability file).
+pub const SETTINGS: &str = "settings";
+
+/// What must be stopped at exit, in order.
+struct Running {
+    shell: CancellationToken,
+    tasks: Vec<tauri::async_runtime::JoinHandle<()>>,
+    core: Core,
+}
+
+#[derive(Default)]
+struct RunningSlot(Mutex<Option<Running>>);
+
+pub fn run(launch: Launch) -> ExitCode {
+    let (config, problems) = match launch.config {
+        Ok(config) => (config, Vec::new()),
+        // Run with no account and show the error, rather than refuse to
+        // start or silently fall back to the demo; the file is left as is.
+        Err(message) => (Config::empty(), vec![message]),
+    };
+    let demo = launch.cli.demo || (problems.is_empty() && config.accounts.is_empty());
+    let mut setup = sources::setup_from_config(&config, launch.paths.state_file.clone(), demo);
+    if !problems.is_empty() && !launch.cli.demo {
+        setup = vigie::Setup::new(launch.paths.state_file.clone());
+    }
+    setup.problems = problems;
+    let notifications = config.notifications.clone();
+
+    let app = tauri::Builder::default()
+        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| open_settings(app)))
+        .plugin(tauri_plugin_notification::init())
+        .manage(RunningSlot::default())
+        .invoke_handler(tauri::generate_handler![
+            crate::commands::get_overview,
+            crate::commands::refresh_now,
+            crate::commands::pause_notifications,
+        ])
+        .setup(move |app| {
+            let handle = app.handle().clone();
+            let (core, events) = tauri::async_runtime::block_on(async { Core::start(setup) })?;
+            let core_handle = core.handle();
+            app.manage(core_handle.clone());
+            let tray = Tray::create(&handle, &core_handle.snapshot())?;
+            let shell = CancellationToken::new();
+            let tasks = vec![
+                tauri::async_runtime::spawn(follow_state(handle.clone(), core_handle, tray, shell.clone())),
+                tauri::async_runtime::spawn(toast_events(handle.clone(), events, notifications, shell.clone())),
+            ];
+            handle.on_menu_event(|app, event| on_menu(app, event.id().as_ref()));
+            if let Ok(mut slot) = app.state::<RunningSlot>().0.lock() {
+                *slot = Some(Running { shell, tasks, core });
+            }
+            tracing::info!("tray app started");
+            Ok(())
+        })
+        .build(tauri::generate_context!());
+    let app = match app {
+        Ok(app) => app,
+        Err(e) => {
+            tracing::error!("cannot start the tray app: {e}");
+            eprintln!("vigie: cannot start the tray app: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    app.run(|app, event| match event {
+        // Closing the last window must not quit a tray app; `code` is set
+        // only when we asked to exit (Quit).
+        RunEvent::ExitRequested { code: None, api, .. } => api.prevent_exit(),
+        RunEvent::Exit => stop(app),
+        _ => {}
+    });
+    ExitCode::SUCCESS
+}
+
+fn stop<R: Runtime>(app: &AppHandle<R>) {
+    let running = app.state::<RunningSlot>().0.lock().ok().and_then(|mut slot| slot.take());
+    let Some(running) = running else { return };
+    tauri::async_runtime::block_on(async move {
+        running.shell.cancel();
+        for task in running.tasks {
+            let _ = task.await;
+        }
+        running.core.stop().await;
+    });
+    tracing::info!("stopped");
+}
+
+fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
+    let Some(action) = MenuAction::from_id(id) else { return };
+    let core = app.state::<CoreHandle>().inner().clone();
+    let pause = |choice: PauseChoice| {
+        let core = core.clone();
+        tauri::async_runtime::spawn(async move { core.pause(choice.until(&jiff::ZonedDateTime::now())).await });
+    };
+    match action {
+        MenuAction::OpenSettings => open_settings(app),
+        MenuAction::RefreshNow => core.refresh_all(Trigger::Manual),
+        MenuAction::PauseHour => pause(PauseChoice::Hour),
+        MenuAction::PauseTomorrow => pause(PauseChoice::Tomorrow),
+        MenuAction::Resume => pause(PauseChoice::Resume),
+        MenuAction::Quit => app.exit(0),
+    }
+}
+
+/// Shows the settings window, creating it if it is closed.
+pub fn open_settings<R: Runtime>(app: &AppHandle<R>) {
+    if let Some(window) = app.get_webview_window(SETTINGS) {
+        let _ = window.unminimize();
+        let _ = window.show();
+        let _ = window.set_focus();
+        return;
+    }
+    let built = WebviewWindowBuilder::new(app, SETTINGS, WebviewUrl::App("index.html".into()))
+        .title("Vigie — Settings")
+        .inner_size(560.0, 620.0)
+        .min_inner_size(420.0, 360.0)
+        .build();
+    if let Err(e) = built {
+        tracing::error!("cannot open the settings window: {e}");
+    }
+}
+
+/// Redraws the tray and tells the settings window on every state change.
+async fn follow_state<R: Runtime>(app: AppHandle<R>, core: CoreHandle, mut tray: Tray<R>, stop: CancellationToken) {
+    let mut changes = core.subscribe();
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            changed = changes.changed() => if changed.is_err() { return },
+        }
+        let snapshot = changes.borrow_and_update().clone();
+        if let Err(e) = tray.update(&snapshot) {
+            tracing::warn!("cannot update the tray: {e}");
+        }
+        if app.get_webview_window(SETTINGS).is_some() {
+            let _ = app.emit_to(SETTINGS, OVERVIEW_CHANGED, Overview::from(&snapshot));
+        }
+    }
+}
+
+/// Turns core events into toasts.
+async fn toast_events<R: Runtime>(
+    app: AppHandle<R>,
+    mut events: mpsc::Receiver<CoreEvent>,
+    settings: Notifications,
+    stop: CancellationToken,
+) {
+    loop {
+        let event = tokio::select! {
+            () = stop.cancelled() => return,
+            event = events.recv() => match event {
+                Some(event) => event,
+                None => return,
+            },
+        };
+        let name = match &event {
+            CoreEvent::NewItems { account, .. } => app
+                .state::<CoreHandle>()
+                .snapshot()
+                .accounts
+                .iter()
+                .find(|a| &a.id == account)
+                .map_or_else(|| account.to_string(), |a| a.name.clone()),
+            _ => String::new(),
+        };
+        if let Some(toast) = toast::compose(&event, &name, &settings) {
+            toast::show(&app, &toast, settings.sound);
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! The wire types between the Rust shell and the settings webview. Every type
+//! the UI sees is here (mirrored in `ui/src/ipc.ts`); the core's domain types
+//! never cross the IPC boundary directly.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize, Serializer};
+use vigie::Snapshot;
+use vigie::event::AccountSnapshot;
+use vigie::model::Connectivity;
+use vigie::pause::PauseChoice;
+
+/// Name of the event carrying a fresh [`Overview`].
+pub const OVERVIEW_CHANGED: &str = "overview-changed";
+
+/// Everything the settings window shows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Overview {
+    pub demo: bool,
+    pub paused_until: Option<Timestamp>,
+    pub badge: BadgeView,
+    pub accounts: Vec<AccountView>,
+    /// Problems not tied to an account (invalid config, unwritable state).
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BadgeView {
+    pub count: u32,
+    pub dot: bool,
+    pub label: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountView {
+    pub id: String,
+    pub name: String,
+    pub source: &'static str,
+    pub state: StateView,
+    pub unread: Option<u32>,
+    pub dot: bool,
+    pub last_event_at: Option<Timestamp>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StateView {
+    pub kind: &'static str,
+    pub reason: Option<String>,
+    pub until: Option<Timestamp>,
+}
+
+impl From<&Connectivity> for StateView {
+    fn from(state: &Connectivity) -> Self {
+        let (kind, reason, until) = match state {
+            Connectivity::Connecting => ("connecting", None, None),
+            Connectivity::LivePush => ("live", None, None),
+            Connectivity::Polling => ("polling", None, None),
+            Connectivity::BackingOff { reason, until } => ("backingOff", Some(reason.clone()), Some(*until)),
+            Connectivity::AuthFailed { reason } => ("authFailed", Some(reason.clone()), None),
+            Connectivity::Disabled { reason } => ("disabled", reason.clone(), None),
+        };
+        StateView { kind, reason, until }
+    }
+}
+
+impl From<&AccountSnapshot> for AccountView {
+    fn from(a: &AccountSnapshot) -> Self {
+        AccountView {
+            id: a.id.to_string(),
+            name: a.name.clone(),
+            source: a.source.as_str(),
+            state: StateView::from(&a.connectivity),
+            unread: a.unread.count,
+            dot: a.unread.dot,
+            last_event_at: a.last_event_at,
+            last_error: a.last_error.clone(),
+        }
+    }
+}
+
+impl From<&Snapshot> for Overview {
+    fn from(s: &Snapshot) -> Self {
+        Overview {
+            demo: s.demo,
+            paused_until: s.paused_until,
+            badge: BadgeView { count: s.badge.count, dot: s.badge.dot, label: s.badge.label() },
+            accounts: s.accounts.iter().map(AccountView::from).collect(),
+            problems: s.problems.clone(),
+        }
+    }
+}
+
+/// The `until` argument of `pause_notifications`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PauseArg {
+    Hour,
+    Tomorrow,
+    Resume,
+}
+
+impl From<PauseArg> for PauseChoice {
+    fn from(arg: PauseArg) -> Self {
+        match arg {
+            PauseArg::Hour => PauseChoice::Hour,
+            PauseArg::Tomorrow => PauseChoice::Tomorrow,
+            PauseArg::Resume => PauseChoice::Resume,
+        }
+    }
+}
+
+/// A failed command, as the UI receives it: `{ "code": …, "message": … }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpcError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Serialize for IpcError {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("IpcError", 2)?;
+        s.serialize_field("code", self.code)?;
+        s.serialize_field("message", &self.message)?;
+        s.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigie::badge::{Badge, BadgeMode, Unread};
+    use vigie::model::{AccountId, Source};
+
+    #[test]
+    fn overview_serializes_in_the_shape_the_ui_expects() {
+        let snapshot = Snapshot {
+            demo: true,
+            badge: Badge { count: 3, dot: false },
+            accounts: vec![AccountSnapshot {
+                id: AccountId::new("demo-mail"),
+                name: "Demo mail".into(),
+                source: Source::Mail,
+                badge_mode: BadgeMode::Count,
+                connectivity: Connectivity::AuthFailed { reason: "bad password".into() },
+                unread: Unread { count: Some(3), dot: false },
+                last_event_at: None,
+                last_error: Some("bad password".into()),
+            }],
+            ..Snapshot::default()
+        };
+        let json = serde_json::to_value(Overview::from(&snapshot)).expect("serializes");
+        assert_eq!(json["demo"], true);
+        assert_eq!(json["pausedUntil"], serde_json::Value::Null);
+        assert_eq!(json["badge"]["label"], "3");
+        let account = &json["accounts"][0];
+        assert_eq!(account["source"], "mail");
+        assert_eq!(account["state"]["kind"], "authFailed");
+        assert_eq!(account["state"]["reason"], "bad password");
+        assert_eq!(account["lastError"], "bad password");
+        assert_eq!(account["unread"], 3);
+    }
+
+    #[test]
+    fn errors_serialize_as_code_and_message() {
+        let e = IpcError { code: "keyring", message: "no keyring".into() };
+        assert_eq!(serde_json::to_string(&e).expect("serializes"), r#"{"code":"keyring","message":"no keyring"}"#);
+    }
+
+    #[test]
+    fn pause_arguments_parse_from_the_ui_words() {
+        for (word, arg) in [("hour", PauseArg::Hour), ("tomorrow", PauseArg::Tomorrow), ("resume", PauseArg::Resume)] {
+            assert_eq!(serde_json::from_str::<PauseArg>(&format!("\"{word}\"")).expect("parses"), arg);
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! Native toasts for new items, sent from Rust through
+//! tauri-plugin-notification. The wording lives in [`compose`], one pure
+//! function with tests; [`show`] only hands the result to the OS.
+
+use tauri::{AppHandle, Runtime};
+use tauri_plugin_notification::NotificationExt;
+use vigie::CoreEvent;
+use vigie::config::Notifications;
+use vigie::model::{Item, Source};
+
+/// Longest preview shown in a toast, in characters.
+const PREVIEW_CHARS: usize = 140;
+
+/// What one toast says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Toast {
+    pub title: String,
+    pub body: String,
+}
+
+fn noun(source: Source, n: usize) -> &'static str {
+    match (source, n) {
+        (Source::Mail, 1) => "new mail",
+        (Source::Mail, _) => "new mails",
+        (Source::Chat, 1) => "new message",
+        (Source::Chat, _) => "new messages",
+        (Source::Tasks, 1) => "new task or notification",
+        (Source::Tasks, _) => "new tasks and notifications",
+    }
+}
+
+fn shorten(text: &str) -> String {
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match text.char_indices().nth(PREVIEW_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
+/// The toast for `event`, or `None` when it shows none (not a new item,
+/// paused). More items than the burst threshold become one summary.
+pub fn compose(event: &CoreEvent, account_name: &str, settings: &Notifications) -> Option<Toast> {
+    match event {
+        CoreEvent::NewItems { items, silent: false, .. } if !items.is_empty() => {
+            let source = items[0].source;
+            let n = items.len();
+            if n > settings.burst_threshold as usize {
+                let mut senders: Vec<&str> = Vec::new();
+                for item in items {
+                    if !senders.contains(&item.sender.as_str()) {
+                        senders.push(&item.sender);
+                    }
+                }
+                let body = if settings.previews {
+                    let shown = senders.iter().take(3).copied().collect::<Vec<_>>().join(", ");
+                    let more = senders.len().saturating_sub(3);
+                    if more > 0 { format!("From {shown} and {more} more") } else { format!("From {shown}") }
+                } else {
+                    String::new()
+                };
+                return Some(Toast { title: format!("{n} {} in {account_name}", noun(source, n)), body });
+            }
+            // Several small items: the newest one speaks for the batch.
+            let item: &Item = &items[n - 1];
+            if !settings.previews {
+                return Some(Toast { title: format!("{} {}", capitalized(noun(source, n)), in_(account_name)), body: String::new() });
+            }
+            let title = match source {
+                Source::Mail => format!("{} — {}", item.sender, item.title),
+                Source::Chat => format!("{} in {}", item.sender, item.title),
+                Source::Tasks => item.title.clone(),
+            };
+            let mut body = shorten(&item.preview);
+            if n > 1 {
+                body = format!("{body}\n(+{} more {})", n - 1, noun(source, n - 1));
+            }
+            Some(Toast { title, body })
+        }
+        CoreEvent::Error { message, .. } => Some(Toast { title: "Vigie needs your attention".to_owned(), body: message.clone() }),
+        _ => None,
+    }
+}
+
+fn in_(account_name: &str) -> String {
+    format!("in {account_name}")
+}
+
+fn capitalized(s: &str) -> String {
+    let mut chars = s.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+/// Shows `toast` as a native notification.
+pub fn show<R: Runtime>(app: &AppHandle<R>, toast: &Toast, sound: bool) {
+    let mut builder = app.notification().builder().title(&toast.title).body(&toast.body);
+    if sound {
+        // The freedesktop sound-theme name; macOS and Windows map it to
+        // their default sound.
+        builder = builder.sound("message-new-instant");
+    }
+    if let Err(e) = builder.show() {
+        tracing::warn!("could not show a notification: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigie::model::AccountId;
+
+    fn mail(sender: &str, subject: &str, preview: &str) -> Item {
+        Item {
+            source: Source::Mail,
+            account: AccountId::new("work"),
+            key: format!("{sender}-{subject}"),
+            title: subject.into(),
+            preview: preview.into(),
+            sender: sender.into(),
+            link: None,
+            time: jiff::Timestamp::UNIX_EPOCH,
+        }
+    }
+
+    fn new_items(items: Vec<Item>, silent: bool) -> CoreEvent {
+        CoreEvent::NewItems { account: AccountId::new("work"), items, silent }
+    }
+
+    #[test]
+    fn one_mail_shows_sender_subject_and_preview() {
+        let toast = compose(&new_items(vec![mail("Alice", "Figures", "Here  are\nthe numbers")], false), "Work", &Notifications::default());
+        assert_eq!(toast, Some(Toast { title: "Alice — Figures".into(), body: "Here are the numbers".into() }));
+    }
+
+    #[test]
+    fn private_mode_hides_sender_and_preview() {
+        let settings = Notifications { previews: false, ..Notifications::default() };
+        let toast = compose(&new_items(vec![mail("Alice", "Secret plan", "details")], false), "Work", &settings).expect("toast");
+        assert_eq!(toast.title, "New mail in Work");
+        assert!(!toast.title.contains("Alice") && !toast.body.contains("details"));
+    }
+
+    #[test]
+    fn a_burst_becomes_one_summary() {
+        let items = (0..5).map(|i| mail(&format!("S{i}"), "x", "y")).collect();
+        let toast = compose(&new_items(items, false), "Work", &Notifications { burst_threshold: 3, ..Notifications::default() }).expect("toast");
+        assert_eq!(toast.title, "5 new mails in Work");
+        assert_eq!(toast.body, "From S0, S1, S2 and 2 more");
+    }
+
+    #[test]
+    fn paused_items_show_no_toast() {
+        assert_eq!(compose(&new_items(vec![mail("A", "B", "C")], true), "Work", &Notifications::default()), None);
+    }
+
+    #[test]
+    fn long_previews_are_cut() {
+        let long = "word ".repeat(100);
+        let toast = compose(&new_items(vec![mail("A", "B", &long)], false), "Work", &Notifications::default()).expect("toast");
+        assert!(toast.body.chars().count() <= PREVIEW_CHARS + 1 && toast.body.ends_with('…'));
+    }
+}

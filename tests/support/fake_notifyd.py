@@ -1,0 +1,72 @@
+#!/usr/bin/python3
+"""A capturing org.freedesktop.Notifications server for tests.
+
+Owns the bus name on the session bus it is started on (a private one, under
+dbus-run-session), prints "ready" once it owns the name, then one JSON line
+per Notify call on stdout, flushed, so a test can await each toast as it
+arrives instead of sleeping.
+"""
+import json
+import sys
+
+import dbus
+import dbus.service
+from dbus.mainloop.glib import DBusGMainLoop
+from gi.repository import GLib
+
+IFACE = "org.freedesktop.Notifications"
+PATH = "/org/freedesktop/Notifications"
+
+
+class Server(dbus.service.Object):
+    def __init__(self, bus):
+        self.next_id = 0
+        name = dbus.service.BusName(IFACE, bus, do_not_queue=True)
+        super().__init__(name, PATH)
+
+    @dbus.service.method(IFACE, in_signature="susssasa{sv}i", out_signature="u")
+    def Notify(self, app_name, replaces_id, icon, summary, body, actions, hints, timeout):
+        self.next_id += 1
+        record = {
+            "id": self.next_id,
+            "app_name": str(app_name),
+            "summary": str(summary),
+            "body": str(body),
+            "icon": str(icon),
+            "actions": [str(a) for a in actions],
+            "timeout": int(timeout),
+        }
+        print(json.dumps(record), flush=True)
+        return dbus.UInt32(self.next_id)
+
+    @dbus.service.method(IFACE, in_signature="", out_signature="as")
+    def GetCapabilities(self):
+        return ["actions", "body", "body-markup"]
+
+    @dbus.service.method(IFACE, in_signature="", out_signature="ssss")
+    def GetServerInformation(self):
+        return ("vigie-test-notifyd", "vigie", "1.0", "1.2")
+
+    @dbus.service.method(IFACE, in_signature="u", out_signature="")
+    def CloseNotification(self, notification_id):
+        self.NotificationClosed(notification_id, 3)
+
+    @dbus.service.signal(IFACE, signature="uu")
+    def NotificationClosed(self, notification_id, reason):
+        pass
+
+    @dbus.service.signal(IFACE, signature="us")
+    def ActionInvoked(self, notification_id, action_key):
+        pass
+
+
+def main():
+    DBusGMainLoop(set_as_default=True)
+    server = Server(dbus.SessionBus())
+    print("ready", flush=True)
+    GLib.MainLoop().run()
+    del server
+
+
+if __name__ == "__main__":
+    sys.exit(main())
