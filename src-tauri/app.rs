@@ -69,6 +69,7 @@ pub fn run(launch: Launch) -> ExitCode {
             let tasks = vec![
                 tauri::async_runtime::spawn(follow_state(handle.clone(), core_handle, tray, shell.clone())),
                 tauri::async_runtime::spawn(toast_events(handle.clone(), events, notifications, shell.clone())),
+                tauri::async_runtime::spawn(exit_on_signal(handle.clone(), shell.clone())),
             ];
             handle.on_menu_event(|app, event| on_menu(app, event.id().as_ref()));
             if let Ok(mut slot) = app.state::<RunningSlot>().0.lock() {
@@ -141,6 +142,18 @@ pub fn open_settings<R: Runtime>(app: &AppHandle<R>) {
         .build();
     if let Err(e) = built {
         tracing::error!("cannot open the settings window: {e}");
+    }
+}
+
+/// SIGTERM (logout, `kill`) and Ctrl-C quit like the menu's Quit, so the
+/// core stops cleanly.
+async fn exit_on_signal<R: Runtime>(app: AppHandle<R>, stop: CancellationToken) {
+    tokio::select! {
+        () = stop.cancelled() => {}
+        () = crate::cli::shutdown_signal() => {
+            tracing::info!("quit requested by signal");
+            app.exit(0);
+        }
     }
 }
 

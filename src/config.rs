@@ -204,7 +204,16 @@ impl Config {
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
-            message: e.to_string().trim_end().to_owned(),
+            // Not `e.to_string()`: it quotes the offending line, which may be
+            // a password typed into this file, and the message is logged.
+            message: match e.span() {
+                Some(span) => {
+                    let before = &text[..span.start.min(text.len())];
+                    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                    format!("line {}, column {column}: {}", line_of(text, span.start), e.message().trim_end())
+                }
+                None => e.message().trim_end().to_owned(),
+            },
         })?;
         let invalid = |span: std::ops::Range<usize>, field, problem: String| ConfigError::Invalid {
             path: path.to_owned(),

@@ -149,7 +149,9 @@ impl StateStore {
     pub fn load(path: &Path) -> Result<(StateStore, Option<Recovered>), StoreError> {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // A folder on the way is a file: no state file can exist there.
+            // Start empty; saving reports the problem and the app keeps going.
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => {
                 return Ok((StateStore::empty(path), None));
             }
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {

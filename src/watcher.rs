@@ -203,9 +203,15 @@ pub(crate) async fn supervise(watcher: Box<dyn Watcher>, mut ctx: WatcherContext
         match error {
             WatchError::AuthFailed(reason) => {
                 ctx.set_connectivity(Connectivity::AuthFailed { reason }).await;
-                // Only the user can fix this; a manual refresh retries.
-                if ctx.gate.wait_for_trigger().await.is_none() {
-                    return;
+                // Only the user can fix this; a manual refresh retries. A
+                // hint or a wake-up would only resend refused credentials
+                // (and servers lock accounts for that).
+                loop {
+                    match ctx.gate.wait_for_trigger().await {
+                        None => return,
+                        Some(Trigger::Manual) => break,
+                        Some(_) => {}
+                    }
                 }
             }
             WatchError::Unsupported(reason) => {

@@ -1,0 +1,486 @@
+//! The core end to end: scripted watchers publish, fail, panic and switch
+//! modes; the tests read the core's event stream and snapshots.
+
+use jiff::{SignedDuration, Timestamp};
+use tokio::time::Instant;
+use vigie::config::HintRule;
+use vigie::event::Snapshot;
+use vigie::model::{AccountId, Connectivity, Source};
+use vigie::scheduler::{ScheduleConfig, Trigger};
+use vigie::watcher::{Update, WatchError};
+use vigie::{AccountSpec, CoreEvent};
+
+use crate::support::{
+    PATIENCE, Rig, ScriptedWatcher, Seen, Step, any_new_items, fence, item, keys, mails, secs, spec, update, within,
+};
+
+fn state_dir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temp dir")
+}
+
+/// Waits until the snapshot satisfies `wanted` and returns it.
+async fn snapshot_where(rig: &Rig, what: &str, wanted: impl Fn(&Snapshot) -> bool) -> Snapshot {
+    let mut snapshots = rig.handle.subscribe();
+    within(PATIENCE, what, snapshots.wait_for(|s| wanted(s)))
+        .await
+        .map(|s| s.clone())
+        .expect("the core is running")
+}
+
+fn connectivity_of(snapshot: &Snapshot, account: &str) -> Connectivity {
+    snapshot
+        .accounts
+        .iter()
+        .find(|a| a.id.as_str() == account)
+        .map(|a| a.connectivity.clone())
+        .unwrap_or_else(|| panic!("no account {account} in the snapshot"))
+}
+
+fn is_backing_off(event: &CoreEvent, account: &str) -> bool {
+    matches!(event, CoreEvent::Connectivity { account: a, state: Connectivity::BackingOff { .. }, .. } if a.as_str() == account)
+}
+
+fn mail_from(key: &str, sender: &str) -> Update {
+    update(vec![item(Source::Mail, "mail", key, sender)], 1)
+}
+
+fn leantime_hint() -> HintRule {
+    HintRule { from: Source::Mail, sender_contains: "leantime".to_owned(), refresh: Source::Tasks }
+}
+
+/// A tasks account polled hourly, so any earlier poll was triggered.
+fn hourly_tasks(watcher: ScriptedWatcher) -> AccountSpec {
+    AccountSpec { schedule: ScheduleConfig::polling(secs(3_600)), ..spec("tasks", Source::Tasks, watcher) }
+}
+
+// --- Baseline and deduplication ----------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn the_first_update_is_a_silent_baseline_even_with_ten_thousand_unread() {
+    let dir = state_dir();
+    let (mail, script) = ScriptedWatcher::new();
+    let mut rig = Rig::start(&dir.path().join("state.json"), vec![spec("mail", Source::Mail, mail)]);
+
+    script.publish(update(mails("mail", "old-", 10_000), 10_000));
+    let events = rig.events_until("the baseline's badge", |e| matches!(e, CoreEvent::Badge { .. })).await;
+    assert!(!any_new_items(&events), "a baseline announces nothing: {:?}", events.iter().map(std::mem::discriminant).collect::<Vec<_>>());
+    let Some(CoreEvent::Badge { badge, .. }) = events.last() else { unreachable!() };
+    assert_eq!(badge.count, 10_000);
+    assert_eq!(badge.label(), "99+");
+
+    let snapshot = snapshot_where(&rig, "the badge in the snapshot", |s| s.badge.count == 10_000).await;
+    assert_eq!(snapshot.accounts[0].unread.count, Some(10_000));
+
+    script.publish(update(vec![item(Source::Mail, "mail", "brand-new", "Alice")], 10_001));
+    let (items, _) = rig.next_new_items("mail").await;
+    assert_eq!(keys(&items), ["brand-new"], "after the baseline, news is announced");
+    rig.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_item_is_announced_exactly_once_and_a_republish_announces_nothing() {
+    let dir = state_dir();
+    let (mail, script) = ScriptedWatcher::new();
+    let mut rig = Rig::start(&dir.path().join("state.json"), vec![spec("mail", Source::Mail, mail)]);
+    let old = mails("mail", "old-", 3);
+    script.publish(update(old.clone(), 3));
+    script.publish(fence("after-baseline"));
+    assert!(!any_new_items(&rig.until_fence("after-baseline").await));
+
+    let mut with_new = old.clone();
+    with_new.push(item(Source::Mail, "mail", "new-1", "Alice"));
+    script.publish(update(with_new.clone(), 4));
+    // The connection drops and the watcher resyncs: the same list again.
+    script.publish(update(with_new.clone(), 4));
+    script.publish(update(with_new, 4));
+    script.publish(fence("after-resync"));
+
+    let events = rig.until_fence("after-resync").await;
+    let announced: Vec<&CoreEvent> = events.iter().filter(|e| matches!(e, CoreEvent::NewItems { .. })).collect();
+    assert_eq!(announced.len(), 1, "exactly one announcement: {announced:#?}");
+    let CoreEvent::NewItems { account, items, silent } = announced[0] else { unreachable!() };
+    assert_eq!(account.as_str(), "mail");
+    assert_eq!(keys(items), ["new-1"]);
+    assert!(!silent);
+    rig.stop().await;
+}
+
+/// A first run of a core on `state_file`: baseline of two mails, then one
+/// new mail announced; three unread when it stops.
+async fn first_run(state_file: &std::path::Path) {
+    let (mail, script) = ScriptedWatcher::new();
+    let mut rig = Rig::start(state_file, vec![spec("mail", Source::Mail, mail)]);
+    let mut seen = mails("mail", "old-", 2);
+    script.publish(update(seen.clone(), 2));
+    seen.push(item(Source::Mail, "mail", "new-1", "Alice"));
+    script.publish(update(seen, 3));
+    let (items, _) = rig.next_new_items("mail").await;
+    assert_eq!(keys(&items), ["new-1"]);
+    rig.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_restart_only_items_never_announced_are_new() {
+    let dir = state_dir();
+    let state_file = dir.path().join("state.json");
+    first_run(&state_file).await;
+
+    let (mail, script) = ScriptedWatcher::new();
+    let mut rig = Rig::start(&state_file, vec![spec("mail", Source::Mail, mail)]);
+    let mut all = mails("mail", "old-", 2);
+    all.push(item(Source::Mail, "mail", "new-1", "Alice"));
+    all.push(item(Source::Mail, "mail", "new-2", "Bob"));
+    script.publish(update(all, 4));
+    script.publish(fence("after-resync"));
+
+    let events = rig.until_fence("after-resync").await;
+    let announced: Vec<Vec<&str>> = events
+        .iter()
+        .filter_map(|e| match e {
+            CoreEvent::NewItems { items, .. } => Some(keys(items)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(announced, [["new-2"]], "old items and the one announced before the restart stay quiet");
+    rig.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_snapshot_right_after_start_has_the_last_known_badge() {
+    let dir = state_dir();
+    let state_file = dir.path().join("state.json");
+    first_run(&state_file).await;
+
+    let (mail, script) = ScriptedWatcher::new();
+    let mut rig = Rig::start(&state_file, vec![spec("mail", Source::Mail, mail)]);
+    // Before any watcher report:
+    let snapshot = rig.handle.snapshot();
+    assert_eq!(snapshot.badge.count, 3);
+    assert_eq!(snapshot.accounts[0].unread.count, Some(3));
+    assert_eq!(snapshot.accounts[0].connectivity, Connectivity::Connecting);
+    drop(script);
+    rig.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn items_read_elsewhere_are_announced_and_the_count_follows_unread() {
+    let dir = state_dir();
+    let (mail, script) = ScriptedWatcher::new();
+    let mut rig = Rig::start(&dir.path().join("state.json"), vec![spec("mail", Source::Mail, mail)]);
+    let old = mails("mail", "old-", 3);
+    script.publish(update(old.clone(), 3));
+    rig.events_until("the baseline's badge", |e| matches!(e, CoreEvent::Badge { .. })).await;
+
+    script.publish(Update { items: old[1..].to_vec(), read: vec!["old-0".to_owned()], unread: Some(2), ..Update::default() });
+    let events = rig.events_until("the new badge", |e| matches!(e, CoreEvent::Badge { .. })).await;
+    assert!(
+        events.contains(&CoreEvent::ItemRead { account: AccountId::new("mail"), key: "old-0".to_owned() }),
+        "{events:#?}"
+    );
+    assert!(!any_new_items(&events));
+    let Some(CoreEvent::Badge { badge, .. }) = events.last() else { unreachable!() };
+    assert_eq!(badge.count, 2);
+    let snapshot = snapshot_where(&rig, "the new count", |s| s.badge.count == 2).await;
+    assert_eq!(snapshot.accounts[0].unread.count, Some(2));
+    rig.stop().await;
+}
+
+// --- Supervision ---------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn a_transient_failure_shows_backing_off_and_the_watcher_runs_again() {
+    let dir = state_dir();
+    let (mail, mut script) = ScriptedWatcher::new();
+    let mut rig = Rig::start(&dir.path().join("state.json"), vec![spec("mail", Source::Mail, mail)]);
+    script.started(1).await;
+
+    let failed_at = Timestamp::now();
+    script.send(Step::Fail(WatchError::Transient("connection reset by peer".to_owned())));
+    let events = rig.events_until("backing off", |e| is_backing_off(e, "mail")).await;
+    let Some(CoreEvent::Connectivity { state: Connectivity::BackingOff { reason, until }, .. }) = events.last() else {
+        unreachable!()
+    };
+    assert_eq!(reason, "connection reset by peer");
+    // The first backoff of the default policy is 1 to 2 s.
+    let ahead = until.duration_since(failed_at);
+    assert!(ahead >= SignedDuration::from_millis(900) && ahead <= SignedDuration::from_secs(3), "until is {ahead} ahead");
+    let snapshot = snapshot_where(&rig, "the error in the snapshot", |s| s.accounts[0].last_error.is_some()).await;
+    assert_eq!(snapshot.accounts[0].last_error.as_deref(), Some("connection reset by peer"));
+
+    script.started(2).await;
+    script.send(Step::Live);
+    let snapshot =
+        snapshot_where(&rig, "live again", |s| connectivity_of(s, "mail") == Connectivity::LivePush).await;
+    assert_eq!(snapshot.accounts[0].last_error, None, "the error clears once connected");
+    rig.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_watcher_is_shown_crashed_and_restarted_while_other_accounts_keep_working() {
+    let dir = state_dir();
+    let (mail, mut mail_script) = ScriptedWatcher::new();
+    let (chat, chat_script) = ScriptedWatcher::new();
+    let mut rig = Rig::start(
+        &dir.path().join("state.json"),
+        vec![spec("mail", Source::Mail, mail), spec("chat", Source::Chat, chat)],
+    );
+    chat_script.publish(update(vec![], 0));
+    mail_script.started(1).await;
+
+    mail_script.send(Step::Panic("index out of bounds in the IMAP parser"));
+    let events = rig.events_until("mail backing off", |e| is_backing_off(e, "mail")).await;
+    let Some(CoreEvent::Connectivity { state: Connectivity::BackingOff { reason, .. }, .. }) = events.last() else {
+        unreachable!()
+    };
+    assert!(reason.contains("crashed"), "{reason}");
+    assert!(reason.contains("index out of bounds in the IMAP parser"), "{reason}");
+    mail_script.started(2).await;
+
+    chat_script.publish(update(vec![item(Source::Chat, "chat", "msg-1", "bob")], 1));
+    let (items, _) = rig.next_new_items("chat").await;
+    assert_eq!(keys(&items), ["msg-1"], "the other account kept working");
+
+    mail_script.publish(update(vec![], 0));
+    mail_script.publish(mail_from("m-1", "Alice"));
+    let (items, _) = rig.next_new_items("mail").await;
+    assert_eq!(keys(&items), ["m-1"], "the restarted watcher works");
+    rig.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_sign_in_is_not_retried_until_a_manual_refresh() {
+    let dir = state_dir();
+    let (mail, mut script) = ScriptedWatcher::new();
+    let mut rig = Rig::start(&dir.path().join("state.json"), vec![spec("mail", Source::Mail, mail)]);
+    script.started(1).await;
+
+    script.send(Step::Fail(WatchError::AuthFailed("invalid password".to_owned())));
+    let events = rig
+        .events_until("auth failed", |e| matches!(e, CoreEvent::Connectivity { state: Connectivity::AuthFailed { .. }, .. }))
+        .await;
+    assert_eq!(
+        events.last(),
+        Some(&CoreEvent::Connectivity {
+            account: AccountId::new("mail"),
+            source: Source::Mail,
+            state: Connectivity::AuthFailed { reason: "invalid password".to_owned() },
+        })
+    );
+    assert_eq!(script.seen_within(secs(24 * 3_600)).await, None, "no retry in a day");
+    assert!(matches!(connectivity_of(&rig.handle.snapshot(), "mail"), Connectivity::AuthFailed { .. }));
+
+    assert!(rig.handle.refresh(&AccountId::new("mail"), Trigger::Manual));
+    script.started(2).await;
+    rig.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn neither_a_hint_nor_a_wake_up_retries_a_refused_sign_in() {
+    let dir = state_dir();
+    let (mail, mail_script) = ScriptedWatcher::new();
+    let (tasks, mut tasks_script) = ScriptedWatcher::polling();
+    let mut rig = Rig::start_with(
+        &dir.path().join("state.json"),
+        vec![spec("mail", Source::Mail, mail), hourly_tasks(tasks)],
+        |setup| setup.hints.push(leantime_hint()),
+    );
+    tasks_script.started(1).await;
+    tasks_script.send(Step::Fail(WatchError::AuthFailed("invalid token".to_owned())));
+    rig.events_until("auth failed", |e| matches!(e, CoreEvent::Connectivity { state: Connectivity::AuthFailed { .. }, .. }))
+        .await;
+
+    // A Leantime mail hints the tasks account, then the machine wakes up.
+    mail_script.publish(update(vec![], 0));
+    mail_script.publish(mail_from("m-1", "Leantime <notifications@pm.example>"));
+    rig.next_new_items("mail").await;
+    assert!(rig.handle.refresh(&AccountId::new("tasks"), Trigger::Wake));
+
+    let mut retried = None;
+    while let Some(seen) = tasks_script.seen_within(secs(3_600)).await {
+        if let Seen::Started { run } = seen {
+            retried = Some(run);
+            break;
+        }
+    }
+    assert_eq!(retried, None, "refused credentials must not be sent again unasked (servers lock accounts for that)");
+
+    // Only the user's own refresh retries.
+    assert!(rig.handle.refresh(&AccountId::new("tasks"), Trigger::Manual));
+    tasks_script.started(2).await;
+    rig.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rate_limit_backs_off_exactly_as_long_as_the_server_asked() {
+    let dir = state_dir();
+    let (mail, mut script) = ScriptedWatcher::new();
+    let mut rig = Rig::start(&dir.path().join("state.json"), vec![spec("mail", Source::Mail, mail)]);
+    script.started(1).await;
+
+    let (failed_at, failed_wall) = (Instant::now(), Timestamp::now());
+    script.send(Step::Fail(WatchError::RateLimited { retry_after: secs(120) }));
+    let events = rig.events_until("backing off", |e| is_backing_off(e, "mail")).await;
+    let Some(CoreEvent::Connectivity { state: Connectivity::BackingOff { reason, until }, .. }) = events.last() else {
+        unreachable!()
+    };
+    assert!(reason.contains("rate-limiting"), "{reason}");
+    let ahead = until.duration_since(failed_wall);
+    assert!(
+        (ahead - SignedDuration::from_secs(120)).abs() <= SignedDuration::from_secs(2),
+        "until should be about now + 120 s, is {ahead} ahead"
+    );
+
+    // The user's impatience does not override the server.
+    assert!(rig.handle.refresh(&AccountId::new("mail"), Trigger::Manual));
+    script.started(2).await;
+    let waited = failed_at.elapsed();
+    assert!(waited >= secs(120) && waited < secs(121), "retried after {waited:?}, the server asked for 120 s");
+    rig.stop().await;
+}
+
+// --- Hints ------------------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn a_leantime_mail_makes_the_tasks_account_poll() {
+    let dir = state_dir();
+    let (mail, mail_script) = ScriptedWatcher::new();
+    let (tasks, mut tasks_script) = ScriptedWatcher::polling();
+    let mut rig = Rig::start_with(
+        &dir.path().join("state.json"),
+        vec![spec("mail", Source::Mail, mail), hourly_tasks(tasks)],
+        |setup| setup.hints.push(leantime_hint()),
+    );
+    assert_eq!(tasks_script.next_seen("tasks start").await, Seen::Started { run: 1 });
+    assert_eq!(tasks_script.next_seen("initial tasks sync").await, Seen::Polled(Trigger::Scheduled));
+    mail_script.publish(update(vec![], 0));
+
+    let sent = Instant::now();
+    mail_script.publish(mail_from("m-1", "Leantime <x@y>"));
+    rig.next_new_items("mail").await;
+    assert_eq!(
+        within(secs(60), "the hinted tasks poll", tasks_script.next_seen("poll")).await,
+        Seen::Polled(Trigger::Hint)
+    );
+    assert!(sent.elapsed() < secs(60), "hinted at once, not at the hourly poll");
+    rig.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_mail_from_anyone_else_does_not_make_the_tasks_account_poll() {
+    let dir = state_dir();
+    let (mail, mail_script) = ScriptedWatcher::new();
+    let (tasks, mut tasks_script) = ScriptedWatcher::polling();
+    let mut rig = Rig::start_with(
+        &dir.path().join("state.json"),
+        vec![spec("mail", Source::Mail, mail), hourly_tasks(tasks)],
+        |setup| setup.hints.push(leantime_hint()),
+    );
+    assert_eq!(tasks_script.next_seen("tasks start").await, Seen::Started { run: 1 });
+    assert_eq!(tasks_script.next_seen("initial tasks sync").await, Seen::Polled(Trigger::Scheduled));
+    mail_script.publish(update(vec![], 0));
+
+    mail_script.publish(mail_from("m-1", "Alice <alice@example.com>"));
+    rig.next_new_items("mail").await;
+    assert_eq!(tasks_script.seen_within(secs(1_800)).await, None, "no poll before the hourly one");
+    rig.stop().await;
+}
+
+// --- Pause ------------------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn while_paused_new_items_are_silent_and_the_snapshot_says_until_when() {
+    let dir = state_dir();
+    let (mail, script) = ScriptedWatcher::new();
+    let mut rig = Rig::start(&dir.path().join("state.json"), vec![spec("mail", Source::Mail, mail)]);
+    script.publish(update(vec![], 0));
+    script.publish(fence("baseline"));
+    rig.until_fence("baseline").await;
+
+    let until = Timestamp::now().checked_add(SignedDuration::from_hours(1)).expect("in range");
+    rig.handle.pause(Some(until)).await;
+    let snapshot = snapshot_where(&rig, "paused", |s| s.paused_until.is_some()).await;
+    assert_eq!(snapshot.paused_until, Some(until));
+
+    script.publish(mail_from("m-1", "Alice"));
+    let (items, silent) = rig.next_new_items("mail").await;
+    assert_eq!(keys(&items), ["m-1"]);
+    assert!(silent, "paused: counted, but no toast");
+    snapshot_where(&rig, "the paused item counted", |s| s.badge.count == 1).await;
+
+    rig.handle.pause(None).await;
+    snapshot_where(&rig, "resumed", |s| s.paused_until.is_none()).await;
+    script.publish(update(vec![item(Source::Mail, "mail", "m-2", "Bob")], 2));
+    let (items, silent) = rig.next_new_items("mail").await;
+    assert_eq!(keys(&items), ["m-2"]);
+    assert!(!silent, "resumed: toasts again");
+    rig.stop().await;
+}
+
+// --- Disabled accounts --------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn a_disabled_account_runs_no_watcher_and_shows_disabled() {
+    let dir = state_dir();
+    let (off, mut off_script) = ScriptedWatcher::new();
+    let (mail, mut mail_script) = ScriptedWatcher::new();
+    let mut disabled = spec("old-mail", Source::Mail, off);
+    disabled.config.enabled = false;
+    let mut rig = Rig::start(&dir.path().join("state.json"), vec![disabled, spec("mail", Source::Mail, mail)]);
+
+    assert_eq!(
+        connectivity_of(&rig.handle.snapshot(), "old-mail"),
+        Connectivity::Disabled { reason: None }
+    );
+    mail_script.started(1).await;
+    assert_eq!(off_script.seen_within(PATIENCE).await, None, "never run");
+    assert!(!off_script.watcher_alive(), "not even kept around");
+    assert!(!rig.handle.refresh(&AccountId::new("old-mail"), Trigger::Manual), "nothing to refresh");
+    rig.stop().await;
+}
+
+// --- Shutdown ------------------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn stop_returns_at_once_when_every_watcher_honours_cancellation() {
+    let dir = state_dir();
+    let (mail, mut mail_script) = ScriptedWatcher::new();
+    let (tasks, mut tasks_script) = ScriptedWatcher::polling();
+    let mut rig = Rig::start(
+        &dir.path().join("state.json"),
+        vec![spec("mail", Source::Mail, mail), spec("tasks", Source::Tasks, tasks)],
+    );
+    mail_script.started(1).await;
+    tasks_script.started(1).await;
+
+    let core = rig.take_core();
+    let asked = Instant::now();
+    within(secs(60), "stop", core.stop()).await;
+    assert!(asked.elapsed() < secs(1), "stop took {:?}", asked.elapsed());
+    assert!(!mail_script.watcher_alive() && !tasks_script.watcher_alive(), "watcher tasks outlived the core");
+    within(secs(1), "the event stream to end", async { while rig.events.recv().await.is_some() {} }).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn stop_aborts_a_watcher_that_ignores_cancellation_within_the_grace_period() {
+    let dir = state_dir();
+    let (stuck, mut stuck_script) = ScriptedWatcher::new();
+    let (mail, mut mail_script) = ScriptedWatcher::new();
+    let mut rig = Rig::start(
+        &dir.path().join("state.json"),
+        vec![spec("stuck", Source::Tasks, stuck), spec("mail", Source::Mail, mail)],
+    );
+    stuck_script.started(1).await;
+    mail_script.started(1).await;
+    stuck_script.send(Step::IgnoreCancellation);
+    assert_eq!(stuck_script.next_seen("the watcher to get stuck").await, Seen::Stuck);
+
+    let core = rig.take_core();
+    let asked = Instant::now();
+    // `Core::stop` waits 3 s for tasks, then aborts the rest.
+    within(secs(60), "stop", core.stop()).await;
+    let took = asked.elapsed();
+    assert!(took >= secs(3), "stop took {took:?}: it should have given the watcher its 3 s grace");
+    assert!(took <= secs(4), "stop took {took:?}: the grace is 3 s, then stragglers are aborted");
+    assert!(!stuck_script.watcher_alive(), "the stuck watcher's task was not aborted");
+    assert!(!mail_script.watcher_alive());
+}

@@ -8,11 +8,13 @@
 //!   restarts, supervision, hints, pause, disabled accounts, shutdown.
 //! - `store`: the state file: corrupt files are kept aside, an unwritable
 //!   location does not stop the core.
+//! - `demo`: the built-in demo world through the real core (hints, drops).
 //! - `headless`: the `vigie --headless` binary and its JSON-lines contract.
 
 mod support;
 
 mod core;
+mod demo;
 mod headless;
 mod scheduler;
 mod store;

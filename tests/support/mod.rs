@@ -140,6 +140,8 @@ pub enum Seen {
     },
     /// The scheduler let a poll through (only for polling watchers).
     Polled(Trigger),
+    /// The watcher entered [`Step::IgnoreCancellation`].
+    Stuck,
 }
 
 /// A watcher that does what the test sends it, in order. The step queue
@@ -221,9 +223,12 @@ impl ScriptedWatcher {
                     Step::Polling => ctx.set_polling().await,
                     Step::Fail(error) => return Err(error),
                     Step::Panic(message) => panic!("{message}"),
-                    Step::IgnoreCancellation => loop {
-                        tokio::time::sleep(secs(3_600)).await;
-                    },
+                    Step::IgnoreCancellation => {
+                        let _ = self.seen.send(Seen::Stuck);
+                        loop {
+                            tokio::time::sleep(secs(3_600)).await;
+                        }
+                    }
                 },
             }
         }

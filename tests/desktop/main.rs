@@ -1,0 +1,287 @@
+//! Tests against real desktop parts, each in a private session
+//! (`session.rs`): the Secret Service (GNOME Keyring), a notification server
+//! on a private D-Bus, and the tray app under Xvfb with a tray host.
+//!
+//! The GUI scenarios need the `app` feature (`cargo test --features app
+//! --test desktop`); the keyring ones run in any build.
+
+mod session;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use session::Session;
+
+const VIGIE: &str = env!("CARGO_BIN_EXE_vigie");
+
+/// Every log line the app wrote in this session.
+fn read_logs(session: &Session) -> String {
+    let mut all = String::new();
+    if let Ok(entries) = std::fs::read_dir(session.state_dir().join("logs")) {
+        for entry in entries.flatten() {
+            all.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+        }
+    }
+    all
+}
+
+fn write_config(session: &Session, text: &str) -> PathBuf {
+    let path = session.dir().join("config.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+mod keyring {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn a_secret_stored_with_set_secret_lands_in_the_real_secret_service_and_never_in_a_log() {
+        let mut session = Session::bus_only().expect("session bus");
+        session.start_keyring().expect("gnome keyring");
+        let canary = "S3cret-canary-7f41";
+
+        let mut set = session
+            .command(VIGIE)
+            .args(["--set-secret", "work-mail", "password"])
+            .env("VIGIE_LOG", "trace")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn vigie");
+        set.stdin.take().expect("stdin").write_all(format!("{canary}\n").as_bytes()).expect("write secret");
+        let out = set.wait_with_output().expect("vigie ran");
+        assert!(out.status.success(), "set-secret failed: {}", String::from_utf8_lossy(&out.stderr));
+
+        let lookup = session
+            .command("secret-tool")
+            .args(["lookup", "service", "org.vigie.notifier", "username", "work-mail/password"])
+            .output()
+            .expect("secret-tool (apt install libsecret-tools)");
+        assert_eq!(String::from_utf8_lossy(&lookup.stdout), canary, "the Secret Service holds the secret, without the newline");
+
+        let check = session.command(VIGIE).arg("--check-keyring").env("VIGIE_LOG", "trace").output().expect("check");
+        assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+        assert!(String::from_utf8_lossy(&check.stdout).contains("the keyring works"));
+
+        let logs = read_logs(&session);
+        assert!(logs.contains("secret stored in the keyring"), "the store was logged (without the value):\n{logs}");
+        assert!(!logs.contains(canary), "the secret leaked into a log line");
+        for output in [&out.stdout, &out.stderr, &check.stdout, &check.stderr] {
+            assert!(!String::from_utf8_lossy(output).contains(canary), "the secret leaked to the terminal");
+        }
+    }
+
+    #[test]
+    fn without_a_keyring_vigie_says_so_plainly_and_stores_nothing() {
+        let session = Session::bus_only().expect("session bus");
+        let out = session
+            .command(VIGIE)
+            .args(["--set-secret", "work-mail", "password"])
+            // No session bus at all: no Secret Service can be reached.
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .stdin(Stdio::null())
+            .output()
+            .expect("vigie ran");
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("no usable keyring"), "{stderr}");
+        assert!(stderr.contains("only in the system keyring"), "explains there is no plaintext fallback: {stderr}");
+        let files: Vec<_> = walk(session.dir()).into_iter().filter(|p| !p.starts_with(session.state_dir().join("logs"))).collect();
+        assert!(
+            files.iter().all(|p| !p.to_string_lossy().contains("secret") && !p.to_string_lossy().ends_with(".toml")),
+            "nothing was written in place of the keyring: {files:?}"
+        );
+    }
+
+    fn walk(dir: &Path) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    found.extend(walk(&path));
+                } else {
+                    found.push(path);
+                }
+            }
+        }
+        found
+    }
+}
+
+#[cfg(feature = "app")]
+mod gui {
+    use super::*;
+    use vigie::badge::Badge;
+
+    /// A decoded screenshot.
+    struct Shot {
+        width: usize,
+        rgb: Vec<u8>,
+    }
+
+    impl Shot {
+        fn take(session: &Session, name: &str) -> Shot {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+            std::fs::create_dir_all(&dir).expect("screenshot dir");
+            let png = dir.join(format!("{name}.png"));
+            session.screenshot(&png).expect("screenshot");
+            // Raw RGB via ImageMagick keeps the test free of an image crate.
+            let out = Command::new("convert").arg(&png).args(["-depth", "8", "rgb:-"]).output().expect("convert");
+            let size = Command::new("identify").args(["-format", "%w"]).arg(&png).output().expect("identify");
+            let width: usize = String::from_utf8_lossy(&size.stdout).trim().parse().expect("width");
+            Shot { width, rgb: out.stdout }
+        }
+
+        fn pixel(&self, x: usize, y: usize) -> [u8; 3] {
+            let i = (y * self.width + x) * 3;
+            [self.rgb[i], self.rgb[i + 1], self.rgb[i + 2]]
+        }
+    }
+
+    /// The absolute geometry `(x, y)` of the first window line containing
+    /// `needle` in an `xwininfo -root -tree` dump.
+    fn window_origin(tree: &str, needle: &str) -> Option<(usize, usize)> {
+        let line = tree.lines().find(|l| l.contains(needle))?;
+        // "... 32x34+0+0  +991+1" — the last token is the absolute origin.
+        let abs = line.split_whitespace().last()?;
+        let mut parts = abs.trim_start_matches('+').split('+');
+        Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+    }
+
+    /// Mean colour distance between the expected icon (opaque pixels only)
+    /// and the screen at `(x0, y0)`.
+    fn icon_distance(shot: &Shot, x0: usize, y0: usize, expected: &vigie::icon::Pixels) -> f64 {
+        let (mut sum, mut n) = (0.0, 0.0);
+        for y in 0..expected.height as usize {
+            for x in 0..expected.width as usize {
+                let i = (y * expected.width as usize + x) * 4;
+                if expected.rgba[i + 3] != 255 {
+                    continue;
+                }
+                let got = shot.pixel(x0 + x, y0 + y);
+                let d: f64 = (0..3).map(|c| (f64::from(got[c]) - f64::from(expected.rgba[i + c])).abs()).sum();
+                sum += d / 3.0;
+                n += 1.0;
+            }
+        }
+        sum / n
+    }
+
+    fn demo_config(session: &Session, every_secs: f64) -> PathBuf {
+        write_config(session, &format!("[demo]\nevery_secs = {every_secs}\n"))
+    }
+
+    #[test]
+    fn a_new_demo_item_reaches_the_notification_server_as_a_toast() {
+        let mut session = Session::desktop().expect("desktop session");
+        let toasts = session.start_notifyd().expect("notification server");
+        let config = demo_config(&session, 0.5);
+        let app = session.command(VIGIE).arg("--config").arg(&config).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("app");
+        session.adopt(app);
+
+        let line = toasts.next(Duration::from_secs(30)).expect("a toast within 30 s");
+        let toast: serde_json::Value = serde_json::from_str(&line).expect("json");
+        assert_eq!(toast["app_name"], "vigie");
+        // The demo's first event is a mail; the seed items (the baseline)
+        // must not have produced a toast before it.
+        assert_eq!(toast["summary"], "Alice Martin — Quarterly figures");
+        assert_eq!(toast["body"], "Here are the numbers we discussed.");
+        let second = toasts.next(Duration::from_secs(30)).expect("a second toast");
+        let second: serde_json::Value = serde_json::from_str(&second).expect("json");
+        assert_eq!(second["summary"], "alice in Direct message", "chat toasts name sender and room");
+    }
+
+    #[test]
+    fn the_tray_draws_the_last_known_badge_and_a_second_launch_opens_settings() {
+        let mut session = Session::desktop().expect("desktop session");
+        let _toasts = session.start_notifyd().expect("notification server");
+        // Slow demo: nothing happens after the baseline (2 mails, 1 chat, 1 task).
+        let config = demo_config(&session, 3600.0);
+        let mut app = session.command(VIGIE).arg("--config").arg(&config).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("app");
+
+        let tree = session
+            .wait_for_window(Duration::from_secs(30), |t| t.contains("tray-icon tray app main"))
+            .expect("the tray icon is docked in the tray host");
+        let (tx, ty) = window_origin(&tree, "tray-icon tray app main").expect("tray geometry");
+        let expected = vigie::icon::render(&Badge { count: 4, dot: false });
+        // The baseline arrives within moments; wait for the icon to show it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let best = loop {
+            let shot = Shot::take(&session, "tray");
+            let best = (0..=2)
+                .flat_map(|dx| (0..=2).map(move |dy| (dx, dy)))
+                .map(|(dx, dy)| icon_distance(&shot, tx + dx, ty + dy, &expected))
+                .fold(f64::MAX, f64::min);
+            if best < 12.0 || std::time::Instant::now() > deadline {
+                break best;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        assert!(best < 12.0, "the tray shows the icon with badge 4 (mean colour distance {best:.1})");
+        let other = vigie::icon::render(&Badge { count: 7, dot: false });
+        let shot = Shot::take(&session, "tray");
+        let wrong = (0..=2)
+            .flat_map(|dx| (0..=2).map(move |dy| (dx, dy)))
+            .map(|(dx, dy)| icon_distance(&shot, tx + dx, ty + dy, &other))
+            .fold(f64::MAX, f64::min);
+        assert!(wrong > best, "a different count would not match as well ({wrong:.1} vs {best:.1})");
+
+        assert!(!tree.contains("Vigie — Settings"), "no window at start: an idle app holds no webview");
+        let second = session.command(VIGIE).arg("--config").arg(&config).output().expect("second launch");
+        assert!(second.status.success(), "the second instance hands over and exits");
+        let tree = session
+            .wait_for_window(Duration::from_secs(30), |t| t.contains("\"Vigie — Settings\""))
+            .expect("the settings window opens");
+        let (wx, wy) = window_origin(&tree, "\"Vigie — Settings\"").expect("window geometry");
+        // The page is rendered (not an error page): its accent button colour
+        // appears inside the window once the UI has loaded.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let shot = Shot::take(&session, "tray-and-settings");
+            let accent = (wy..wy + 300).any(|y| (wx..wx + 500).any(|x| is_accent(shot.pixel(x, y))));
+            if accent {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "the settings page did not render");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+
+        // Closing the window destroys it and the app keeps running.
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/close_window.py");
+        let close = session.command("/usr/bin/python3").arg(script).arg("Vigie — Settings").status();
+        assert!(close.map(|s| s.success()).unwrap_or(false), "the close request was sent (apt install python3-xlib)");
+        session
+            .wait_for_window(Duration::from_secs(15), |t| !t.contains("Vigie — Settings"))
+            .expect("the window is gone");
+        assert!(app.try_wait().expect("status").is_none(), "closing the last window does not quit");
+        session.wait_for_window(Duration::from_secs(5), |t| t.contains("tray-icon tray app main")).expect("tray still there");
+
+        // SIGTERM quits cleanly, like the menu's Quit.
+        let kill = Command::new("kill").args(["-TERM", &app.id().to_string()]).status().expect("kill");
+        assert!(kill.success());
+        let status = wait_exit(&mut app, Duration::from_secs(15)).expect("the app exits after SIGTERM");
+        assert!(status.success(), "clean exit: {status:?}");
+        assert!(read_logs(&session).contains("stopped"), "the core was stopped before exit");
+    }
+
+    fn is_accent(px: [u8; 3]) -> bool {
+        // --accent in ui/src/style.css (light theme).
+        px[2] > 150 && px[0] < 80 && px[1] > 60 && px[1] < 140
+    }
+
+    fn wait_exit(child: &mut std::process::Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        None
+    }
+}

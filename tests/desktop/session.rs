@@ -1,0 +1,239 @@
+//! A private desktop session for tests and benchmarks: a session D-Bus, and
+//! on request an X server (Xvfb), a tray host (trayer), a capturing
+//! notification server and an unlocked GNOME Keyring, all owned by this
+//! process and stopped by PID when the session is dropped.
+//!
+//! Nothing here touches the user's real session: HOME, the XDG folders and
+//! the D-Bus address all point into a temporary folder.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// A running private session.
+pub struct Session {
+    dir: tempfile::TempDir,
+    bus_address: String,
+    display: Option<String>,
+    /// Stopped in reverse order on drop.
+    children: Vec<Child>,
+}
+
+/// Lines a child prints, as they arrive.
+pub struct Lines(mpsc::Receiver<String>);
+
+impl Lines {
+    fn follow(stream: impl Read + Send + 'static) -> Lines {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Lines(rx)
+    }
+
+    /// The next line, waiting at most `timeout`.
+    pub fn next(&self, timeout: Duration) -> Option<String> {
+        self.0.recv_timeout(timeout).ok()
+    }
+
+    /// Waits for a line matching `pred`, skipping others, up to `timeout`.
+    pub fn wait_for(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let line = self.next(left)?;
+            if pred(&line) {
+                return Some(line);
+            }
+        }
+    }
+}
+
+fn first_line(child: &mut Child, what: &str) -> std::io::Result<String> {
+    let out = child.stdout.take().ok_or_else(|| std::io::Error::other(format!("{what}: no stdout")))?;
+    let lines = Lines::follow(out);
+    lines
+        .next(Duration::from_secs(10))
+        .ok_or_else(|| std::io::Error::other(format!("{what} did not start (no output within 10 s)")))
+}
+
+impl Session {
+    /// A session bus only (enough for the keyring and notifications).
+    pub fn bus_only() -> std::io::Result<Session> {
+        let dir = tempfile::tempdir()?;
+        for sub in ["home", "config", "state", "data", "runtime", "cache"] {
+            std::fs::create_dir_all(dir.path().join(sub))?;
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path().join("runtime"), std::fs::Permissions::from_mode(0o700))?;
+        }
+        let mut bus = Command::new("dbus-daemon")
+            .args(["--session", "--nofork", "--print-address=1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| std::io::Error::other(format!("cannot start dbus-daemon (apt install dbus): {e}")))?;
+        let bus_address = first_line(&mut bus, "dbus-daemon")?;
+        Ok(Session { dir, bus_address, display: None, children: vec![bus] })
+    }
+
+    /// A session bus and an X server with a tray host.
+    pub fn desktop() -> std::io::Result<Session> {
+        let mut session = Session::bus_only()?;
+        // -displayfd 1: Xvfb picks a free display and prints its number.
+        let mut xvfb = Command::new("Xvfb")
+            .args(["-displayfd", "1", "-screen", "0", "1024x640x24", "-nolisten", "tcp"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| std::io::Error::other(format!("cannot start Xvfb (apt install xvfb): {e}")))?;
+        let number = first_line(&mut xvfb, "Xvfb")?;
+        session.children.push(xvfb);
+        session.display = Some(format!(":{}", number.trim()));
+        let trayer = session
+            .command("trayer")
+            .args(["--edge", "top", "--align", "right", "--widthtype", "request", "--height", "36"])
+            .args(["--SetDockType", "true", "--transparent", "false", "--tint", "0x404040"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| std::io::Error::other(format!("cannot start trayer (apt install trayer): {e}")))?;
+        session.children.push(trayer);
+        Ok(session)
+    }
+
+    /// The temporary folder everything lives in.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Where the app keeps its state and logs in this session.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state").join("vigie")
+    }
+
+    /// A command with this session's environment.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new(program);
+        let d = self.dir.path();
+        cmd.env("HOME", d.join("home"))
+            .env("XDG_CONFIG_HOME", d.join("config"))
+            .env("XDG_STATE_HOME", d.join("state"))
+            .env("XDG_DATA_HOME", d.join("data"))
+            .env("XDG_CACHE_HOME", d.join("cache"))
+            .env("XDG_RUNTIME_DIR", d.join("runtime"))
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus_address)
+            .env("NO_AT_BRIDGE", "1")
+            .env_remove("WAYLAND_DISPLAY");
+        match &self.display {
+            Some(display) => cmd.env("DISPLAY", display),
+            None => cmd.env_remove("DISPLAY"),
+        };
+        cmd
+    }
+
+    /// Starts the capturing notification server; returns its JSON lines.
+    pub fn start_notifyd(&mut self) -> std::io::Result<Lines> {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fake_notifyd.py");
+        let mut child = self
+            .command("/usr/bin/python3")
+            .arg(script)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let lines = Lines::follow(child.stdout.take().ok_or_else(|| std::io::Error::other("no stdout"))?);
+        self.children.push(child);
+        lines
+            .wait_for(Duration::from_secs(15), |l| l == "ready")
+            .ok_or_else(|| std::io::Error::other("the test notification server did not start (apt install python3-dbus python3-gi)"))?;
+        Ok(lines)
+    }
+
+    /// Starts GNOME Keyring's Secret Service, unlocked with a throwaway
+    /// password, on this session's bus.
+    pub fn start_keyring(&mut self) -> std::io::Result<()> {
+        let mut child = self
+            .command("gnome-keyring-daemon")
+            .args(["--unlock", "--components=secrets", "--foreground"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| std::io::Error::other(format!("cannot start gnome-keyring-daemon (apt install gnome-keyring): {e}")))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(b"test-keyring-password")?;
+        }
+        let out = child.stdout.take().ok_or_else(|| std::io::Error::other("no stdout"))?;
+        self.children.push(child);
+        // It prints its environment once it is on the bus; wait until the
+        // Secret Service name answers.
+        let _lines = Lines::follow(out);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            let probe = self
+                .command("dbus-send")
+                .args(["--session", "--print-reply", "--dest=org.freedesktop.DBus", "/org/freedesktop/DBus"])
+                .args(["org.freedesktop.DBus.GetNameOwner", "string:org.freedesktop.secrets"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()?;
+            if probe.success() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(std::io::Error::other("gnome-keyring-daemon did not take the Secret Service name"))
+    }
+
+    /// Starts `cmd` (built with [`Session::command`]) and stops it with the
+    /// session.
+    pub fn adopt(&mut self, child: Child) {
+        self.children.push(child);
+    }
+
+    /// `xwininfo -root -tree` of the X server.
+    pub fn window_tree(&self) -> std::io::Result<String> {
+        let out = self.command("xwininfo").args(["-root", "-tree"]).output()?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Polls the window tree until `pred` holds, up to `timeout`.
+    pub fn wait_for_window(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> std::io::Result<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let tree = self.window_tree()?;
+            if pred(&tree) {
+                return Ok(tree);
+            }
+            if Instant::now() > deadline {
+                return Err(std::io::Error::other(format!("window not found within {timeout:?}; tree:\n{tree}")));
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// A screenshot of the whole screen as PNG at `path`.
+    pub fn screenshot(&self, path: &Path) -> std::io::Result<()> {
+        let status = self.command("import").args(["-window", "root"]).arg(path).status()?;
+        if status.success() { Ok(()) } else { Err(std::io::Error::other("import (ImageMagick) failed")) }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        for child in self.children.iter_mut().rev() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
