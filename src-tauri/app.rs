@@ -36,17 +36,16 @@ struct Running {
 struct RunningSlot(Mutex<Option<Running>>);
 
 pub fn run(launch: Launch) -> ExitCode {
-    let (config, problems) = match launch.config {
-        Ok(config) => (config, Vec::new()),
+    let (config, demo, problems) = match launch.config {
+        Ok(config) => {
+            let demo = sources::wants_demo(&config, launch.cli.demo);
+            (config, demo, Vec::new())
+        }
         // Run with no account and show the error, rather than refuse to
         // start or silently fall back to the demo; the file is left as is.
-        Err(message) => (Config::empty(), vec![message]),
+        Err(message) => (Config::empty(), launch.cli.demo, vec![message]),
     };
-    let demo = launch.cli.demo || (problems.is_empty() && config.accounts.is_empty());
     let mut setup = sources::setup_from_config(&config, launch.paths.state_file.clone(), demo);
-    if !problems.is_empty() && !launch.cli.demo {
-        setup = vigie::Setup::new(launch.paths.state_file.clone());
-    }
     setup.problems = problems;
     let notifications = config.notifications.clone();
 

@@ -42,7 +42,6 @@ pub struct Launch {
     /// The config, or why it could not be used (the app then runs with no
     /// account and shows the error).
     pub config: Result<Config, String>,
-    pub config_path: PathBuf,
 }
 
 pub fn main() -> ExitCode {
@@ -73,7 +72,7 @@ pub fn main() -> ExitCode {
         tracing::error!("{e}");
         e.to_string()
     });
-    let launch = Launch { cli, paths, config, config_path };
+    let launch = Launch { cli, paths, config };
     if launch.cli.headless {
         return run_headless(launch);
     }
@@ -148,7 +147,8 @@ fn run_headless(launch: Launch) -> ExitCode {
         }
     };
     runtime.block_on(async {
-        let setup = sources::setup_from_config(&config, launch.paths.state_file.clone(), launch.cli.demo);
+        let demo = sources::wants_demo(&config, launch.cli.demo);
+        let setup = sources::setup_from_config(&config, launch.paths.state_file.clone(), demo);
         let (core, events) = match Core::start(setup) {
             Ok(started) => started,
             Err(e) => {

@@ -12,11 +12,16 @@ use crate::model::Source;
 use crate::scheduler::ScheduleConfig;
 use crate::watcher::{WatchError, Watcher, WatcherContext};
 
-/// Builds the core's setup: the configured accounts, or the built-in demo
-/// when there are none or `force_demo` is set.
-pub fn setup_from_config(config: &Config, state_file: PathBuf, force_demo: bool) -> Setup {
+/// Whether to run the built-in demo: asked for, or nothing is configured.
+pub fn wants_demo(config: &Config, asked: bool) -> bool {
+    asked || config.accounts.is_empty()
+}
+
+/// Builds the core's setup: the built-in demo when `demo` is set, else the
+/// configured accounts.
+pub fn setup_from_config(config: &Config, state_file: PathBuf, demo: bool) -> Setup {
     let mut setup = Setup::new(state_file);
-    if force_demo || config.accounts.is_empty() {
+    if demo {
         demo::add_to(&mut setup, &config.demo);
         return setup;
     }
