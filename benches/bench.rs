@@ -1,1 +1,902 @@
-fn main() {}
+//! `vigie-bench`: measures what the issue asks of Vigie and prints a table.
+//!
+//! - idle CPU and RSS of `vigie --headless` over a quiet window (60 s);
+//! - RSS of the tray app with its settings window never opened, open, and
+//!   closed again (app process alone, and with the WebKit processes it
+//!   spawns);
+//! - start-up time to the first badge, headless (first stdout line) and in
+//!   the tray (the tray icon window appearing under a tray host).
+//!
+//! Everything runs in private sessions (`tests/desktop/session.rs`): a
+//! session D-Bus, temporary HOME and XDG folders, and for the tray an Xvfb
+//! server, trayer and a fake notification server. Every process started here
+//! is stopped by PID before the bench exits.
+//!
+//! Usage: `vigie-bench [--vigie PATH] [--idle-secs N] [--runs N]`.
+
+#[path = "../tests/desktop/session.rs"]
+mod session;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use session::Session;
+
+/// The issue's targets and reference point.
+const TARGET_IDLE_CPU_MS_PER_MIN: f64 = 6.0;
+const PYTHON_IDLE_CPU_MS_PER_MIN: f64 = 3.5;
+const TARGET_HEADLESS_RSS_MIB: f64 = 15.0;
+const TARGET_TRAY_CLOSED_RSS_MIB: f64 = 60.0;
+const TARGET_STARTUP_MS: f64 = 300.0;
+
+/// How long to let a process settle before a reading.
+const SETTLE: Duration = Duration::from_secs(3);
+/// The tray icon's X window, as tray-icon (GtkStatusIcon) names it.
+const TRAY_WINDOW: &str = "tray-icon tray app main";
+const SETTINGS_TITLE: &str = "Vigie — Settings";
+/// A demo that stays quiet after its start-up baseline.
+const IDLE_CONFIG: &str = "[demo]\nevery_secs = 86400\n";
+
+type Res<T> = Result<T, String>;
+
+struct Options {
+    vigie: PathBuf,
+    idle_secs: u64,
+    runs: usize,
+}
+
+fn parse_options() -> Res<Options> {
+    let mut vigie = None;
+    let mut idle_secs = 60;
+    let mut runs = 10;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--vigie" => vigie = Some(PathBuf::from(value("--vigie")?)),
+            "--idle-secs" => idle_secs = value("--idle-secs")?.parse().map_err(|e| format!("--idle-secs: {e}"))?,
+            "--runs" => runs = value("--runs")?.parse().map_err(|e| format!("--runs: {e}"))?,
+            "-h" | "--help" => {
+                println!("usage: vigie-bench [--vigie PATH] [--idle-secs N (60)] [--runs N (10)]");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other:?} (try --help)")),
+        }
+    }
+    let vigie = match vigie {
+        Some(path) => path,
+        None => std::env::current_exe()
+            .map_err(|e| format!("cannot find my own path: {e}"))?
+            .parent()
+            .ok_or("my own path has no parent folder")?
+            .join("vigie"),
+    };
+    if !vigie.is_file() {
+        return Err(format!("no vigie binary at {} (build it, or pass --vigie PATH)", vigie.display()));
+    }
+    if idle_secs == 0 || runs == 0 {
+        return Err("--idle-secs and --runs must be at least 1".into());
+    }
+    Ok(Options { vigie, idle_secs, runs })
+}
+
+// ---------------------------------------------------------------- /proc
+
+/// `(ppid, starttime)` of a process, from `/proc/<pid>/stat`.
+fn stat_fields(pid: u32) -> Option<(u32, u64, String)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let comm = text[open + 1..close].to_owned();
+    // Fields after the command: state(3) ppid(4) ... starttime(22).
+    let rest: Vec<&str> = text[close + 1..].split_whitespace().collect();
+    let ppid = rest.get(1)?.parse().ok()?;
+    let start = rest.get(19)?.parse().ok()?;
+    Some((ppid, start, comm))
+}
+
+/// utime + stime in clock ticks (includes exited threads).
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest: Vec<&str> = text[text.rfind(')')? + 1..].split_whitespace().collect();
+    Some(rest.get(11)?.parse::<u64>().ok()? + rest.get(12)?.parse::<u64>().ok()?)
+}
+
+fn clock_ticks_per_sec() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// A `kB` field of `/proc/<pid>/status` or `smaps_rollup`, in KiB.
+fn kb_field(path: &str, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines()
+        .find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// A process and its descendants, found through the ppid chain.
+fn descendants(root: u32) -> Vec<(u32, u64, String)> {
+    let mut by_parent: HashMap<u32, Vec<(u32, u64, String)>> = HashMap::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+            if let Some((ppid, start, comm)) = stat_fields(pid) {
+                by_parent.entry(ppid).or_default().push((pid, start, comm));
+            }
+        }
+    }
+    let mut found = Vec::new();
+    let mut queue = vec![root];
+    while let Some(pid) = queue.pop() {
+        for child in by_parent.remove(&pid).unwrap_or_default() {
+            queue.push(child.0);
+            found.push(child);
+        }
+    }
+    found
+}
+
+/// Memory of one process, KiB.
+#[derive(Debug, Clone, Copy, Default)]
+struct Mem {
+    rss: u64,
+    hwm: u64,
+    pss: u64,
+}
+
+fn mem(pid: u32) -> Mem {
+    Mem {
+        rss: kb_field(&format!("/proc/{pid}/status"), "VmRSS").unwrap_or(0),
+        hwm: kb_field(&format!("/proc/{pid}/status"), "VmHWM").unwrap_or(0),
+        pss: kb_field(&format!("/proc/{pid}/smaps_rollup"), "Pss").unwrap_or(0),
+    }
+}
+
+/// Memory of an app process alone and with its descendants.
+#[derive(Debug, Clone, Default)]
+struct TreeMem {
+    app: Mem,
+    total_rss: u64,
+    total_pss: u64,
+    /// `(comm, RSS KiB)` of each descendant.
+    others: Vec<(String, u64)>,
+}
+
+fn tree_mem(pid: u32) -> TreeMem {
+    let app = mem(pid);
+    let mut total = TreeMem { app, total_rss: app.rss, total_pss: app.pss, others: Vec::new() };
+    for (child, _, comm) in descendants(pid) {
+        let m = mem(child);
+        total.total_rss += m.rss;
+        total.total_pss += m.pss;
+        total.others.push((comm, m.rss));
+    }
+    total
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+/// On-CPU time and context switches per thread, read from
+/// `/proc/<pid>/task/*/`, summed over a window by following each thread
+/// (a thread that exits between two samples loses at most one sample's
+/// worth, which is why the window is sampled every second).
+struct CpuWindow {
+    pid: u32,
+    first: HashMap<u32, (u64, u64)>,
+    last: HashMap<u32, (u64, u64)>,
+    names: HashMap<u32, String>,
+    ticks_start: u64,
+}
+
+fn thread_sample(pid: u32) -> HashMap<u32, (u64, u64, String)> {
+    let mut out = HashMap::new();
+    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return out };
+    for entry in entries.flatten() {
+        let Some(tid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let base = entry.path();
+        let Some(ns) = std::fs::read_to_string(base.join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()))
+        else {
+            continue;
+        };
+        let status = std::fs::read_to_string(base.join("status")).unwrap_or_default();
+        let switches: u64 = status
+            .lines()
+            .filter(|l| l.starts_with("voluntary_ctxt_switches") || l.starts_with("nonvoluntary_ctxt_switches"))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum();
+        let name = std::fs::read_to_string(base.join("comm")).unwrap_or_default().trim().to_owned();
+        out.insert(tid, (ns, switches, name));
+    }
+    out
+}
+
+impl CpuWindow {
+    fn start(pid: u32) -> CpuWindow {
+        let sample = thread_sample(pid);
+        let mut window = CpuWindow {
+            pid,
+            first: HashMap::new(),
+            last: HashMap::new(),
+            names: HashMap::new(),
+            ticks_start: cpu_ticks(pid).unwrap_or(0),
+        };
+        for (tid, (ns, sw, name)) in sample {
+            window.first.insert(tid, (ns, sw));
+            window.last.insert(tid, (ns, sw));
+            window.names.insert(tid, name);
+        }
+        window
+    }
+
+    fn sample(&mut self) {
+        for (tid, (ns, sw, name)) in thread_sample(self.pid) {
+            // A thread born during the window counts from zero.
+            self.first.entry(tid).or_insert((0, 0));
+            self.last.insert(tid, (ns, sw));
+            self.names.insert(tid, name);
+        }
+    }
+
+    /// Per thread: (tid, name, ns on CPU, context switches) over the window.
+    fn per_thread(&self) -> Vec<(u32, String, u64, u64)> {
+        let mut rows: Vec<_> = self
+            .last
+            .iter()
+            .map(|(tid, (ns, sw))| {
+                let (ns0, sw0) = self.first.get(tid).copied().unwrap_or((0, 0));
+                (*tid, self.names.get(tid).cloned().unwrap_or_default(), ns.saturating_sub(ns0), sw.saturating_sub(sw0))
+            })
+            .collect();
+        rows.sort_by_key(|r| std::cmp::Reverse(r.2));
+        rows
+    }
+}
+
+// ---------------------------------------------------------------- processes
+
+fn send_signal(pid: u32, signal: &str) -> bool {
+    Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// A process started by the bench, stopped on drop: SIGTERM, then SIGKILL
+/// after a grace period, then any descendant seen earlier that is still
+/// alive (same PID *and* start time) is killed too.
+struct Managed {
+    what: String,
+    child: Child,
+    seen: Vec<(u32, u64)>,
+    status: Option<ExitStatus>,
+}
+
+impl Managed {
+    fn new(what: impl Into<String>, child: Child) -> Managed {
+        Managed { what: what.into(), child, seen: Vec::new(), status: None }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Remembers the current descendants so they can be killed later.
+    fn note_descendants(&mut self) {
+        for (pid, start, _) in descendants(self.pid()) {
+            if !self.seen.contains(&(pid, start)) {
+                self.seen.push((pid, start));
+            }
+        }
+    }
+
+    fn exited(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().ok().flatten();
+        }
+        self.status
+    }
+
+    fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.exited() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Stops the process; returns its exit status and whether it needed a
+    /// SIGKILL.
+    fn stop(&mut self, grace: Duration) -> (Option<ExitStatus>, bool) {
+        let mut killed = false;
+        if self.exited().is_none() {
+            self.note_descendants();
+            send_signal(self.pid(), "TERM");
+            if self.wait_exit(grace).is_none() {
+                eprintln!("  {} (pid {}) ignored SIGTERM for {grace:?}: killing it", self.what, self.pid());
+                let _ = self.child.kill();
+                self.status = self.child.wait().ok();
+                killed = true;
+            }
+        }
+        // WebKit's helpers exit on their own when their parent goes; give
+        // them a moment, then make sure.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        for &(pid, start) in &self.seen {
+            while alive_as(pid, start) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if alive_as(pid, start) {
+                send_signal(pid, "KILL");
+            }
+        }
+        (self.status, killed)
+    }
+}
+
+impl Drop for Managed {
+    fn drop(&mut self) {
+        self.stop(Duration::from_secs(10));
+    }
+}
+
+/// The process `pid` still exists and is the one that started at `start`.
+fn alive_as(pid: u32, start: u64) -> bool {
+    matches!(stat_fields(pid), Some((_, s, _)) if s == start)
+}
+
+/// Follows a child's stdout in a thread: each line with the time it arrived.
+fn follow_lines(child: &mut Child) -> Res<mpsc::Receiver<(Instant, String)>> {
+    let out = child.stdout.take().ok_or("the child has no stdout pipe")?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(out);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {
+                    let now = Instant::now();
+                    // Keep draining even when nobody listens any more.
+                    let _ = tx.send((now, line.trim_end().to_owned()));
+                }
+            }
+        }
+    });
+    Ok(rx)
+}
+
+fn write_config(session: &Session) -> Res<PathBuf> {
+    let path = session.dir().join("config.toml");
+    std::fs::write(&path, IDLE_CONFIG).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(path)
+}
+
+fn spawn_headless(session: &Session, vigie: &Path, config: &Path) -> Res<(Managed, mpsc::Receiver<(Instant, String)>, Instant)> {
+    let t0 = Instant::now();
+    let mut child = session
+        .command(vigie)
+        .arg("--headless")
+        .arg("--config")
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", vigie.display()))?;
+    let lines = follow_lines(&mut child)?;
+    Ok((Managed::new("vigie --headless", child), lines, t0))
+}
+
+fn spawn_app(session: &Session, vigie: &Path, config: &Path) -> Res<(Managed, Instant)> {
+    let t0 = Instant::now();
+    let child = session
+        .command(vigie)
+        .arg("--config")
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", vigie.display()))?;
+    Ok((Managed::new("vigie (tray app)", child), t0))
+}
+
+fn badge_count(line: &str) -> Option<u64> {
+    let value: serde_json::Value = serde_json::from_str(line).ok()?;
+    (value["type"] == "badge").then(|| value["count"].as_u64()).flatten()
+}
+
+// ---------------------------------------------------------------- stats
+
+#[derive(Debug, Clone, Copy)]
+struct Spread {
+    min: f64,
+    median: f64,
+    max: f64,
+    n: usize,
+}
+
+fn spread(values: &[f64]) -> Option<Spread> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let median = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
+    Some(Spread { min: v[0], median, max: v[n - 1], n })
+}
+
+impl std::fmt::Display for Spread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "min {:.1} / median {:.1} / max {:.1} ms over {} runs", self.min, self.median, self.max, self.n)
+    }
+}
+
+// ---------------------------------------------------------------- headless
+
+struct HeadlessResults {
+    startup: Option<Spread>,
+    first_badge: Option<u64>,
+    cold_first_line_ms: Option<f64>,
+    idle_cpu_ms_per_min: f64,
+    idle_ticks_ms_per_min: f64,
+    idle_switches_per_min: f64,
+    idle_window: Duration,
+    idle_mem: Mem,
+    idle_threads: Vec<(u32, String, u64, u64)>,
+    idle_lines: usize,
+    exit: String,
+}
+
+fn bench_headless(opts: &Options) -> Res<HeadlessResults> {
+    let session = Session::bus_only().map_err(|e| format!("private session bus: {e}"))?;
+    let config = write_config(&session)?;
+    let state_file = session.state_dir().join("state.json");
+
+    // Prime: a first run creates the state file, so later runs start from a
+    // non-zero last known badge.
+    eprintln!("headless: priming the state file");
+    let (mut prime, lines, t0) = spawn_headless(&session, &opts.vigie, &config)?;
+    let cold = lines.recv_timeout(Duration::from_secs(10)).ok().map(|(at, _)| at.duration_since(t0).as_secs_f64() * 1e3);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut saw_count = false;
+    while !(saw_count && state_file.is_file()) {
+        if Instant::now() > deadline {
+            return Err(format!("no non-zero badge and state file {} within 30 s", state_file.display()));
+        }
+        if let Ok((_, line)) = lines.recv_timeout(Duration::from_millis(100)) {
+            saw_count |= badge_count(&line).is_some_and(|c| c > 0);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    prime.stop(Duration::from_secs(10));
+
+    // (a) start-up to the first line, which is the last known badge.
+    eprintln!("headless: {} start-up runs", opts.runs);
+    let mut times = Vec::new();
+    let mut first_badge = None;
+    for run in 0..opts.runs {
+        let (mut app, lines, t0) = spawn_headless(&session, &opts.vigie, &config)?;
+        match lines.recv_timeout(Duration::from_secs(10)) {
+            Ok((at, line)) => {
+                times.push(at.duration_since(t0).as_secs_f64() * 1e3);
+                let count = badge_count(&line);
+                if count.is_none() {
+                    eprintln!("  run {run}: the first line is not a badge: {line}");
+                }
+                first_badge = first_badge.or(count);
+            }
+            Err(_) => eprintln!("  run {run}: no output within 10 s"),
+        }
+        app.stop(Duration::from_secs(10));
+    }
+
+    // Idle CPU and memory.
+    eprintln!("headless: idle for {} s (+{} s settle)", opts.idle_secs, SETTLE.as_secs());
+    let (mut app, lines, _) = spawn_headless(&session, &opts.vigie, &config)?;
+    lines.recv_timeout(Duration::from_secs(10)).map_err(|_| "the idle headless app printed nothing within 10 s".to_owned())?;
+    std::thread::sleep(SETTLE);
+    while lines.try_recv().is_ok() {}
+    let pid = app.pid();
+    let mut window = CpuWindow::start(pid);
+    let started = Instant::now();
+    let end = started + Duration::from_secs(opts.idle_secs);
+    let mut idle_lines = 0;
+    while Instant::now() < end {
+        let left = end.saturating_duration_since(Instant::now()).min(Duration::from_secs(1));
+        if lines.recv_timeout(left).is_ok() {
+            idle_lines += 1;
+        }
+        window.sample();
+        if app.exited().is_some() {
+            return Err("the headless app exited during the idle window".into());
+        }
+    }
+    window.sample();
+    let elapsed = started.elapsed();
+    let ticks = cpu_ticks(pid).unwrap_or(0).saturating_sub(window.ticks_start);
+    let idle_mem = mem(pid);
+    let threads = window.per_thread();
+    let per_min = 60.0 / elapsed.as_secs_f64();
+    let ns: u64 = threads.iter().map(|t| t.2).sum();
+    let switches: u64 = threads.iter().map(|t| t.3).sum();
+    let (status, killed) = app.stop(Duration::from_secs(10));
+    let exit = match (status, killed) {
+        (_, true) => "needed SIGKILL".to_owned(),
+        (Some(s), false) if s.success() => "clean exit on SIGTERM".to_owned(),
+        (s, false) => format!("exit on SIGTERM: {s:?}"),
+    };
+    Ok(HeadlessResults {
+        startup: spread(&times),
+        first_badge,
+        cold_first_line_ms: cold,
+        idle_cpu_ms_per_min: ns as f64 / 1e6 * per_min,
+        idle_ticks_ms_per_min: ticks as f64 * 1e3 / clock_ticks_per_sec() * per_min,
+        idle_switches_per_min: switches as f64 * per_min,
+        idle_window: elapsed,
+        idle_mem,
+        idle_threads: threads,
+        idle_lines,
+        exit,
+    })
+}
+
+// ---------------------------------------------------------------- tray
+
+struct TrayResults {
+    closed: TreeMem,
+    open: TreeMem,
+    after_close: TreeMem,
+    cold_ms: Option<f64>,
+    startup: Option<Spread>,
+    poll_ms: Option<Spread>,
+    exits: Vec<String>,
+}
+
+/// Polls the window tree every ~5 ms until `pred` holds; returns when it
+/// first held, and the time each `xwininfo` call took.
+fn poll_window(session: &Session, timeout: Duration, pred: impl Fn(&str) -> bool, poll_costs: &mut Vec<f64>) -> Res<Instant> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let before = Instant::now();
+        let tree = session.window_tree().map_err(|e| format!("xwininfo: {e}"))?;
+        let after = Instant::now();
+        poll_costs.push(after.duration_since(before).as_secs_f64() * 1e3);
+        if pred(&tree) {
+            return Ok(after);
+        }
+        if after > deadline {
+            return Err(format!("window not seen within {timeout:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn wait_window(session: &Session, timeout: Duration, pred: impl Fn(&str) -> bool) -> Res<()> {
+    session.wait_for_window(timeout, pred).map(|_| ()).map_err(|e| e.to_string().lines().next().unwrap_or_default().to_owned())
+}
+
+/// Waits `SETTLE`, then until the app's RSS stops moving (±1 % over 0.5 s,
+/// at most 10 s more), and reads the memory of the app and its descendants.
+fn settled_mem(app: &mut Managed) -> TreeMem {
+    std::thread::sleep(SETTLE);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut prev = tree_mem(app.pid());
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = tree_mem(app.pid());
+        let stable = (now.total_rss as f64 - prev.total_rss as f64).abs() <= prev.total_rss as f64 * 0.01;
+        prev = now;
+        if stable || Instant::now() > deadline {
+            app.note_descendants();
+            return prev;
+        }
+    }
+}
+
+fn bench_tray(opts: &Options) -> Res<TrayResults> {
+    let mut session = Session::desktop().map_err(|e| format!("private desktop session: {e}"))?;
+    let _toasts = session.start_notifyd().map_err(|e| format!("notification server: {e}"))?;
+    let config = write_config(&session)?;
+    let state_file = session.state_dir().join("state.json");
+    let tray_present = |t: &str| t.contains(TRAY_WINDOW);
+    let mut poll_costs = Vec::new();
+
+    // RSS with the window never opened (this is also the cold first launch,
+    // with no state file yet).
+    eprintln!("tray: memory with the window closed, open, closed again");
+    let (mut app, t0) = spawn_app(&session, &opts.vigie, &config)?;
+    let seen = poll_window(&session, Duration::from_secs(30), tray_present, &mut poll_costs)?;
+    let cold_ms = Some(seen.duration_since(t0).as_secs_f64() * 1e3);
+    let closed = settled_mem(&mut app);
+    if !state_file.is_file() {
+        eprintln!("  warning: no state file after the first launch; start-up runs will show an empty badge");
+    }
+
+    // Open the settings window: a second launch hands over to the first.
+    let (mut second, _) = spawn_app(&session, &opts.vigie, &config)?;
+    match second.wait_exit(Duration::from_secs(20)) {
+        Some(status) if status.success() => {}
+        other => eprintln!("  warning: the second launch did not exit cleanly: {other:?}"),
+    }
+    drop(second);
+    wait_window(&session, Duration::from_secs(30), |t| t.contains(&format!("\"{SETTINGS_TITLE}\"")))?;
+    let open = settled_mem(&mut app);
+
+    // Close it the way a window manager does.
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/close_window.py");
+    let closed_ok = session
+        .command("/usr/bin/python3")
+        .arg(&script)
+        .arg(SETTINGS_TITLE)
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !closed_ok {
+        return Err("close_window.py could not ask the settings window to close (apt install python3-xlib)".into());
+    }
+    wait_window(&session, Duration::from_secs(15), |t| !t.contains(SETTINGS_TITLE))?;
+    let after_close = settled_mem(&mut app);
+    let mut exits = Vec::new();
+    exits.push(describe_exit(app.stop(Duration::from_secs(15))));
+    drop(app);
+    wait_window(&session, Duration::from_secs(15), |t| !tray_present(t))?;
+
+    // (b) start-up to the tray icon, with the last known badge in the state.
+    eprintln!("tray: {} start-up runs", opts.runs);
+    let mut times = Vec::new();
+    let budget = Instant::now() + Duration::from_secs(120);
+    for run in 0..opts.runs {
+        if Instant::now() > budget {
+            eprintln!("  stopping after {run} runs: over the 120 s budget");
+            break;
+        }
+        let (mut app, t0) = spawn_app(&session, &opts.vigie, &config)?;
+        match poll_window(&session, Duration::from_secs(30), tray_present, &mut poll_costs) {
+            Ok(seen) => times.push(seen.duration_since(t0).as_secs_f64() * 1e3),
+            Err(e) => eprintln!("  run {run}: {e}"),
+        }
+        exits.push(describe_exit(app.stop(Duration::from_secs(15))));
+        drop(app);
+        wait_window(&session, Duration::from_secs(15), |t| !tray_present(t))?;
+    }
+    Ok(TrayResults { closed, open, after_close, cold_ms, startup: spread(&times), poll_ms: spread(&poll_costs), exits })
+}
+
+fn describe_exit((status, killed): (Option<ExitStatus>, bool)) -> String {
+    match (status, killed) {
+        (_, true) => "needed SIGKILL".to_owned(),
+        (Some(s), false) if s.success() => "clean".to_owned(),
+        (s, false) => format!("{s:?}"),
+    }
+}
+
+// ---------------------------------------------------------------- report
+
+struct Row {
+    metric: String,
+    measured: Option<f64>,
+    unit: &'static str,
+    target: Option<f64>,
+    /// The target is a reference point to compare with, not a limit.
+    reference: bool,
+}
+
+fn print_table(rows: &[Row]) {
+    println!("| metric | measured | target | measured/target | result |");
+    println!("|---|---:|---:|---:|---|");
+    for row in rows {
+        let measured = row.measured.map_or_else(|| "n/a".to_owned(), |m| format!("{m:.1} {}", row.unit));
+        let (target, ratio, verdict) = match (row.measured, row.target) {
+            (Some(m), Some(t)) if row.reference => (format!("{t} {} (reference)", row.unit), format!("{:.2}", m / t), "info".to_owned()),
+            (Some(m), Some(t)) => (
+                format!("≤ {t} {}", row.unit),
+                format!("{:.2}", m / t),
+                if m <= t { "PASS" } else { "FAIL" }.to_owned(),
+            ),
+            (None, Some(t)) => (format!("≤ {t} {}", row.unit), "n/a".to_owned(), "FAIL (not measured)".to_owned()),
+            (_, None) => ("—".to_owned(), "—".to_owned(), "info".to_owned()),
+        };
+        println!("| {} | {measured} | {target} | {ratio} | {verdict} |", row.metric);
+    }
+}
+
+fn print_tree_mem(label: &str, m: &TreeMem) {
+    println!(
+        "  {label}: app RSS {:.1} MiB (peak {:.1}, PSS {:.1}); with {} descendant(s): RSS {:.1} MiB, PSS {:.1} MiB",
+        mib(m.app.rss),
+        mib(m.app.hwm),
+        mib(m.app.pss),
+        m.others.len(),
+        mib(m.total_rss),
+        mib(m.total_pss)
+    );
+    let mut groups: BTreeMap<&str, (usize, u64)> = BTreeMap::new();
+    for (comm, rss) in &m.others {
+        let entry = groups.entry(comm.as_str()).or_default();
+        entry.0 += 1;
+        entry.1 += rss;
+    }
+    for (comm, (n, rss)) in groups {
+        println!("      {n} × {comm}: RSS {:.1} MiB", mib(rss));
+    }
+}
+
+fn main() -> ExitCode {
+    let opts = match parse_options() {
+        Ok(opts) => opts,
+        Err(e) => {
+            eprintln!("vigie-bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let began = Instant::now();
+    eprintln!("vigie-bench: {} (idle window {} s, {} start-up runs)", opts.vigie.display(), opts.idle_secs, opts.runs);
+
+    let headless = bench_headless(&opts).map_err(|e| eprintln!("vigie-bench: headless: {e}")).ok();
+    let tray = bench_tray(&opts).map_err(|e| eprintln!("vigie-bench: tray: {e}")).ok();
+
+    println!();
+    println!("vigie-bench — {}", opts.vigie.display());
+    println!("cores: {}", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    if let Some(h) = &headless {
+        println!();
+        println!("idle `vigie --headless` (demo every 86400 s, after a {} s settle):", SETTLE.as_secs());
+        println!(
+            "  window {:.1} s: {:.2} ms CPU per minute (schedstat, per thread); {:.1} ms per minute by utime+stime ticks",
+            h.idle_window.as_secs_f64(),
+            h.idle_cpu_ms_per_min,
+            h.idle_ticks_ms_per_min
+        );
+        println!("  {:.0} context switches per minute; {} stdout line(s) during the window; {}", h.idle_switches_per_min, h.idle_lines, h.exit);
+        println!("  RSS {:.1} MiB (peak {:.1} MiB, PSS {:.1} MiB)", mib(h.idle_mem.rss), mib(h.idle_mem.hwm), mib(h.idle_mem.pss));
+        for (tid, name, ns, sw) in &h.idle_threads {
+            println!("      thread {tid} {name:<16} {:>8.3} ms CPU, {sw} switches", *ns as f64 / 1e6);
+        }
+        println!("start-up to the first badge line, headless (spawn → first stdout line):");
+        if let Some(ms) = h.cold_first_line_ms {
+            println!("  first launch (no state file): {ms:.1} ms");
+        }
+        match h.startup {
+            Some(s) => println!("  with a state file: {s}; badge count on the first line: {:?}", h.first_badge),
+            None => println!("  no run produced a line"),
+        }
+    }
+    if let Some(t) = &tray {
+        println!();
+        println!("tray app memory (Xvfb + trayer, demo every 86400 s):");
+        print_tree_mem("window closed (never opened)", &t.closed);
+        print_tree_mem("settings window open", &t.open);
+        print_tree_mem("window closed again", &t.after_close);
+        println!("start-up to the tray icon (spawn → icon window seen by xwininfo; includes X/GTK start-up,");
+        println!("xwininfo polling every ~5 ms plus the cost of each xwininfo call, on the same cores):");
+        if let Some(ms) = t.cold_ms {
+            println!("  first launch (no state file, cold caches): {ms:.1} ms");
+        }
+        match t.startup {
+            Some(s) => println!("  with a state file: {s}"),
+            None => println!("  no run saw the tray icon"),
+        }
+        if let Some(p) = t.poll_ms {
+            println!("  one xwininfo call: median {:.1} ms (max {:.1})", p.median, p.max);
+        }
+        println!("  exits on SIGTERM: {}", t.exits.join(", "));
+    }
+
+    println!();
+    let mut rows = vec![
+        Row {
+            metric: "idle `--headless` CPU".into(),
+            measured: headless.as_ref().map(|h| h.idle_cpu_ms_per_min),
+            unit: "ms/min",
+            target: Some(TARGET_IDLE_CPU_MS_PER_MIN),
+            reference: false,
+        },
+        Row {
+            metric: "idle `--headless` CPU vs the Python IDLE notifier".into(),
+            measured: headless.as_ref().map(|h| h.idle_cpu_ms_per_min),
+            unit: "ms/min",
+            target: Some(PYTHON_IDLE_CPU_MS_PER_MIN),
+            reference: true,
+        },
+        Row {
+            metric: "idle `--headless` RSS".into(),
+            measured: headless.as_ref().map(|h| mib(h.idle_mem.rss)),
+            unit: "MiB",
+            target: Some(TARGET_HEADLESS_RSS_MIB),
+            reference: false,
+        },
+        Row {
+            metric: "tray app RSS, window never opened".into(),
+            measured: tray.as_ref().map(|t| mib(t.closed.app.rss)),
+            unit: "MiB",
+            target: Some(TARGET_TRAY_CLOSED_RSS_MIB),
+            reference: false,
+        },
+        Row {
+            metric: "tray app RSS, window open (app process)".into(),
+            measured: tray.as_ref().map(|t| mib(t.open.app.rss)),
+            unit: "MiB",
+            target: None,
+            reference: false,
+        },
+        Row {
+            metric: "tray app RSS, window open (+ WebKit processes)".into(),
+            measured: tray.as_ref().map(|t| mib(t.open.total_rss)),
+            unit: "MiB",
+            target: None,
+            reference: false,
+        },
+        Row {
+            metric: "tray app RSS, window closed after opening (app process)".into(),
+            measured: tray.as_ref().map(|t| mib(t.after_close.app.rss)),
+            unit: "MiB",
+            target: Some(TARGET_TRAY_CLOSED_RSS_MIB),
+            reference: false,
+        },
+        Row {
+            metric: "tray app RSS, window closed after opening (+ descendants)".into(),
+            measured: tray.as_ref().map(|t| mib(t.after_close.total_rss)),
+            unit: "MiB",
+            target: None,
+            reference: false,
+        },
+        Row {
+            metric: "start-up to first badge, headless (median)".into(),
+            measured: headless.as_ref().and_then(|h| h.startup).map(|s| s.median),
+            unit: "ms",
+            target: Some(TARGET_STARTUP_MS),
+            reference: false,
+        },
+        Row {
+            metric: "start-up to badge on the tray (median)".into(),
+            measured: tray.as_ref().and_then(|t| t.startup).map(|s| s.median),
+            unit: "ms",
+            target: Some(TARGET_STARTUP_MS),
+            reference: false,
+        },
+    ];
+    print_table(&rows);
+    println!("(MiB = 1,048,576 bytes; the targets' MB are read as MiB. Start-up rows pass on the median.)");
+    println!("bench time: {:.0} s", began.elapsed().as_secs_f64());
+
+    let all_pass = rows.iter().filter(|r| !r.reference).all(|r| match (r.measured, r.target) {
+        (Some(m), Some(t)) => m <= t,
+        (None, Some(_)) => false,
+        _ => true,
+    });
+    if headless.is_none() || tray.is_none() {
+        ExitCode::from(2)
+    } else if all_pass {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

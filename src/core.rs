@@ -24,7 +24,7 @@ use crate::hub::Hub;
 use crate::model::AccountId;
 use crate::scheduler::{PollGate, Schedule, ScheduleConfig, Trigger, TriggerHandle};
 use crate::store::{StateStore, StoreError};
-use crate::wake;
+use crate::{netwatch, wake};
 use crate::watcher::{Envelope, Watcher, WatcherContext, supervise};
 
 /// Reports in flight from watchers to the hub. Small: the hub is fast, and a
@@ -181,11 +181,16 @@ impl Core {
             let _ = event_tx.try_send(event);
         }
         tasks.spawn(hub_loop(hub, report_rx, command_rx, event_tx, snapshot_tx, cancel.clone()));
-        let wake_triggers = triggers;
+        let wake_triggers = triggers.clone();
         tasks.spawn(wake::wake_loop(WAKE_CHECK_EVERY, WAKE_THRESHOLD, cancel.clone(), move |slept| {
             tracing::info!("woke after about {} s asleep: resyncing every account", slept.as_secs());
             for trigger in wake_triggers.values() {
                 trigger.fire(Trigger::Wake);
+            }
+        }));
+        tasks.spawn(netwatch::netwatch_loop(cancel.clone(), move || {
+            for trigger in triggers.values() {
+                trigger.fire(Trigger::NetworkBack);
             }
         }));
         Ok((Core { handle, cancel, tasks }, event_rx))

@@ -17,7 +17,8 @@
 //! - [`store`]: the state file (cursors, notified keys, last counts).
 //! - [`badge`]: the unified badge; [`icon`] draws it into tray pixels.
 //! - [`core`]: start and stop everything; [`event`]: what comes out.
-//! - [`pause`]: "pause notifications" choices.
+//! - [`pause`]: "pause notifications" choices. [`netwatch`]: network-back
+//!   detection.
 //! - [`wake`]: sleep/resume detection. [`demo`]: the built-in demo world.
 //! - [`sources`]: from config to watchers. [`headless`]: JSON lines on stdout.
 //! - [`logging`]: rotating log files.
@@ -33,6 +34,7 @@ mod hub;
 pub mod icon;
 pub mod logging;
 pub mod model;
+pub mod netwatch;
 pub mod pause;
 pub mod scheduler;
 pub mod secrets;
