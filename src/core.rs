@@ -240,7 +240,12 @@ async fn hub_loop(
             else => return,
         }
         for event in out.drain(..) {
-            if events.send(event).await.is_err() {
+            // A stalled consumer must not keep the core from stopping.
+            let sent = tokio::select! {
+                () = cancel.cancelled() => return,
+                sent = events.send(event) => sent,
+            };
+            if sent.is_err() {
                 // Nobody listens any more (the shell is shutting down).
                 break;
             }

@@ -139,6 +139,10 @@ impl Hub {
         let mut dirty = baseline;
         record.baselined = true;
 
+        // Refreshing "last seen" of known keys alone does not dirty the
+        // file: it only steers which keys are forgotten first, and is saved
+        // with the next real change.
+        record.begin_update();
         let mut fresh = Vec::new();
         for item in update.items {
             if record.remember(&item.key) {
@@ -148,6 +152,7 @@ impl Hub {
                 }
             }
         }
+        record.forget_oldest();
         if let Some(count) = update.unread {
             dirty |= record.unread != Some(count);
             record.unread = Some(count);

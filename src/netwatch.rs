@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use if_watch::IfEvent;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Addresses reported this soon after start are the initial enumeration,
@@ -68,7 +67,9 @@ pub async fn netwatch_loop(cancel: CancellationToken, on_network_back: impl Fn()
             return;
         }
     };
-    let started = Instant::now();
+    // The OS answers in real time, so the enumeration window is measured on
+    // the real clock (tests may pause tokio's).
+    let started = std::time::Instant::now();
     let mut state = NetState::default();
     loop {
         let event = tokio::select! {

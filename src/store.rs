@@ -8,14 +8,15 @@
 //! Invariants:
 //! - Writes are atomic (temp file in the same folder, fsync, rename): a crash
 //!   or a full disk leaves the previous file intact, never half a file.
-//! - Growth is bounded: each account remembers at most [`MAX_NOTIFIED`] keys,
-//!   forgetting the oldest first. Watchers use cursors for "new since", the
-//!   key set is the safety net for resends around reconnects.
+//! - Growth is bounded: each account remembers at most [`MAX_NOTIFIED`] keys
+//!   (or the size of its largest single update, if larger), forgetting those
+//!   not reported for longest first. Watchers use cursors for "new since",
+//!   the key set is the safety net for resends around reconnects.
 //! - A corrupt file never stops the app: it is moved aside (kept for the
 //!   user), the app starts fresh and says so. Starting fresh re-baselines, so
 //!   it costs no flood of old notifications.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -89,41 +90,71 @@ pub struct AccountRecord {
     /// When the last new item arrived.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_event_at: Option<Timestamp>,
-    /// Keys already notified, oldest first.
+    /// Counts updates; each remembered key carries the generation of the
+    /// update that last mentioned it.
     #[serde(default)]
-    notified: VecDeque<String>,
-    #[serde(skip)]
-    index: HashSet<String>,
+    generation: u64,
+    /// Keys already notified → generation in which they were last seen.
+    #[serde(default)]
+    notified: HashMap<String, u64>,
 }
 
 impl AccountRecord {
-    /// Records `key` as notified. Returns `true` if it was not known yet.
+    /// Starts a new update: keys remembered from now on are "seen now".
+    pub fn begin_update(&mut self) {
+        self.generation += 1;
+    }
+
+    /// Records `key` as notified and seen in the current update. Returns
+    /// `true` if it was not known yet.
     pub fn remember(&mut self, key: &str) -> bool {
-        if self.index.contains(key) {
-            return false;
-        }
-        if self.notified.len() >= MAX_NOTIFIED {
-            if let Some(old) = self.notified.pop_front() {
-                self.index.remove(&old);
+        match self.notified.get_mut(key) {
+            Some(seen) => {
+                *seen = self.generation;
+                false
+            }
+            None => {
+                self.notified.insert(key.to_owned(), self.generation);
+                true
             }
         }
-        self.notified.push_back(key.to_owned());
-        self.index.insert(key.to_owned());
-        true
+    }
+
+    /// Once over [`MAX_NOTIFIED`] keys, forgets those seen longest ago, but
+    /// never a key of the current update.
+    ///
+    /// Forgetting by *last seen* rather than by *first notified* matters: an
+    /// item that stays unread is mentioned by every sync and so is never
+    /// forgotten, while a key is only dropped once its item has long stopped
+    /// being reported. Sparing the current update means one sync larger than
+    /// the cap (a baseline of 10,000 unread mails) is remembered whole.
+    pub fn forget_oldest(&mut self) {
+        if self.notified.len() <= MAX_NOTIFIED {
+            return;
+        }
+        let mut old: Vec<(u64, String)> = self
+            .notified
+            .iter()
+            .filter(|(_, seen)| **seen < self.generation)
+            .map(|(key, seen)| (*seen, key.clone()))
+            .collect();
+        old.sort_unstable();
+        // Trim a tenth below the cap, so the sort runs once per few hundred
+        // new keys rather than on every update at the cap.
+        let excess = self.notified.len() - MAX_NOTIFIED * 9 / 10;
+        for (_, key) in old.into_iter().take(excess) {
+            self.notified.remove(&key);
+        }
     }
 
     /// Whether `key` was notified before.
     pub fn knows(&self, key: &str) -> bool {
-        self.index.contains(key)
+        self.notified.contains_key(key)
     }
 
     /// How many keys are remembered.
     pub fn remembered(&self) -> usize {
         self.notified.len()
-    }
-
-    fn rebuild_index(&mut self) {
-        self.index = self.notified.iter().cloned().collect();
     }
 }
 
@@ -160,12 +191,7 @@ impl StateStore {
             Err(source) => return Err(StoreError::Read { path: path.to_owned(), source }),
         };
         match serde_json::from_str::<StateFile>(&text) {
-            Ok(mut data) if data.version == FORMAT_VERSION => {
-                for record in data.accounts.values_mut() {
-                    record.rebuild_index();
-                }
-                Ok((StateStore { path: path.to_owned(), data }, None))
-            }
+            Ok(data) if data.version == FORMAT_VERSION => Ok((StateStore { path: path.to_owned(), data }, None)),
             Ok(data) => Self::recover(path, format!("unknown format version {}", data.version)),
             Err(e) => Self::recover(path, e.to_string()),
         }
@@ -179,7 +205,7 @@ impl StateStore {
     }
 
     fn recover(path: &Path, problem: String) -> Result<(StateStore, Option<Recovered>), StoreError> {
-        let stamp = Timestamp::now().strftime("%Y%m%dT%H%M%SZ");
+        let stamp = Timestamp::now().strftime("%Y%m%dT%H%M%S%.3fZ");
         let kept_at = path.with_extension(format!("json.corrupt-{stamp}"));
         std::fs::rename(path, &kept_at)
             .map_err(|source| StoreError::Read { path: path.to_owned(), source })?;
@@ -235,16 +261,53 @@ impl StateStore {
 mod tests {
     use super::*;
 
-    #[test]
-    fn remembering_is_bounded_and_forgets_the_oldest() {
-        let mut record = AccountRecord::default();
-        for i in 0..MAX_NOTIFIED + 10 {
-            assert!(record.remember(&format!("k{i}")));
+    /// One update per key, as a push source would send them.
+    fn push_one_by_one(record: &mut AccountRecord, keys: impl IntoIterator<Item = String>) {
+        for key in keys {
+            record.begin_update();
+            record.remember(&key);
+            record.forget_oldest();
         }
-        assert_eq!(record.remembered(), MAX_NOTIFIED);
-        assert!(!record.knows("k0"), "oldest key is forgotten");
+    }
+
+    #[test]
+    fn remembering_is_bounded_and_forgets_the_longest_unseen() {
+        let mut record = AccountRecord::default();
+        push_one_by_one(&mut record, (0..MAX_NOTIFIED + 10).map(|i| format!("k{i}")));
+        assert!(record.remembered() <= MAX_NOTIFIED);
+        assert!(!record.knows("k0"), "the longest unseen key is forgotten");
         assert!(record.knows(&format!("k{}", MAX_NOTIFIED + 9)));
-        assert!(!record.remember("k20"), "recent keys are still known");
+        assert!(record.knows(&format!("k{}", MAX_NOTIFIED / 2)), "recent keys are still known");
+    }
+
+    #[test]
+    fn a_key_reported_again_is_kept_however_many_come_after_it() {
+        let mut record = AccountRecord::default();
+        push_one_by_one(&mut record, ["still-unread".to_owned()]);
+        for i in 0..3 * MAX_NOTIFIED {
+            record.begin_update();
+            record.remember(&format!("k{i}"));
+            // Every sync also reports the item that stays unread.
+            record.remember("still-unread");
+            record.forget_oldest();
+        }
+        assert!(record.knows("still-unread"));
+        assert!(record.remembered() <= MAX_NOTIFIED);
+    }
+
+    #[test]
+    fn an_update_larger_than_the_cap_is_remembered_whole() {
+        let mut record = AccountRecord::default();
+        let keys: Vec<String> = (0..2 * MAX_NOTIFIED).map(|i| format!("k{i}")).collect();
+        for _ in 0..2 {
+            record.begin_update();
+            let fresh = keys.iter().filter(|k| record.remember(k)).count();
+            record.forget_oldest();
+            assert_eq!(record.remembered(), keys.len());
+            assert!(fresh == 0 || fresh == keys.len());
+        }
+        record.begin_update();
+        assert_eq!(keys.iter().filter(|k| record.remember(k)).count(), 0, "a resend announces nothing");
     }
 
     #[test]

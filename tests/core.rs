@@ -484,3 +484,15 @@ async fn stop_aborts_a_watcher_that_ignores_cancellation_within_the_grace_period
     assert!(!stuck_script.watcher_alive(), "the stuck watcher's task was not aborted");
     assert!(!mail_script.watcher_alive());
 }
+
+#[tokio::test(start_paused = true)]
+async fn problems_found_before_start_are_the_first_events_and_stay_in_the_snapshot() {
+    let dir = state_dir();
+    let message = "the config file /x/config.toml is not valid: line 4, column 1: unknown field `pasword`";
+    let mut rig = Rig::start_with(&dir.path().join("state.json"), Vec::new(), |setup| {
+        setup.problems.push(message.to_owned());
+    });
+    assert_eq!(rig.handle.snapshot().problems, vec![message.to_owned()]);
+    assert_eq!(rig.next_event().await, CoreEvent::Error { account: None, message: message.to_owned() });
+    rig.stop().await;
+}
