@@ -340,19 +340,26 @@ async fn a_rate_limit_backs_off_exactly_as_long_as_the_server_asked() {
 
 // --- Hints ------------------------------------------------------------------------
 
-#[tokio::test(start_paused = true)]
-async fn a_leantime_mail_makes_the_tasks_account_poll() {
-    let dir = state_dir();
+/// A mail account and an hourly-polled tasks account joined by the
+/// "Leantime mail → refresh tasks" hint, both past their initial sync.
+async fn mail_hinting_tasks(state_file: &std::path::Path) -> (Rig, crate::support::Script, crate::support::Script) {
     let (mail, mail_script) = ScriptedWatcher::new();
     let (tasks, mut tasks_script) = ScriptedWatcher::polling();
-    let mut rig = Rig::start_with(
-        &dir.path().join("state.json"),
+    let rig = Rig::start_with(
+        state_file,
         vec![spec("mail", Source::Mail, mail), hourly_tasks(tasks)],
         |setup| setup.hints.push(leantime_hint()),
     );
     assert_eq!(tasks_script.next_seen("tasks start").await, Seen::Started { run: 1 });
     assert_eq!(tasks_script.next_seen("initial tasks sync").await, Seen::Polled(Trigger::Scheduled));
     mail_script.publish(update(vec![], 0));
+    (rig, mail_script, tasks_script)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_leantime_mail_makes_the_tasks_account_poll() {
+    let dir = state_dir();
+    let (mut rig, mail_script, mut tasks_script) = mail_hinting_tasks(&dir.path().join("state.json")).await;
 
     let sent = Instant::now();
     mail_script.publish(mail_from("m-1", "Leantime <x@y>"));
@@ -368,16 +375,7 @@ async fn a_leantime_mail_makes_the_tasks_account_poll() {
 #[tokio::test(start_paused = true)]
 async fn a_mail_from_anyone_else_does_not_make_the_tasks_account_poll() {
     let dir = state_dir();
-    let (mail, mail_script) = ScriptedWatcher::new();
-    let (tasks, mut tasks_script) = ScriptedWatcher::polling();
-    let mut rig = Rig::start_with(
-        &dir.path().join("state.json"),
-        vec![spec("mail", Source::Mail, mail), hourly_tasks(tasks)],
-        |setup| setup.hints.push(leantime_hint()),
-    );
-    assert_eq!(tasks_script.next_seen("tasks start").await, Seen::Started { run: 1 });
-    assert_eq!(tasks_script.next_seen("initial tasks sync").await, Seen::Polled(Trigger::Scheduled));
-    mail_script.publish(update(vec![], 0));
+    let (mut rig, mail_script, mut tasks_script) = mail_hinting_tasks(&dir.path().join("state.json")).await;
 
     mail_script.publish(mail_from("m-1", "Alice <alice@example.com>"));
     rig.next_new_items("mail").await;
