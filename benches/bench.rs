@@ -42,6 +42,8 @@ const SETTINGS_TITLE: &str = "Vigie — Settings";
 const IDLE_CONFIG: &str = "[demo]\nevery_secs = 86400\n";
 
 type Res<T> = Result<T, String>;
+/// A child's stdout lines, each with the time it arrived.
+type LineRx = mpsc::Receiver<(Instant, String)>;
 
 struct Options {
     vigie: PathBuf,
@@ -369,7 +371,7 @@ fn alive_as(pid: u32, start: u64) -> bool {
 }
 
 /// Follows a child's stdout in a thread: each line with the time it arrived.
-fn follow_lines(child: &mut Child) -> Res<mpsc::Receiver<(Instant, String)>> {
+fn follow_lines(child: &mut Child) -> Res<LineRx> {
     let out = child.stdout.take().ok_or("the child has no stdout pipe")?;
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -396,7 +398,7 @@ fn write_config(session: &Session) -> Res<PathBuf> {
     Ok(path)
 }
 
-fn spawn_headless(session: &Session, vigie: &Path, config: &Path) -> Res<(Managed, mpsc::Receiver<(Instant, String)>, Instant)> {
+fn spawn_headless(session: &Session, vigie: &Path, config: &Path) -> Res<(Managed, LineRx, Instant)> {
     let t0 = Instant::now();
     let mut child = session
         .command(vigie)
@@ -811,7 +813,7 @@ fn main() -> ExitCode {
     }
 
     println!();
-    let mut rows = vec![
+    let rows = vec![
         Row {
             metric: "idle `--headless` CPU".into(),
             measured: headless.as_ref().map(|h| h.idle_cpu_ms_per_min),

@@ -326,7 +326,7 @@ username = "me@example.com"
 
     #[test]
     fn an_unknown_field_names_its_line_and_field() {
-        let err = parse("[[account]]\nid = \"a\"\nsource = \"mail\"\npasword = \"x\"\n").unwrap_err();
+        let err = parse("[[account]]\nid = \"a\"\nsource = \"mail\"\npasword = \"x\"\n").expect_err("must be refused");
         let message = err.to_string();
         assert!(message.contains("line 4"), "{message}");
         assert!(message.contains("pasword"), "{message}");
@@ -334,7 +334,7 @@ username = "me@example.com"
 
     #[test]
     fn a_wrong_type_names_its_line() {
-        let err = parse("[[account]]\nid = \"a\"\nsource = \"mail\"\nenabled = \"yes\"\n").unwrap_err();
+        let err = parse("[[account]]\nid = \"a\"\nsource = \"mail\"\nenabled = \"yes\"\n").expect_err("must be refused");
         let message = err.to_string();
         assert!(message.contains("line 4"), "{message}");
     }
@@ -342,13 +342,13 @@ username = "me@example.com"
     #[test]
     fn duplicate_ids_name_the_second_line() {
         let err = parse("[[account]]\nid = \"a\"\nsource = \"mail\"\n\n[[account]]\nid = \"a\"\nsource = \"chat\"\n")
-            .unwrap_err();
+            .expect_err("must be refused");
         assert!(matches!(err, ConfigError::Invalid { line: 6, field: "id", .. }), "{err}");
     }
 
     #[test]
     fn too_short_poll_interval_is_refused() {
-        let err = parse("[[account]]\nid = \"t\"\nsource = \"tasks\"\npoll_interval_secs = 2\n").unwrap_err();
+        let err = parse("[[account]]\nid = \"t\"\nsource = \"tasks\"\npoll_interval_secs = 2\n").expect_err("must be refused");
         assert!(matches!(err, ConfigError::Invalid { line: 4, field: "poll_interval_secs", .. }), "{err}");
     }
 

@@ -216,12 +216,11 @@ impl Hub {
             if !senders.clone().any(|sender| rule.matches(source, sender)) {
                 continue;
             }
-            for (id, state) in &self.accounts {
-                if state.source == rule.refresh {
-                    if let Some(trigger) = self.triggers.get(id) {
-                        tracing::debug!(account = %id, "hint from {source}: refreshing");
-                        trigger.fire(Trigger::Hint);
-                    }
+            let targets = self.accounts.iter().filter(|(_, state)| state.source == rule.refresh);
+            for (id, _) in targets {
+                if let Some(trigger) = self.triggers.get(id) {
+                    tracing::debug!(account = %id, "hint from {source}: refreshing");
+                    trigger.fire(Trigger::Hint);
                 }
             }
         }

@@ -86,11 +86,10 @@ impl Canvas {
         let src_a = coverage.min(1.0);
         let dst_a = f32::from(self.rgba[i + 3]) / 255.0;
         let out_a = src_a + dst_a * (1.0 - src_a);
-        for c in 0..3 {
-            let src = f32::from(color[c]);
-            let dst = f32::from(self.rgba[i + c]);
+        for (channel, src) in self.rgba[i..i + 3].iter_mut().zip(color) {
+            let (src, dst) = (f32::from(src), f32::from(*channel));
             let out = (src * src_a + dst * dst_a * (1.0 - src_a)) / out_a;
-            self.rgba[i + c] = out.round().clamp(0.0, 255.0) as u8;
+            *channel = out.round().clamp(0.0, 255.0) as u8;
         }
         self.rgba[i + 3] = (out_a * 255.0).round() as u8;
     }
