@@ -44,7 +44,19 @@ pub struct Launch {
     pub config: Result<Config, String>,
 }
 
-pub fn main() -> ExitCode {
+/// What the binary can show besides the headless mode. (Each binary builds
+/// only one of the variants.)
+#[allow(dead_code)]
+pub enum Frontend {
+    /// The tray app.
+    Gui(fn(Launch) -> ExitCode),
+    /// No GUI in this binary: always headless. `vigie-headless` is built this
+    /// way so that it links no GUI library at all (a GTK/WebKit process is
+    /// several times larger even when it never opens a window).
+    HeadlessOnly,
+}
+
+pub fn main(frontend: Frontend) -> ExitCode {
     let cli = Cli::parse();
     let Some(paths) = Paths::discover() else {
         eprintln!("vigie: cannot find the home folder (is $HOME set?)");
@@ -73,17 +85,9 @@ pub fn main() -> ExitCode {
         e.to_string()
     });
     let launch = Launch { cli, paths, config };
-    if launch.cli.headless {
-        return run_headless(launch);
-    }
-    #[cfg(feature = "app")]
-    {
-        crate::app::run(launch)
-    }
-    #[cfg(not(feature = "app"))]
-    {
-        eprintln!("vigie: this build has no GUI; run it with --headless, or build with `--features app`");
-        ExitCode::from(2)
+    match frontend {
+        Frontend::Gui(run_gui) if !launch.cli.headless => run_gui(launch),
+        _ => run_headless(launch),
     }
 }
 

@@ -14,6 +14,8 @@ use tracing_subscriber::fmt::writer::MakeWriterExt;
 
 /// Log files kept.
 const KEEP_FILES: usize = 7;
+/// Lines queued for the log writer thread before new ones are dropped.
+const LOG_QUEUE_LINES: usize = 1_000;
 
 /// Crates that would log message bodies (and so secrets) at debug/trace.
 const CAPPED: &[&str] = &["zbus", "zvariant", "hyper", "reqwest", "rustls", "tungstenite", "async_imap"];
@@ -29,7 +31,11 @@ pub fn init(log_dir: &Path) -> Result<WorkerGuard, String> {
         .max_log_files(KEEP_FILES)
         .build(log_dir)
         .map_err(|e| format!("cannot write logs to {}: {e}", log_dir.display()))?;
-    let (file, guard) = tracing_appender::non_blocking(appender);
+    // The default queue holds 128,000 lines (4 MB, allocated up front); a
+    // notifier logs a few lines a minute.
+    let (file, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(LOG_QUEUE_LINES)
+        .finish(appender);
     let writer = file.and(std::io::stderr.with_max_level(tracing::Level::WARN));
     tracing_subscriber::fmt()
         .with_env_filter(filter())

@@ -435,10 +435,11 @@ impl Home {
         path
     }
 
-    /// Starts `vigie --headless --config <config>` in this home.
+    /// Starts `vigie-headless --headless --config <config>` in this home
+    /// (the binary without GUI libraries that headless users run).
     pub fn spawn(&self, config: &Path) -> Headless {
         let home = self.path();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vigie"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vigie-headless"))
             .arg("--headless")
             .arg("--config")
             .arg(config)
