@@ -18,7 +18,7 @@ use vigie::scheduler::Trigger;
 use vigie::{Core, CoreEvent, CoreHandle, sources};
 
 use crate::cli::Launch;
-use crate::ipc::{OVERVIEW_CHANGED, Overview};
+use crate::ipc::{CORE_EVENT, EventView, OVERVIEW_CHANGED, Overview};
 use crate::toast;
 use crate::tray::{MenuAction, Tray};
 
@@ -67,7 +67,7 @@ pub fn run(launch: Launch) -> ExitCode {
             let shell = CancellationToken::new();
             let tasks = vec![
                 tauri::async_runtime::spawn(follow_state(handle.clone(), core_handle, tray, shell.clone())),
-                tauri::async_runtime::spawn(toast_events(handle.clone(), events, notifications, shell.clone())),
+                tauri::async_runtime::spawn(forward_events(handle.clone(), events, notifications, shell.clone())),
                 tauri::async_runtime::spawn(exit_on_signal(handle.clone(), shell.clone())),
             ];
             handle.on_menu_event(|app, event| on_menu(app, event.id().as_ref()));
@@ -174,8 +174,8 @@ async fn follow_state<R: Runtime>(app: AppHandle<R>, core: CoreHandle, mut tray:
     }
 }
 
-/// Turns core events into toasts.
-async fn toast_events<R: Runtime>(
+/// Turns core events into toasts, and tells the settings window.
+async fn forward_events<R: Runtime>(
     app: AppHandle<R>,
     mut events: mpsc::Receiver<CoreEvent>,
     settings: Notifications,
@@ -201,6 +201,11 @@ async fn toast_events<R: Runtime>(
         };
         if let Some(toast) = toast::compose(&event, &name, &settings) {
             toast::show(&app, &toast, settings.sound);
+        }
+        if app.get_webview_window(SETTINGS).is_some() {
+            for view in EventView::from_event(&event) {
+                let _ = app.emit_to(SETTINGS, CORE_EVENT, view);
+            }
         }
     }
 }

@@ -4,13 +4,16 @@
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize, Serializer};
-use vigie::Snapshot;
+use vigie::{CoreEvent, Snapshot};
 use vigie::event::AccountSnapshot;
 use vigie::model::Connectivity;
 use vigie::pause::PauseChoice;
 
 /// Name of the event carrying a fresh [`Overview`].
 pub const OVERVIEW_CHANGED: &str = "overview-changed";
+/// Name of the event carrying one [`EventView`] (things that happened; the
+/// states they lead to arrive with `overview-changed`).
+pub const CORE_EVENT: &str = "core-event";
 
 /// Everything the settings window shows.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -92,6 +95,61 @@ impl From<&Snapshot> for Overview {
     }
 }
 
+/// Something that happened, as the webview receives it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum EventView {
+    ItemNew {
+        account: String,
+        source: &'static str,
+        key: String,
+        title: String,
+        preview: String,
+        sender: String,
+        link: Option<String>,
+        time: Timestamp,
+        silent: bool,
+    },
+    ItemRead {
+        account: String,
+        key: String,
+    },
+    Error {
+        account: Option<String>,
+        message: String,
+    },
+}
+
+impl EventView {
+    /// The webview's view of `event`: one per new item; nothing for badge
+    /// and connectivity changes, which `overview-changed` carries.
+    pub fn from_event(event: &CoreEvent) -> Vec<EventView> {
+        match event {
+            CoreEvent::NewItems { account, items, silent } => items
+                .iter()
+                .map(|item| EventView::ItemNew {
+                    account: account.to_string(),
+                    source: item.source.as_str(),
+                    key: item.key.clone(),
+                    title: item.title.clone(),
+                    preview: item.preview.clone(),
+                    sender: item.sender.clone(),
+                    link: item.link.clone(),
+                    time: item.time,
+                    silent: *silent,
+                })
+                .collect(),
+            CoreEvent::ItemRead { account, key } => {
+                vec![EventView::ItemRead { account: account.to_string(), key: key.clone() }]
+            }
+            CoreEvent::Error { account, message } => {
+                vec![EventView::Error { account: account.as_ref().map(|a| a.to_string()), message: message.clone() }]
+            }
+            CoreEvent::Badge { .. } | CoreEvent::Connectivity { .. } => Vec::new(),
+        }
+    }
+}
+
 /// The `until` argument of `pause_notifications`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -161,6 +219,33 @@ mod tests {
         assert_eq!(account["state"]["reason"], "bad password");
         assert_eq!(account["lastError"], "bad password");
         assert_eq!(account["unread"], 3);
+    }
+
+    #[test]
+    fn core_events_serialize_tagged_by_kind_in_camel_case() {
+        let event = CoreEvent::NewItems {
+            account: AccountId::new("work"),
+            items: vec![vigie::model::Item {
+                source: Source::Chat,
+                account: AccountId::new("work"),
+                key: "m1".into(),
+                title: "#general".into(),
+                preview: "hi".into(),
+                sender: "bob".into(),
+                link: None,
+                time: Timestamp::UNIX_EPOCH,
+            }],
+            silent: true,
+        };
+        let views = EventView::from_event(&event);
+        let json = serde_json::to_value(&views[0]).expect("serializes");
+        assert_eq!(json["kind"], "itemNew");
+        assert_eq!(json["source"], "chat");
+        assert_eq!(json["silent"], true);
+        let read = EventView::from_event(&CoreEvent::ItemRead { account: AccountId::new("work"), key: "m1".into() });
+        assert_eq!(serde_json::to_value(&read[0]).expect("serializes")["kind"], "itemRead");
+        let badge = CoreEvent::Badge { badge: Badge::default(), by_source: Default::default() };
+        assert!(EventView::from_event(&badge).is_empty(), "states travel in overview-changed");
     }
 
     #[test]
