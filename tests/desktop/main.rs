@@ -203,21 +203,22 @@ mod gui {
         let config = demo_config(&session, 3600.0);
         let mut app = session.command(VIGIE).arg("--config").arg(&config).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("app");
 
-        let tree = session
-            .wait_for_window(Duration::from_secs(30), |t| t.contains("tray-icon tray app main"))
-            .expect("the tray icon is docked in the tray host");
-        let (tx, ty) = window_origin(&tree, "tray-icon tray app main").expect("tray geometry");
         let expected = vigie::icon::render(&Badge { count: 4, dot: false });
-        // The baseline arrives within moments; wait for the icon to show it.
+        // The baseline arrives within moments, and the tray host may still
+        // move the icon while it lays out: re-read where it is each time.
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        let best = loop {
+        let (best, tree, (tx, ty)) = loop {
+            let tree = session
+                .wait_for_window(Duration::from_secs(30), |t| t.contains("tray-icon tray app main"))
+                .expect("the tray icon is docked in the tray host");
+            let origin = window_origin(&tree, "tray-icon tray app main").expect("tray geometry");
             let shot = Shot::take(&session, "tray");
             let best = (0..=2)
                 .flat_map(|dx| (0..=2).map(move |dy| (dx, dy)))
-                .map(|(dx, dy)| icon_distance(&shot, tx + dx, ty + dy, &expected))
+                .map(|(dx, dy)| icon_distance(&shot, origin.0 + dx, origin.1 + dy, &expected))
                 .fold(f64::MAX, f64::min);
             if best < 12.0 || std::time::Instant::now() > deadline {
-                break best;
+                break (best, tree, origin);
             }
             std::thread::sleep(Duration::from_millis(200));
         };
