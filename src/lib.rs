@@ -21,6 +21,7 @@
 //!   detection.
 //! - [`wake`]: sleep/resume detection. [`demo`]: the built-in demo world.
 //! - [`sources`]: from config to watchers. [`headless`]: JSON lines on stdout.
+//! - [`leantime`]: the Leantime source (so far its JSON-RPC wire layer).
 //! - [`logging`]: rotating log files.
 
 pub mod backoff;
@@ -32,6 +33,7 @@ pub mod event;
 pub mod headless;
 mod hub;
 pub mod icon;
+pub mod leantime;
 pub mod logging;
 pub mod model;
 pub mod netwatch;

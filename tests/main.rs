@@ -10,11 +10,14 @@
 //!   location does not stop the core.
 //! - `demo`: the built-in demo world through the real core (hints, drops).
 //! - `headless`: the `vigie --headless` binary and its JSON-lines contract.
+//! - `leantime`: Leantime's JSON-RPC wire format against the fixtures in
+//!   `tests/fixtures/leantime/` (copied from the project's protocol notes).
 
 mod support;
 
 mod core;
 mod demo;
 mod headless;
+mod leantime;
 mod scheduler;
 mod store;

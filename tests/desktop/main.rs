@@ -8,8 +8,7 @@
 mod session;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Stdio;
 
 use session::Session;
 
@@ -26,11 +25,6 @@ fn read_logs(session: &Session) -> String {
     all
 }
 
-fn write_config(session: &Session, text: &str) -> PathBuf {
-    let path = session.dir().join("config.toml");
-    std::fs::write(&path, text).expect("write config");
-    path
-}
 
 mod keyring {
     use super::*;
@@ -115,7 +109,15 @@ mod keyring {
 #[cfg(feature = "app")]
 mod gui {
     use super::*;
+    use std::process::Command;
+    use std::time::Duration;
     use vigie::badge::Badge;
+
+    fn write_config(session: &Session, text: &str) -> PathBuf {
+        let path = session.dir().join("config.toml");
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
 
     /// A decoded screenshot.
     struct Shot {
