@@ -45,7 +45,7 @@ pub fn run(launch: Launch) -> ExitCode {
         // start or silently fall back to the demo; the file is left as is.
         Err(message) => (Config::empty(), launch.cli.demo, vec![message]),
     };
-    let mut setup = sources::setup_from_config(&config, launch.paths.state_file.clone(), demo);
+    let mut setup = sources::setup_from_config(&config, launch.paths.state_file.clone(), demo, std::sync::Arc::new(vigie::secrets::KeyringSecrets));
     setup.problems = problems;
     let notifications = config.notifications.clone();
 

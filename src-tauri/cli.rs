@@ -152,7 +152,7 @@ fn run_headless(launch: Launch) -> ExitCode {
     };
     runtime.block_on(async {
         let demo = sources::wants_demo(&config, launch.cli.demo);
-        let setup = sources::setup_from_config(&config, launch.paths.state_file.clone(), demo);
+        let setup = sources::setup_from_config(&config, launch.paths.state_file.clone(), demo, std::sync::Arc::new(vigie::secrets::KeyringSecrets));
         let (core, events) = match Core::start(setup) {
             Ok(started) => started,
             Err(e) => {

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::badge::BadgeMode;
+use crate::leantime::AuthKind;
 use crate::model::{AccountId, Source};
 
 /// The validated configuration.
@@ -86,6 +87,8 @@ pub struct AccountConfig {
     pub server: Option<String>,
     /// User name on that server.
     pub username: Option<String>,
+    /// How it signs in (Leantime: personal token or API key).
+    pub auth: AuthKind,
 }
 
 /// "An item from `from` whose sender contains `sender_contains` means
@@ -140,6 +143,16 @@ struct RawAccount {
     poll_interval_secs: Option<Spanned<u64>>,
     server: Option<String>,
     username: Option<String>,
+    #[serde(default)]
+    auth: RawAuth,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+enum RawAuth {
+    #[default]
+    Token,
+    ApiKey,
 }
 
 fn yes() -> bool {
@@ -259,6 +272,10 @@ impl Config {
                 poll_interval,
                 server: account.server,
                 username: account.username,
+                auth: match account.auth {
+                    RawAuth::Token => AuthKind::Token,
+                    RawAuth::ApiKey => AuthKind::ApiKey,
+                },
             });
         }
         Ok(Config { notifications: raw.notifications, demo: raw.demo, accounts, hints: raw.hints })

@@ -271,6 +271,7 @@ pub fn add_to(setup: &mut Setup, settings: &DemoSettings) {
                 poll_interval: Duration::from_secs(60),
                 server: None,
                 username: None,
+                auth: crate::leantime::AuthKind::Token,
             },
             schedule,
             watcher: Box::new(DemoWatcher { world: world.clone(), source, account }),

@@ -21,7 +21,7 @@
 //!   detection.
 //! - [`wake`]: sleep/resume detection. [`demo`]: the built-in demo world.
 //! - [`sources`]: from config to watchers. [`headless`]: JSON lines on stdout.
-//! - [`leantime`]: the Leantime source (so far its JSON-RPC wire layer).
+//! - [`leantime`]: the Leantime poller and its JSON-RPC wire layer.
 //! - [`logging`]: rotating log files.
 
 pub mod backoff;

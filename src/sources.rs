@@ -2,12 +2,16 @@
 //! policy for each configured account, or the demo when there is none.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
 use crate::config::{AccountConfig, Config};
 use crate::core::{AccountSpec, Setup};
 use crate::demo;
+use crate::leantime::LeantimeWatcher;
+use crate::secrets::SecretStore;
 use crate::model::Source;
 use crate::scheduler::ScheduleConfig;
 use crate::watcher::{WatchError, Watcher, WatcherContext};
@@ -18,8 +22,8 @@ pub fn wants_demo(config: &Config, asked: bool) -> bool {
 }
 
 /// Builds the core's setup: the built-in demo when `demo` is set, else the
-/// configured accounts.
-pub fn setup_from_config(config: &Config, state_file: PathBuf, demo: bool) -> Setup {
+/// configured accounts, whose secrets come from `secrets`.
+pub fn setup_from_config(config: &Config, state_file: PathBuf, demo: bool, secrets: Arc<dyn SecretStore>) -> Setup {
     let mut setup = Setup::new(state_file);
     if demo {
         demo::add_to(&mut setup, &config.demo);
@@ -28,27 +32,46 @@ pub fn setup_from_config(config: &Config, state_file: PathBuf, demo: bool) -> Se
     setup.hints = config.hints.clone();
     for account in &config.accounts {
         setup.accounts.push(AccountSpec {
-            schedule: ScheduleConfig::polling(account.poll_interval),
-            watcher: watcher_for(account),
+            schedule: schedule_for(account),
+            watcher: watcher_for(account, &secrets),
             config: account.clone(),
         });
     }
     setup
 }
 
-fn watcher_for(account: &AccountConfig) -> Box<dyn Watcher> {
-    let what = match account.source {
-        Source::Mail => "Mail (IMAP)",
-        Source::Chat => "Rocket.Chat",
-        Source::Tasks => "Leantime",
+fn schedule_for(account: &AccountConfig) -> ScheduleConfig {
+    match account.source {
+        // Leantime allows 10 requests a minute before 3.9.7: a burst of
+        // three, then one every six seconds; poll faster for five minutes
+        // after a change.
+        Source::Tasks => ScheduleConfig {
+            rate_limit: Some((10, 3)),
+            boost: Some((Duration::from_secs(20), Duration::from_secs(300))),
+            ..ScheduleConfig::polling(account.poll_interval)
+        },
+        Source::Mail | Source::Chat => ScheduleConfig::polling(account.poll_interval),
+    }
+}
+
+fn watcher_for(account: &AccountConfig, secrets: &Arc<dyn SecretStore>) -> Box<dyn Watcher> {
+    let what = match (account.source, &account.server) {
+        (Source::Tasks, Some(server)) => {
+            return Box::new(LeantimeWatcher::new(account.id.clone(), server, account.auth, secrets.clone()));
+        }
+        (Source::Tasks, None) => {
+            return Box::new(NotInThisBuild("set `server` to the Leantime address, e.g. https://pm.example.com".to_owned()));
+        }
+        (Source::Mail, _) => "Mail (IMAP)",
+        (Source::Chat, _) => "Rocket.Chat",
     };
     Box::new(NotInThisBuild(format!(
         "{what} accounts are not supported by this version of Vigie yet; the account is kept and will work after an update"
     )))
 }
 
-/// The watcher of a source this build does not have: reports it once and
-/// shows the account as disabled with the reason.
+/// The watcher of an account that cannot run (a source this build does not
+/// have yet, or a missing setting): shows it as disabled with the reason.
 struct NotInThisBuild(String);
 
 impl Watcher for NotInThisBuild {

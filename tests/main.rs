@@ -10,8 +10,12 @@
 //!   location does not stop the core.
 //! - `demo`: the built-in demo world through the real core (hints, drops).
 //! - `headless`: the `vigie --headless` binary and its JSON-lines contract.
+//! - `leantime_poller`: the Leantime watcher against the fake server,
+//!   through the real core.
 //! - `leantime`: Leantime's JSON-RPC wire format against the fixtures in
 //!   `tests/fixtures/leantime/` (copied from the project's protocol notes).
+//! - `leantime_fake`: the fake Leantime server in `support::fake_leantime`
+//!   answers, refuses and rate-limits like the fixtures say.
 
 mod support;
 
@@ -19,5 +23,7 @@ mod core;
 mod demo;
 mod headless;
 mod leantime;
+mod leantime_poller;
+mod leantime_fake;
 mod scheduler;
 mod store;

@@ -26,6 +26,8 @@ use vigie::scheduler::{ScheduleConfig, Trigger};
 use vigie::watcher::{Update, WatchError, Watcher, WatcherContext};
 use vigie::{AccountSpec, Core, CoreEvent, CoreHandle, Setup};
 
+pub mod fake_leantime;
+
 // ---------------------------------------------------------------------------
 // Time
 
@@ -97,6 +99,7 @@ pub fn account_config(id: &str, source: Source) -> AccountConfig {
         poll_interval: secs(60),
         server: None,
         username: None,
+        auth: vigie::leantime::AuthKind::Token,
     }
 }
 
