@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -25,7 +25,7 @@ use crate::model::AccountId;
 use crate::scheduler::{PollGate, Schedule, ScheduleConfig, Trigger, TriggerHandle};
 use crate::store::{StateStore, StoreError};
 use crate::{netwatch, wake};
-use crate::watcher::{Envelope, Watcher, WatcherContext, supervise};
+use crate::watcher::{Action, ActionError, Envelope, Watcher, WatcherContext, supervise};
 
 /// Reports in flight from watchers to the hub. Small: the hub is fast, and a
 /// full channel makes a flooding watcher wait rather than grow memory.
@@ -86,12 +86,19 @@ impl Setup {
 
 enum Command {
     Pause(Option<Timestamp>),
+    /// An action succeeded on the server: tell the UI the item is read.
+    Acted { account: AccountId, key: String },
 }
+
+/// How long an action may take before the user is told it failed.
+const ACTION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A cheap, cloneable handle to a running core.
 #[derive(Clone)]
 pub struct CoreHandle {
     triggers: Arc<BTreeMap<AccountId, TriggerHandle>>,
+    /// Weak: a handle must not keep a stopped core's watchers alive.
+    watchers: Arc<BTreeMap<AccountId, Weak<dyn Watcher>>>,
     commands: mpsc::Sender<Command>,
     snapshot: watch::Receiver<Snapshot>,
 }
@@ -125,6 +132,34 @@ impl CoreHandle {
     pub async fn pause(&self, until: Option<Timestamp>) {
         let _ = self.commands.send(Command::Pause(until)).await;
     }
+
+    /// Does `action` to item `key` of `account` on its server and, when it
+    /// worked, announces the item as read and refreshes the account so its
+    /// count follows. Runs on the caller's task; nothing is left behind if
+    /// the caller gives up.
+    pub async fn act(&self, account: &AccountId, key: &str, action: Action) -> Result<(), ActionError> {
+        let watcher = self
+            .watchers
+            .get(account)
+            .and_then(Weak::upgrade)
+            .ok_or_else(|| ActionError::UnknownAccount(account.to_string()))?;
+        match tokio::time::timeout(ACTION_TIMEOUT, watcher.act(key, action)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(%account, ?action, "action failed: {error}");
+                return Err(error);
+            }
+            Err(_) => {
+                let error = ActionError::Failed(format!("the server did not answer within {} s", ACTION_TIMEOUT.as_secs()));
+                tracing::warn!(%account, ?action, "action failed: {error}");
+                return Err(error);
+            }
+        }
+        tracing::info!(%account, ?action, "action done");
+        let _ = self.commands.send(Command::Acted { account: account.clone(), key: key.to_owned() }).await;
+        self.refresh(account, Trigger::Manual);
+        Ok(())
+    }
 }
 
 /// The running core. Dropping it without [`Core::stop`] leaves the tasks to
@@ -147,6 +182,7 @@ impl Core {
         let mut tasks = JoinSet::new();
         let (report_tx, report_rx) = mpsc::channel(REPORT_BUFFER);
         let mut triggers = BTreeMap::new();
+        let mut watchers: BTreeMap<AccountId, Weak<dyn Watcher>> = BTreeMap::new();
         let now = Instant::now();
         for spec in setup.accounts {
             let config = spec.config;
@@ -164,7 +200,9 @@ impl Core {
                 hub.cursor(&config.id),
                 cancel.clone(),
             );
-            tasks.spawn(supervise(spec.watcher, ctx));
+            let watcher: Arc<dyn Watcher> = Arc::from(spec.watcher);
+            watchers.insert(config.id.clone(), Arc::downgrade(&watcher));
+            tasks.spawn(supervise(watcher, ctx));
         }
         drop(report_tx);
         for task in setup.background {
@@ -175,7 +213,7 @@ impl Core {
         let (event_tx, event_rx) = mpsc::channel(EVENT_BUFFER);
         let (command_tx, command_rx) = mpsc::channel(8);
         let triggers = Arc::new(triggers);
-        let handle = CoreHandle { triggers: triggers.clone(), commands: command_tx, snapshot: snapshot_rx };
+        let handle = CoreHandle { triggers: triggers.clone(), watchers: Arc::new(watchers), commands: command_tx, snapshot: snapshot_rx };
 
         for event in hub.startup_events() {
             let _ = event_tx.try_send(event);
@@ -235,6 +273,7 @@ async fn hub_loop(
             Some(envelope) = reports.recv() => hub.apply(envelope, &mut out),
             Some(command) = commands.recv() => match command {
                 Command::Pause(until) => hub.pause(until, &mut out),
+                Command::Acted { account, key } => out.push(CoreEvent::ItemRead { account, key }),
             },
             () = sleep_until_opt(pause_ends) => {}
             else => return,

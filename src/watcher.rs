@@ -13,6 +13,7 @@
 
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
@@ -76,6 +77,31 @@ pub struct Update {
     pub cursor: Option<String>,
 }
 
+/// Something the user asks to do with one item, from a toast or the window.
+/// ("Open" needs no server: the shell opens [`Item::link`].)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Mark the item read on the server (IMAP `\Seen`, Rocket.Chat
+    /// `subscriptions.read`, Leantime `markRead`).
+    MarkRead,
+    /// Mark a task done (Leantime), where the server allows it.
+    MarkDone,
+}
+
+/// Why an [`Action`] did not happen. The message is shown to the user.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ActionError {
+    /// No such (enabled) account.
+    #[error("there is no enabled account `{0}`")]
+    UnknownAccount(String),
+    /// This source, server version or item cannot do that.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The server refused or could not be reached; nothing changed.
+    #[error("{0}")]
+    Failed(String),
+}
+
 /// A message from a watcher to the core.
 #[derive(Debug)]
 pub(crate) enum Report {
@@ -96,6 +122,15 @@ pub(crate) struct Envelope {
 pub trait Watcher: Send + Sync {
     /// Runs until cancelled (return `Ok`) or until something fails.
     fn run<'a>(&'a self, ctx: &'a mut WatcherContext) -> BoxFuture<'a, Result<(), WatchError>>;
+
+    /// Does `action` to the item `key` on the server, on a connection of its
+    /// own (never the watching one, which may be idling). Called beside
+    /// [`Watcher::run`], possibly while it is between runs. The default:
+    /// this source cannot.
+    fn act<'a>(&'a self, key: &'a str, action: Action) -> BoxFuture<'a, Result<(), ActionError>> {
+        let _ = key;
+        Box::pin(async move { Err(ActionError::Unsupported(format!("this account cannot do {action:?}"))) })
+    }
 }
 
 /// Everything a watcher may use: its schedule, its report channel and its
@@ -187,7 +222,7 @@ impl WatcherContext {
 
 /// Runs `watcher` until its context is cancelled, restarting it after errors
 /// and panics.
-pub(crate) async fn supervise(watcher: Box<dyn Watcher>, mut ctx: WatcherContext) {
+pub(crate) async fn supervise(watcher: Arc<dyn Watcher>, mut ctx: WatcherContext) {
     loop {
         ctx.set_connectivity(Connectivity::Connecting).await;
         let outcome = AssertUnwindSafe(watcher.run(&mut ctx)).catch_unwind().await;

@@ -7,7 +7,7 @@ use vigie::config::HintRule;
 use vigie::event::Snapshot;
 use vigie::model::{AccountId, Connectivity, Source};
 use vigie::scheduler::{ScheduleConfig, Trigger};
-use vigie::watcher::{Update, WatchError};
+use vigie::watcher::{Action, ActionError, Update, WatchError};
 use vigie::{AccountSpec, CoreEvent};
 
 use crate::support::{
@@ -380,6 +380,65 @@ async fn a_mail_from_anyone_else_does_not_make_the_tasks_account_poll() {
     mail_script.publish(mail_from("m-1", "Alice <alice@example.com>"));
     rig.next_new_items("mail").await;
     assert_eq!(tasks_script.seen_within(secs(1_800)).await, None, "no poll before the hourly one");
+    rig.stop().await;
+}
+
+// --- Actions ----------------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn marking_an_item_read_reaches_the_watcher_announces_it_read_and_refreshes_the_account() {
+    let dir = state_dir();
+    let (watcher, mut script) = ScriptedWatcher::polling();
+    let mut rig = Rig::start(&dir.path().join("state.json"), vec![hourly_tasks(watcher)]);
+    script.started(1).await;
+    assert_eq!(script.next_seen("the first poll").await, Seen::Polled(Trigger::Scheduled));
+
+    let done = rig.handle.act(&AccountId::new("tasks"), "n-7", Action::MarkRead).await;
+
+    assert_eq!(done, Ok(()));
+    assert_eq!(script.actions_done(), [("n-7".to_owned(), Action::MarkRead)]);
+    rig.events_until("the item announced read", |e| {
+        matches!(e, CoreEvent::ItemRead { account, key } if account.as_str() == "tasks" && key == "n-7")
+    })
+    .await;
+    assert_eq!(
+        within(secs(60), "the refresh after the action", script.next_seen("poll")).await,
+        Seen::Polled(Trigger::Manual)
+    );
+    rig.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_action_says_why_and_announces_nothing() {
+    let dir = state_dir();
+    let (watcher, mut script) = ScriptedWatcher::polling();
+    let mut rig = Rig::start(&dir.path().join("state.json"), vec![hourly_tasks(watcher)]);
+    script.started(1).await;
+    assert_eq!(script.next_seen("the first poll").await, Seen::Polled(Trigger::Scheduled));
+    let refusal = ActionError::Failed("Leantime says: permission denied".to_owned());
+    script.refuse_actions(refusal.clone());
+
+    let done = rig.handle.act(&AccountId::new("tasks"), "t-3", Action::MarkDone).await;
+
+    assert_eq!(done, Err(refusal));
+    assert!(script.actions_done().is_empty());
+    assert_eq!(script.seen_within(secs(1_800)).await, None, "no refresh after a failed action");
+    script.publish(fence("after"));
+    let events = rig.until_fence("after").await;
+    assert!(!events.iter().any(|e| matches!(e, CoreEvent::ItemRead { .. })), "{events:?}");
+    rig.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_action_on_an_unknown_account_is_refused_by_name() {
+    let dir = state_dir();
+    let (watcher, mut script) = ScriptedWatcher::new();
+    let mut rig = Rig::start(&dir.path().join("state.json"), vec![spec("mail", Source::Mail, watcher)]);
+    script.started(1).await;
+
+    let done = rig.handle.act(&AccountId::new("nope"), "1", Action::MarkRead).await;
+
+    assert_eq!(done, Err(ActionError::UnknownAccount("nope".to_owned())));
     rig.stop().await;
 }
 

@@ -13,7 +13,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex as StdMutex, Weak};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -23,7 +23,7 @@ use vigie::badge::BadgeMode;
 use vigie::config::AccountConfig;
 use vigie::model::{AccountId, Item, Source};
 use vigie::scheduler::{ScheduleConfig, Trigger};
-use vigie::watcher::{Update, WatchError, Watcher, WatcherContext};
+use vigie::watcher::{Action, ActionError, Update, WatchError, Watcher, WatcherContext};
 use vigie::{AccountSpec, Core, CoreEvent, CoreHandle, Setup};
 
 pub mod fake_leantime;
@@ -155,14 +155,24 @@ pub struct ScriptedWatcher {
     seen: mpsc::UnboundedSender<Seen>,
     runs: AtomicU32,
     polls: bool,
+    /// Actions asked of the watcher, and how it answers them.
+    acts: Arc<StdMutex<Acts>>,
     /// Dropped with the watcher, i.e. when its supervising task is gone.
     _alive: Arc<()>,
+}
+
+/// The actions a [`ScriptedWatcher`] was asked to do.
+#[derive(Default)]
+struct Acts {
+    done: Vec<(String, Action)>,
+    refusal: Option<ActionError>,
 }
 
 /// The test's end of a [`ScriptedWatcher`].
 pub struct Script {
     steps: mpsc::UnboundedSender<Step>,
     seen: mpsc::UnboundedReceiver<Seen>,
+    acts: Arc<StdMutex<Acts>>,
     alive: Weak<()>,
 }
 
@@ -182,12 +192,14 @@ impl ScriptedWatcher {
         let (step_tx, step_rx) = mpsc::unbounded_channel();
         let (seen_tx, seen_rx) = mpsc::unbounded_channel();
         let alive = Arc::new(());
-        let script = Script { steps: step_tx, seen: seen_rx, alive: Arc::downgrade(&alive) };
+        let acts = Arc::new(StdMutex::new(Acts::default()));
+        let script = Script { steps: step_tx, seen: seen_rx, acts: acts.clone(), alive: Arc::downgrade(&alive) };
         let watcher = ScriptedWatcher {
             steps: Mutex::new(step_rx),
             seen: seen_tx,
             runs: AtomicU32::new(0),
             polls,
+            acts,
             _alive: alive,
         };
         (watcher, script)
@@ -242,9 +254,31 @@ impl Watcher for ScriptedWatcher {
     fn run<'a>(&'a self, ctx: &'a mut WatcherContext) -> BoxFuture<'a, Result<(), WatchError>> {
         Box::pin(self.play(ctx))
     }
+
+    fn act<'a>(&'a self, key: &'a str, action: Action) -> BoxFuture<'a, Result<(), ActionError>> {
+        let mut acts = self.acts.lock().unwrap_or_else(|e| e.into_inner());
+        let outcome = match &acts.refusal {
+            Some(refusal) => Err(refusal.clone()),
+            None => {
+                acts.done.push((key.to_owned(), action));
+                Ok(())
+            }
+        };
+        Box::pin(async move { outcome })
+    }
 }
 
 impl Script {
+    /// From now on, actions fail with `error` (and do nothing).
+    pub fn refuse_actions(&self, error: ActionError) {
+        self.acts.lock().unwrap_or_else(|e| e.into_inner()).refusal = Some(error);
+    }
+
+    /// The actions done so far, in order.
+    pub fn actions_done(&self) -> Vec<(String, Action)> {
+        self.acts.lock().unwrap_or_else(|e| e.into_inner()).done.clone()
+    }
+
     /// Queues a step.
     pub fn send(&self, step: Step) {
         self.steps.send(step).unwrap_or_else(|_| panic!("the scripted watcher is gone"));
