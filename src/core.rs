@@ -101,6 +101,7 @@ pub struct CoreHandle {
     watchers: Arc<BTreeMap<AccountId, Weak<dyn Watcher>>>,
     commands: mpsc::Sender<Command>,
     snapshot: watch::Receiver<Snapshot>,
+    away: Arc<watch::Sender<bool>>,
 }
 
 impl CoreHandle {
@@ -131,6 +132,14 @@ impl CoreHandle {
     /// count in the badge while paused; they only show no toast.
     pub async fn pause(&self, until: Option<Timestamp>) {
         let _ = self.commands.send(Command::Pause(until)).await;
+    }
+
+    /// Tells the scheduler whether the user is away (screen locked, idle):
+    /// polled sources slow down while away and refresh when they return.
+    pub fn set_away(&self, away: bool) {
+        if self.away.send_replace(away) != away {
+            tracing::info!(away, "the user's presence changed");
+        }
     }
 
     /// Does `action` to item `key` of `account` on its server and, when it
@@ -183,13 +192,15 @@ impl Core {
         let (report_tx, report_rx) = mpsc::channel(REPORT_BUFFER);
         let mut triggers = BTreeMap::new();
         let mut watchers: BTreeMap<AccountId, Weak<dyn Watcher>> = BTreeMap::new();
+        let (away, _) = watch::channel(false);
         let now = Instant::now();
         for spec in setup.accounts {
             let config = spec.config;
             if !config.enabled {
                 continue;
             }
-            let (gate, trigger) = PollGate::new(Schedule::new(spec.schedule, now), cancel.clone());
+            let (mut gate, trigger) = PollGate::new(Schedule::new(spec.schedule, now), cancel.clone());
+            gate.follow_presence(away.subscribe());
             hub.add_trigger(config.id.clone(), trigger.clone());
             triggers.insert(config.id.clone(), trigger);
             let ctx = WatcherContext::new(
@@ -213,7 +224,13 @@ impl Core {
         let (event_tx, event_rx) = mpsc::channel(EVENT_BUFFER);
         let (command_tx, command_rx) = mpsc::channel(8);
         let triggers = Arc::new(triggers);
-        let handle = CoreHandle { triggers: triggers.clone(), watchers: Arc::new(watchers), commands: command_tx, snapshot: snapshot_rx };
+        let handle = CoreHandle {
+            triggers: triggers.clone(),
+            watchers: Arc::new(watchers),
+            commands: command_tx,
+            snapshot: snapshot_rx,
+            away: Arc::new(away),
+        };
 
         for event in hub.startup_events() {
             let _ = event_tx.try_send(event);

@@ -16,10 +16,13 @@
 //!    may cut a backoff short, never a server's `Retry-After`.
 //! 5. After a fetch that found something new, poll faster (`boost`) for a
 //!    while: activity tends to come in bursts.
+//! 6. While the user is away (screen locked, idle), a polled source slows to
+//!    `away_interval`; when they return it fetches at once, so what they see
+//!    first is fresh.
 
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
@@ -38,13 +41,15 @@ pub enum Trigger {
     Wake,
     /// The network came back.
     NetworkBack,
+    /// The user came back (unlocked the screen, touched the input).
+    Returned,
 }
 
 impl Trigger {
     /// Whether this trigger may cut short a backoff that we chose ourselves.
     /// A hint may not: a struggling server is not helped by more requests.
     fn overrides_backoff(self) -> bool {
-        matches!(self, Trigger::Manual | Trigger::Wake | Trigger::NetworkBack)
+        matches!(self, Trigger::Manual | Trigger::Wake | Trigger::NetworkBack | Trigger::Returned)
     }
 }
 
@@ -74,6 +79,8 @@ pub struct ScheduleConfig {
     pub backoff: (Duration, Duration, Duration),
     /// After a change: (faster interval, for how long).
     pub boost: Option<(Duration, Duration)>,
+    /// Interval while the user is away; `None` polls as usual.
+    pub away_interval: Option<Duration>,
 }
 
 impl ScheduleConfig {
@@ -87,6 +94,7 @@ impl ScheduleConfig {
             rate_limit: None,
             backoff: (Duration::from_secs(1), Duration::from_secs(2), Duration::from_secs(300)),
             boost: None,
+            away_interval: None,
         }
     }
 }
@@ -114,6 +122,7 @@ pub struct Schedule {
     bucket: Option<TokenBucket>,
     backoff: Backoff,
     boost_until: Option<Instant>,
+    away: bool,
 }
 
 impl Schedule {
@@ -135,6 +144,7 @@ impl Schedule {
             last_start: None,
             hold: None,
             boost_until: None,
+            away: false,
         }
     }
 
@@ -219,6 +229,27 @@ impl Schedule {
         };
     }
 
+    /// The user left (`true`) or came back (`false`). Leaving stretches the
+    /// next poll to the away interval; coming back fetches at once.
+    pub fn set_away(&mut self, now: Instant, away: bool) {
+        if self.away == away {
+            return;
+        }
+        self.away = away;
+        if away {
+            self.planned = self.planned.max(self.last_start.unwrap_or(now) + self.interval(now));
+        } else {
+            self.trigger(now, Trigger::Returned);
+        }
+    }
+
+    /// Replaces the server's rate limit (learnt from its version, or set by
+    /// the user): (requests per minute, burst). The bucket starts full.
+    pub fn set_rate_limit(&mut self, now: Instant, rate_limit: Option<(u32, u32)>) {
+        self.cfg.rate_limit = rate_limit;
+        self.bucket = rate_limit.map(|(per_min, burst)| TokenBucket::per_minute(per_min, burst, now));
+    }
+
     /// The current mode.
     pub fn mode(&self) -> Mode {
         self.mode
@@ -232,8 +263,9 @@ impl Schedule {
     fn interval(&self, now: Instant) -> Duration {
         match self.mode {
             Mode::PushLive => self.cfg.push_resync.unwrap_or(FAR),
-            Mode::Polling => match (self.cfg.boost, self.boost_until) {
-                (Some((fast, _)), Some(until)) if now < until => fast.min(self.cfg.interval),
+            Mode::Polling => match (self.cfg.boost, self.boost_until, self.cfg.away_interval) {
+                (_, _, Some(away)) if self.away => away.max(self.cfg.interval),
+                (Some((fast, _)), Some(until), _) if now < until => fast.min(self.cfg.interval),
                 _ => self.cfg.interval,
             },
         }
@@ -261,6 +293,8 @@ const TRIGGER_BUFFER: usize = 8;
 pub struct PollGate {
     schedule: Schedule,
     triggers: mpsc::Receiver<Trigger>,
+    /// Whether the user is away; `None` when nobody reports presence.
+    presence: Option<watch::Receiver<bool>>,
     /// Keeps the channel open so `recv` never returns `None` in a loop.
     _keepalive: mpsc::Sender<Trigger>,
     cancel: CancellationToken,
@@ -270,8 +304,15 @@ impl PollGate {
     /// A gate over `schedule`, and the handle that triggers it.
     pub fn new(schedule: Schedule, cancel: CancellationToken) -> (PollGate, TriggerHandle) {
         let (tx, rx) = mpsc::channel(TRIGGER_BUFFER);
-        let gate = PollGate { schedule, triggers: rx, _keepalive: tx.clone(), cancel };
+        let gate = PollGate { schedule, triggers: rx, presence: None, _keepalive: tx.clone(), cancel };
         (gate, TriggerHandle(tx))
+    }
+
+    /// Follows the user's presence (`true` = away) from now on.
+    pub fn follow_presence(&mut self, mut away: watch::Receiver<bool>) {
+        let now_away = *away.borrow_and_update();
+        self.schedule.set_away(Instant::now(), now_away);
+        self.presence = Some(away);
     }
 
     /// Waits until the next fetch is due and starts it. `None` once cancelled.
@@ -290,6 +331,9 @@ impl PollGate {
                 () = self.cancel.cancelled() => return None,
                 Some(reason) = self.triggers.recv() => {
                     self.schedule.trigger(Instant::now(), reason);
+                }
+                Some(away) = presence_change(&mut self.presence) => {
+                    self.schedule.set_away(Instant::now(), away);
                 }
                 () = sleep_until(due) => return Some(()),
             }
@@ -313,4 +357,16 @@ impl PollGate {
     pub fn schedule(&mut self) -> &mut Schedule {
         &mut self.schedule
     }
+}
+
+/// The next presence change; never resolves without a presence source (or
+/// once it is gone).
+async fn presence_change(presence: &mut Option<watch::Receiver<bool>>) -> Option<bool> {
+    if let Some(rx) = presence {
+        if rx.changed().await.is_ok() {
+            return Some(*rx.borrow_and_update());
+        }
+        *presence = None;
+    }
+    std::future::pending().await
 }

@@ -20,6 +20,7 @@ fn config(interval: Duration) -> ScheduleConfig {
         rate_limit: None,
         backoff: (secs(1), secs(2), secs(300)),
         boost: None,
+        away_interval: None,
     }
 }
 
@@ -352,6 +353,72 @@ fn a_fetch_without_change_does_not_boost() {
     schedule.start(t0);
     schedule.succeeded(t0, false);
     assert_eq!(schedule.due(t0), t0 + secs(300));
+}
+
+// --- Away -----------------------------------------------------------------------
+
+#[test]
+fn while_the_user_is_away_polls_come_every_away_interval_and_returning_fetches_at_once() {
+    let t0 = Instant::now();
+    let cfg = ScheduleConfig { away_interval: Some(secs(300)), ..config(secs(60)) };
+    let mut schedule = seeded(cfg, t0, 1);
+    schedule.start(t0);
+    schedule.succeeded(t0, false);
+
+    schedule.set_away(t0 + secs(10), true);
+    assert_eq!(schedule.due(t0 + secs(10)), t0 + secs(300), "the planned poll moves out to the away interval");
+    let polled = schedule.due(t0);
+    schedule.start(polled);
+    schedule.succeeded(polled, false);
+    assert_eq!(schedule.due(polled), polled + secs(300), "and stays there while away");
+
+    let back = polled + secs(42);
+    schedule.set_away(back, false);
+    assert_eq!(schedule.due(back), back + ms(300), "one coalesce window after the user is back");
+    assert_eq!(schedule.start(back + ms(300)), Trigger::Returned);
+    schedule.succeeded(back + ms(300), false);
+    assert_eq!(schedule.due(back + ms(300)), back + ms(300) + secs(60), "then the usual interval");
+}
+
+#[test]
+fn away_slows_even_a_boosted_schedule() {
+    let t0 = Instant::now();
+    let cfg = ScheduleConfig { away_interval: Some(secs(300)), boost: Some((secs(10), secs(600))), ..config(secs(60)) };
+    let mut schedule = seeded(cfg, t0, 1);
+    schedule.start(t0);
+    schedule.succeeded(t0, true);
+    assert_eq!(schedule.due(t0), t0 + secs(10), "boosted");
+
+    schedule.set_away(t0, true);
+    assert_eq!(schedule.due(t0), t0 + secs(300));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_gate_follows_the_presence_it_is_given() {
+    let cfg = ScheduleConfig { away_interval: Some(secs(300)), ..config(secs(60)) };
+    let (mut gate, _triggers) = PollGate::new(seeded(cfg, Instant::now(), 1), CancellationToken::new());
+    let (away, presence) = tokio::sync::watch::channel(false);
+    gate.follow_presence(presence);
+    assert_eq!(gate.next_poll().await, Some(Trigger::Scheduled), "initial sync");
+    gate.schedule().succeeded(Instant::now(), false);
+    away.send_replace(true);
+
+    let t0 = Instant::now();
+    let waiting = tokio::spawn(async move {
+        let first = gate.next_poll().await;
+        gate.schedule().succeeded(Instant::now(), false);
+        let first_at = Instant::now();
+        (gate, first, first_at)
+    });
+    let (mut gate, first, first_at) = within(secs(600), "the away poll", waiting).await.expect("gate task");
+    assert_eq!((first, first_at - t0), (Some(Trigger::Scheduled), secs(300)));
+
+    let returning = tokio::spawn(async move { (gate.next_poll().await, Instant::now()) });
+    tokio::time::sleep(secs(20)).await;
+    let back = Instant::now();
+    away.send_replace(false);
+    let (poll, at) = within(secs(5), "the poll on return", returning).await.expect("gate task");
+    assert_eq!((poll, at - back), (Some(Trigger::Returned), ms(300)));
 }
 
 // --- The gate -------------------------------------------------------------------
