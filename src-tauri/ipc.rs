@@ -45,6 +45,7 @@ pub struct AccountView {
     pub dot: bool,
     pub last_event_at: Option<Timestamp>,
     pub last_error: Option<String>,
+    pub notice: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -61,6 +62,8 @@ impl From<&Connectivity> for StateView {
             Connectivity::LivePush => ("live", None, None),
             Connectivity::Polling => ("polling", None, None),
             Connectivity::BackingOff { reason, until } => ("backingOff", Some(reason.clone()), Some(*until)),
+            Connectivity::RateLimited { until } => ("rateLimited", None, Some(*until)),
+            Connectivity::NeedsAttention { reason } => ("needsAttention", Some(reason.clone()), None),
             Connectivity::AuthFailed { reason } => ("authFailed", Some(reason.clone()), None),
             Connectivity::Disabled { reason } => ("disabled", reason.clone(), None),
         };
@@ -79,6 +82,7 @@ impl From<&AccountSnapshot> for AccountView {
             dot: a.unread.dot,
             last_event_at: a.last_event_at,
             last_error: a.last_error.clone(),
+            notice: a.notice.clone(),
         }
     }
 }
@@ -206,6 +210,7 @@ mod tests {
                 unread: Unread { count: Some(3), dot: false },
                 last_event_at: None,
                 last_error: Some("bad password".into()),
+                notice: None,
             }],
             ..Snapshot::default()
         };

@@ -194,6 +194,7 @@ mod tests {
             unread: Unread::default(),
             last_event_at: None,
             last_error: None,
+            notice: None,
         }
     }
 

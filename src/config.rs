@@ -13,7 +13,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::badge::BadgeMode;
-use crate::leantime::AuthKind;
+use crate::leantime::{AuthKind, TasksSettings};
 use crate::model::{AccountId, Source};
 
 /// The validated configuration.
@@ -89,6 +89,8 @@ pub struct AccountConfig {
     pub username: Option<String>,
     /// How it signs in (Leantime: personal token or API key).
     pub auth: AuthKind,
+    /// Leantime settings (`[account.tasks]`); defaults for other sources.
+    pub tasks: TasksSettings,
 }
 
 /// "An item from `from` whose sender contains `sender_contains` means
@@ -145,6 +147,8 @@ struct RawAccount {
     username: Option<String>,
     #[serde(default)]
     auth: RawAuth,
+    #[serde(default)]
+    tasks: TasksSettings,
 }
 
 #[derive(Deserialize, Default)]
@@ -276,6 +280,7 @@ impl Config {
                     RawAuth::Token => AuthKind::Token,
                     RawAuth::ApiKey => AuthKind::ApiKey,
                 },
+                tasks: account.tasks,
             });
         }
         Ok(Config { notifications: raw.notifications, demo: raw.demo, accounts, hints: raw.hints })

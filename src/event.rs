@@ -77,6 +77,9 @@ pub struct AccountSnapshot {
     pub last_event_at: Option<Timestamp>,
     /// The last failure's message, until the next success.
     pub last_error: Option<String>,
+    /// A standing remark that is not an error (e.g. an API key's
+    /// pseudo-user sees only its own notifications).
+    pub notice: Option<String>,
 }
 
 /// The latest state of everything.

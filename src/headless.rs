@@ -117,6 +117,8 @@ pub fn state_name(state: &Connectivity) -> &'static str {
         Connectivity::LivePush => "live",
         Connectivity::Polling => "polling",
         Connectivity::BackingOff { .. } => "backing-off",
+        Connectivity::RateLimited { .. } => "rate-limited",
+        Connectivity::NeedsAttention { .. } => "needs-attention",
         Connectivity::AuthFailed { .. } => "auth-failed",
         Connectivity::Disabled { .. } => "disabled",
     }
@@ -151,7 +153,10 @@ pub fn lines(event: &CoreEvent) -> Vec<String> {
         CoreEvent::Connectivity { account, source, state } => {
             let (reason, until) = match state {
                 Connectivity::BackingOff { reason, until } => (Some(reason.as_str()), Some(*until)),
-                Connectivity::AuthFailed { reason } => (Some(reason.as_str()), None),
+                Connectivity::AuthFailed { reason } | Connectivity::NeedsAttention { reason } => {
+                    (Some(reason.as_str()), None)
+                }
+                Connectivity::RateLimited { until } => (None, Some(*until)),
                 Connectivity::Disabled { reason } => (reason.as_deref(), None),
                 _ => (None, None),
             };

@@ -35,6 +35,7 @@ struct AccountState {
     unread: Unread,
     last_event_at: Option<Timestamp>,
     last_error: Option<String>,
+    notice: Option<String>,
 }
 
 /// See the module docs.
@@ -86,6 +87,7 @@ impl Hub {
                     unread,
                     last_event_at: record.and_then(|r| r.last_event_at),
                     last_error: None,
+                    notice: None,
                 };
                 (a.id.clone(), state)
             })
@@ -129,6 +131,11 @@ impl Hub {
         match report {
             Report::Update(update) => self.apply_update(account, update, out),
             Report::Connectivity(state) => self.apply_connectivity(account, state, out),
+            Report::Notice(notice) => {
+                if let Some(state) = self.accounts.get_mut(&account) {
+                    state.notice = notice;
+                }
+            }
         }
     }
 
@@ -191,9 +198,12 @@ impl Hub {
             return;
         }
         match &next {
-            Connectivity::BackingOff { reason, .. } | Connectivity::AuthFailed { reason } => {
+            Connectivity::BackingOff { reason, .. }
+            | Connectivity::AuthFailed { reason }
+            | Connectivity::NeedsAttention { reason } => {
                 state.last_error = Some(reason.clone());
             }
+            Connectivity::RateLimited { .. } => {}
             Connectivity::LivePush | Connectivity::Polling => state.last_error = None,
             Connectivity::Connecting | Connectivity::Disabled { .. } => {}
         }
@@ -275,6 +285,7 @@ impl Hub {
                     unread: s.unread,
                     last_event_at: s.last_event_at,
                     last_error: s.last_error.clone(),
+                    notice: s.notice.clone(),
                 })
             })
             .collect();

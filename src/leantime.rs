@@ -18,14 +18,21 @@ pub mod rpc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
 use futures_util::future::BoxFuture;
 use jiff::Timestamp;
 use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
 use serde_json::{Value, json};
+use tokio::time::Instant;
 
+use crate::badge::BadgeMode;
 use crate::model::{AccountId, Item, Source};
+use crate::scheduler::Trigger;
 use crate::secrets::SecretStore;
-use crate::watcher::{Update, WatchError, Watcher, WatcherContext};
+use crate::watcher::{Action, ActionError, Update, WatchError, Watcher, WatcherContext};
 use rpc::{Call, CallError, CallErrorKind, Method, Notification, RequestError, Ticket};
 
 /// How the account signs in.
@@ -49,12 +56,37 @@ impl AuthKind {
     }
 }
 
+/// The per-account Leantime settings (`[account.tasks]` in the config file).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TasksSettings {
+    /// How tasks newly assigned to the user show until they acknowledge
+    /// them ("Got it" on the toast, or marking them done): `count` adds them
+    /// to the number, `dot` only lights the dot, `ignore` neither, and they
+    /// are not toasted either. Notifications always count as the account's
+    /// badge mode says.
+    pub assigned_tasks: BadgeMode,
+    /// The server's API rate limit, when its admin changed
+    /// `LEAN_RATELIMIT_API`; by default it follows the version (10 a minute
+    /// before 3.9.7, 120 from then on).
+    pub requests_per_minute: Option<u32>,
+}
+
 /// Where and how to reach one Leantime account.
 pub struct LeantimeWatcher {
     account: AccountId,
     base_url: String,
     auth: AuthKind,
+    settings: TasksSettings,
     secrets: Arc<dyn SecretStore>,
+    /// What the last connection learnt, so that an action needs no second
+    /// discovery request.
+    known: Mutex<Option<ServerInfo>>,
+    /// Open tasks the user has acknowledged (or that were open when the
+    /// account was first synced): they no longer count. `None` until known
+    /// (from the saved cursor, or the first sync). Kept to open tasks only,
+    /// so it stays as small as the user's to-do list.
+    acknowledged: Mutex<Option<BTreeSet<i64>>>,
 }
 
 /// What the first exchange with the server told us.
@@ -75,6 +107,18 @@ impl ServerInfo {
     fn has_unread_count(&self) -> bool {
         self.version.is_some()
     }
+
+    /// Leantime's default API rate limit for this version, per minute.
+    fn default_rate_limit(&self) -> u32 {
+        if self.version.is_some_and(|v| v >= (3, 9, 7)) { 120 } else { 10 }
+    }
+
+    fn describe_version(&self) -> String {
+        match self.version {
+            Some((major, minor, patch)) => format!("Leantime {major}.{minor}.{patch}"),
+            None => "this Leantime version (before 3.9)".to_owned(),
+        }
+    }
 }
 
 /// Requests in flight may take this long before we call the server dead.
@@ -82,12 +126,42 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Notifications fetched per poll (Leantime caps pages at 100).
 const INBOX_PAGE: u32 = 50;
+/// Tasks can be assigned without a notification (a muted project, an
+/// admin's bulk edit); a count-only poll cannot see them, so at least this
+/// often a poll reads everything.
+const FULL_POLL_EVERY: Duration = Duration::from_secs(300);
+/// What the UI says about API keys.
+const API_KEY_NOTICE: &str = "This is an API key: Leantime shows it the notifications of its own pseudo-user, not yours. \
+     Use a personal access token (Leantime 3.9.6 or newer) to see your own.";
+
+/// What one poll reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PollKind {
+    /// The unread count only: the cheap "anything new?" check.
+    CountOnly,
+    /// Count, newest notifications and open tickets, in one batch.
+    Full,
+}
 
 impl LeantimeWatcher {
     /// A watcher for `base_url` (without `/api/jsonrpc`), reading its secret
     /// from `secrets` at each (re)connect.
-    pub fn new(account: AccountId, base_url: &str, auth: AuthKind, secrets: Arc<dyn SecretStore>) -> Self {
-        LeantimeWatcher { account, base_url: base_url.trim_end_matches('/').to_owned(), auth, secrets }
+    pub fn new(
+        account: AccountId,
+        base_url: &str,
+        auth: AuthKind,
+        settings: TasksSettings,
+        secrets: Arc<dyn SecretStore>,
+    ) -> Self {
+        LeantimeWatcher {
+            account,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            auth,
+            settings,
+            secrets,
+            known: Mutex::new(None),
+            acknowledged: Mutex::new(None),
+        }
     }
 
     async fn secret(&self) -> Result<SecretString, WatchError> {
@@ -130,12 +204,12 @@ impl LeantimeWatcher {
             Some(Ok(value)) => rpc::version(&value),
             // Before 3.9 there is no getSystemInfo: the old code path.
             Some(Err(e)) if e.kind == CallErrorKind::MethodNotFound => None,
-            Some(Err(e)) => return Err(call_error("reading the server version", e)),
+            Some(Err(e)) => return Err(call_error(Method::GetSystemInfo, "read the server's version", e)),
             None => None,
         };
         let user = match user {
             Some(Ok(user)) => user,
-            Some(Err(e)) => return Err(call_error("reading who the token belongs to", e)),
+            Some(Err(e)) => return Err(call_error(Method::GetUser, "read who the token belongs to", e)),
             None => return Err(WatchError::Transient("Leantime did not say who the token belongs to".to_owned())),
         };
         let user_id = user
@@ -146,11 +220,17 @@ impl LeantimeWatcher {
         if api_user {
             tracing::warn!(account = %self.account, "an API key sees its own pseudo-user's notifications, not a person's");
         }
-        Ok(ServerInfo { version, user_id, api_user })
+        let info = ServerInfo { version, user_id, api_user };
+        *lock(&self.known) = Some(info.clone());
+        Ok(info)
     }
 
-    fn poll_calls(info: &ServerInfo) -> Vec<Call> {
+    fn poll_calls(&self, info: &ServerInfo, kind: PollKind) -> Vec<Call> {
         let mut calls = Vec::with_capacity(3);
+        if kind == PollKind::CountOnly && info.has_unread_count() {
+            calls.push(Call::new(Method::GetUnreadCount, json!({})));
+            return calls;
+        }
         if info.has_inbox() {
             calls.push(Call::new(Method::GetUnreadCount, json!({})));
             calls.push(Call::new(Method::GetInbox, json!({ "showNewOnly": 1, "limitStart": 0, "limitEnd": INBOX_PAGE })));
@@ -162,30 +242,57 @@ impl LeantimeWatcher {
                 json!({ "userId": info.user_id, "showNewOnly": 1, "limitStart": 0, "limitEnd": INBOX_PAGE }),
             ));
         }
-        calls.push(Call::new(Method::GetAllOpenUserTickets, json!({ "userId": info.user_id })));
+        if self.settings.assigned_tasks != BadgeMode::Ignore {
+            calls.push(Call::new(Method::GetAllOpenUserTickets, json!({ "userId": info.user_id })));
+        }
         calls
     }
 
-    /// One poll's update from the batch answer.
-    fn update(&self, calls: &[Call], results: Vec<rpc::CallResult>) -> Result<Update, WatchError> {
+    /// Whether this poll must read everything, or a count check will do.
+    fn poll_kind(&self, info: &ServerInfo, reason: Trigger, last: Option<(Instant, u32)>) -> PollKind {
+        let Some((at, _)) = last else { return PollKind::Full };
+        let tasks_stale = self.settings.assigned_tasks != BadgeMode::Ignore && at.elapsed() >= FULL_POLL_EVERY;
+        // Anything but the timer means "something probably changed".
+        if !info.has_unread_count() || reason != Trigger::Scheduled || tasks_stale {
+            PollKind::Full
+        } else {
+            PollKind::CountOnly
+        }
+    }
+
+    /// One full poll's update from the batch answer, and the notification
+    /// count in it.
+    fn update(&self, calls: &[Call], results: Vec<rpc::CallResult>) -> Result<(Update, u32), WatchError> {
         let mut notifications: Vec<Notification> = Vec::new();
         let mut tickets: Vec<Ticket> = Vec::new();
         let mut count = None;
         for (call, result) in calls.iter().zip(results) {
-            let value = result.map_err(|e| call_error(call.method.name(), e))?;
+            let value = result.map_err(|e| call_error(call.method, "poll", e))?;
             match call.method {
                 Method::GetUnreadCount => count = rpc::unread_count(&value),
                 Method::GetInbox | Method::GetAllNotifications => notifications = rows(&value, call.method)?,
                 Method::GetAllOpenUserTickets => tickets = rows(&value, call.method)?,
-                Method::GetSystemInfo | Method::GetUser | Method::MarkRead => {}
+                _ => {}
             }
         }
         notifications.retain(Notification::is_unread);
         let count = count.unwrap_or_else(|| u32::try_from(notifications.len()).unwrap_or(u32::MAX));
         let mut items: Vec<Item> = notifications.iter().rev().map(|n| self.notification_item(n)).collect();
         items.extend(tickets.iter().map(|t| self.ticket_item(t)));
-        let cursor = notifications.iter().map(|n| n.id).max().map(|id| format!("n{id}"));
-        Ok(Update { items, unread: Some(count), cursor, ..Update::default() })
+        let open: BTreeSet<i64> = tickets.iter().map(|t| t.id).collect();
+        let mut acknowledged = lock(&self.acknowledged);
+        let acknowledged = acknowledged.get_or_insert_with(|| open.clone());
+        acknowledged.retain(|id| open.contains(id));
+        let new_tasks = u32::try_from(open.difference(acknowledged).count()).unwrap_or(u32::MAX);
+        let (unread, dot) = match self.settings.assigned_tasks {
+            BadgeMode::Count => (count.saturating_add(new_tasks), false),
+            BadgeMode::Dot => (count, new_tasks > 0),
+            BadgeMode::Ignore => (count, false),
+        };
+        let newest = notifications.iter().map(|n| n.id).max();
+        let cursor = Cursor { newest_notification: newest, acknowledged: Some(acknowledged.clone()) };
+        let update = Update { items, unread: Some(unread), dot: Some(dot), cursor: Some(cursor.to_string()), ..Update::default() };
+        Ok((update, count))
     }
 
     fn notification_item(&self, n: &Notification) -> Item {
@@ -222,27 +329,187 @@ impl LeantimeWatcher {
     async fn run_once(&self, ctx: &mut WatcherContext) -> Result<(), WatchError> {
         let secret = self.secret().await?;
         let client = http_client()?;
-        ctx.set_polling().await;
         let info = self.discover(&client, &secret).await?;
-        tracing::info!(account = %self.account, version = ?info.version, api_user = info.api_user, "connected to Leantime");
-        let calls = Self::poll_calls(&info);
-        let mut seen_max: Option<String> = ctx.cursor().map(str::to_owned);
+        let per_minute = self.settings.requests_per_minute.unwrap_or_else(|| info.default_rate_limit()).max(1);
+        ctx.set_rate_limit(per_minute, (per_minute / 3).clamp(1, 10));
+        ctx.set_notice(info.api_user.then(|| API_KEY_NOTICE.to_owned())).await;
+        ctx.set_polling().await;
+        tracing::info!(account = %self.account, version = ?info.version, api_user = info.api_user, per_minute, "connected to Leantime");
+
+        let saved = ctx.cursor().map(Cursor::parse).unwrap_or_default();
+        let mut newest = saved.newest_notification;
+        {
+            let mut acknowledged = lock(&self.acknowledged);
+            if acknowledged.is_none() {
+                *acknowledged = saved.acknowledged;
+            }
+        }
+        // When the last full poll was, and the notification count it saw.
+        let mut last_full: Option<(Instant, u32)> = None;
         while let Some(reason) = ctx.next_poll().await {
-            tracing::debug!(account = %self.account, ?reason, "polling Leantime");
+            let kind = self.poll_kind(&info, reason, last_full);
+            tracing::debug!(account = %self.account, ?reason, ?kind, "polling Leantime");
+            let calls = self.poll_calls(&info, kind);
             let results = self.call(&client, &secret, &calls).await?;
-            let update = self.update(&calls, results)?;
-            let changed = update.cursor.is_some() && update.cursor != seen_max;
-            seen_max = update.cursor.clone().or(seen_max);
+            if kind == PollKind::CountOnly {
+                let count = match results.into_iter().next() {
+                    Some(Ok(value)) => rpc::unread_count(&value),
+                    Some(Err(e)) => return Err(call_error(Method::GetUnreadCount, "poll", e)),
+                    None => None,
+                };
+                let changed = count != last_full.map(|(_, count)| count);
+                if changed {
+                    // Read what changed at once, within the rate limit.
+                    ctx.fetch_again_soon();
+                }
+                ctx.poll_succeeded(changed);
+                continue;
+            }
+            let (mut update, count) = self.update(&calls, results)?;
+            let polled_newest = update.cursor.as_deref().map(Cursor::parse).and_then(|c| c.newest_notification);
+            let changed = polled_newest > newest;
+            newest = newest.max(polled_newest);
+            // Keep the highest id ever seen, not just the newest unread one.
+            update.cursor = update.cursor.as_deref().map(|c| Cursor { newest_notification: newest, ..Cursor::parse(c) }.to_string());
+            last_full = Some((Instant::now(), count));
             ctx.publish(update).await;
             ctx.poll_succeeded(changed);
         }
         Ok(())
+    }
+
+    async fn act_on(&self, key: &str, action: Action) -> Result<(), ActionError> {
+        let item = ItemRef::parse(key).ok_or_else(|| ActionError::Unsupported(format!("`{key}` is not a Leantime item")))?;
+        let failed = |e: WatchError| ActionError::Failed(e.to_string());
+        let secret = self.secret().await.map_err(failed)?;
+        let client = http_client().map_err(failed)?;
+        let known = lock(&self.known).clone();
+        let info = match known {
+            Some(info) => info,
+            None => self.discover(&client, &secret).await.map_err(failed)?,
+        };
+        let (call, what) = match (item, action) {
+            (ItemRef::Notification(id), Action::MarkRead) if info.has_unread_count() => {
+                (Call::new(Method::MarkRead, json!({ "id": id })), "mark notifications read")
+            }
+            (ItemRef::Notification(id), Action::MarkRead) => (
+                Call::new(Method::MarkNotificationRead, json!({ "id": id, "userId": info.user_id })),
+                "mark notifications read",
+            ),
+            (ItemRef::Ticket(id), Action::MarkDone) => (Call::new(Method::MarkTicketDone, json!({ "id": id })), "mark tasks done"),
+            // A task has no "read" on the server: acknowledging it is ours.
+            (ItemRef::Ticket(id), Action::MarkRead) => {
+                lock(&self.acknowledged).get_or_insert_with(BTreeSet::new).insert(id);
+                return Ok(());
+            }
+            (ItemRef::Notification(_), Action::MarkDone) => {
+                return Err(ActionError::Unsupported("only tasks can be marked done".to_owned()));
+            }
+        };
+        let method = call.method;
+        let result = self.call(&client, &secret, &[call]).await.map_err(failed)?.into_iter().next();
+        match result {
+            // `false` from markRead means "already read, or not yours":
+            // either way there is nothing left to do.
+            Some(Ok(_)) if action == Action::MarkRead => Ok(()),
+            Some(Ok(value)) if truthy(&value) => Ok(()),
+            Some(Ok(_)) => Err(ActionError::Failed(
+                "Leantime did not mark the task done: it is done already, was deleted, or its project has no Done status".to_owned(),
+            )),
+            Some(Err(e)) if e.kind == CallErrorKind::MethodNotFound => Err(ActionError::Unsupported(format!(
+                "{} cannot {what} over its API (the method {} is missing)",
+                info.describe_version(),
+                method.name()
+            ))),
+            Some(Err(e)) if e.kind == CallErrorKind::PermissionDenied => Err(ActionError::Failed(format!(
+                "permission missing: Leantime does not let this account {what} here ({})",
+                e.message
+            ))),
+            Some(Err(e)) => Err(ActionError::Failed(e.to_string())),
+            None => Err(ActionError::Failed("Leantime gave no answer".to_owned())),
+        }
     }
 }
 
 impl Watcher for LeantimeWatcher {
     fn run<'a>(&'a self, ctx: &'a mut WatcherContext) -> BoxFuture<'a, Result<(), WatchError>> {
         Box::pin(self.run_once(ctx))
+    }
+
+    fn act<'a>(&'a self, key: &'a str, action: Action) -> BoxFuture<'a, Result<(), ActionError>> {
+        Box::pin(self.act_on(key, action))
+    }
+}
+
+/// The resume position saved with the dedup state:
+/// `n<newest notification id> ack:<acknowledged open task ids>`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Cursor {
+    newest_notification: Option<i64>,
+    /// `None` in a cursor saved before tasks were acknowledged.
+    acknowledged: Option<BTreeSet<i64>>,
+}
+
+impl Cursor {
+    /// Reads a saved cursor leniently: what cannot be read is unknown.
+    fn parse(text: &str) -> Cursor {
+        let mut cursor = Cursor::default();
+        for part in text.split_whitespace() {
+            if let Some(ids) = part.strip_prefix("ack:") {
+                cursor.acknowledged = Some(ids.split(',').filter_map(|id| id.parse().ok()).collect());
+            } else if let Some(id) = part.strip_prefix('n') {
+                cursor.newest_notification = id.parse().ok();
+            }
+        }
+        cursor
+    }
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(id) = self.newest_notification {
+            parts.push(format!("n{id}"));
+        }
+        if let Some(ids) = &self.acknowledged {
+            parts.push(format!("ack:{}", ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")));
+        }
+        f.write_str(&parts.join(" "))
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// An item key, taken apart: `n<id>` is a notification, `t<id>` a ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ItemRef {
+    Notification(i64),
+    Ticket(i64),
+}
+
+impl ItemRef {
+    fn parse(key: &str) -> Option<ItemRef> {
+        let (kind, id) = key.split_at_checked(1)?;
+        let id = id.parse().ok()?;
+        match kind {
+            "n" => Some(ItemRef::Notification(id)),
+            "t" => Some(ItemRef::Ticket(id)),
+            _ => None,
+        }
+    }
+}
+
+/// Leantime's booleans: `true`, `1`, `"1"`, and before 3.8 a scalar wrapped
+/// in an array.
+fn truthy(value: &Value) -> bool {
+    match value {
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty() && s != "0" && s != "false",
+        Value::Array(items) => items.first().is_some_and(truthy),
+        _ => false,
     }
 }
 
@@ -293,12 +560,29 @@ fn request_error(e: RequestError) -> WatchError {
         RequestError::Unauthorized(_) => WatchError::AuthFailed(e.to_string()),
         RequestError::RateLimited { retry_after } => WatchError::RateLimited { retry_after },
         RequestError::TooManyFailedSignIns => WatchError::RateLimited { retry_after: Duration::from_secs(60) },
-        RequestError::Http { .. } | RequestError::NotJsonRpc(_) => WatchError::Transient(e.to_string()),
+        RequestError::NotJsonRpc(_) => WatchError::NeedsAttention(e.to_string()),
+        RequestError::Http { status: 404 | 405 } => WatchError::NeedsAttention(format!(
+            "this address is not a Leantime API (no {} there: {e}); check the server URL",
+            rpc::ENDPOINT
+        )),
+        RequestError::Http { .. } => WatchError::Transient(e.to_string()),
     }
 }
 
-fn call_error(what: &str, e: CallError) -> WatchError {
-    WatchError::Transient(format!("{what}: {e}"))
+/// A refused call: a missing permission or method needs the user (or their
+/// admin); anything else may pass.
+fn call_error(method: Method, doing: &str, e: CallError) -> WatchError {
+    let short = method.name().rsplit('.').next().unwrap_or(method.name());
+    match e.kind {
+        CallErrorKind::PermissionDenied => WatchError::NeedsAttention(format!(
+            "permission missing: Leantime refuses `{short}` to this account ({}); ask an admin for the role that allows it",
+            e.message
+        )),
+        CallErrorKind::MethodNotFound => WatchError::NeedsAttention(format!(
+            "server too old: this Leantime does not offer `{short}` ({e}); Vigie needs Leantime 3.8 or newer"
+        )),
+        _ => WatchError::Transient(format!("could not {doing} (`{short}`): {e}")),
+    }
 }
 
 /// Notification messages may contain HTML (`<br/>`, `<i>`); a toast shows
@@ -330,14 +614,62 @@ mod tests {
         assert_eq!(plain_text("Sam added a new To-Do: <i>'Fix&amp;ship'</i><br/>now "), "Sam added a new To-Do: 'Fix&ship' now");
     }
 
+    fn watcher(assigned_tasks: BadgeMode) -> LeantimeWatcher {
+        let settings = TasksSettings { assigned_tasks, requests_per_minute: None };
+        let secrets: Arc<dyn SecretStore> = Arc::new(crate::secrets::MemorySecrets::default());
+        LeantimeWatcher::new(AccountId::new("pm"), "https://pm.example.com/", AuthKind::Token, settings, secrets)
+    }
+
+    fn methods(watcher: &LeantimeWatcher, version: Option<(u32, u32, u32)>, kind: PollKind) -> Vec<Method> {
+        let info = ServerInfo { version, user_id: 7, api_user: false };
+        watcher.poll_calls(&info, kind).iter().map(|c| c.method).collect()
+    }
+
     #[test]
-    fn the_version_picks_the_calls_of_one_poll() {
-        let names = |version| {
-            let info = ServerInfo { version, user_id: 7, api_user: false };
-            LeantimeWatcher::poll_calls(&info).iter().map(|c| c.method).collect::<Vec<_>>()
-        };
-        assert_eq!(names(Some((3, 9, 8))), [Method::GetUnreadCount, Method::GetInbox, Method::GetAllOpenUserTickets]);
-        assert_eq!(names(Some((3, 9, 2))), [Method::GetUnreadCount, Method::GetAllOpenUserTickets]);
-        assert_eq!(names(None), [Method::GetAllNotifications, Method::GetAllOpenUserTickets]);
+    fn the_version_picks_the_calls_of_a_full_poll() {
+        let w = watcher(BadgeMode::Count);
+        assert_eq!(methods(&w, Some((3, 9, 8)), PollKind::Full), [Method::GetUnreadCount, Method::GetInbox, Method::GetAllOpenUserTickets]);
+        assert_eq!(methods(&w, Some((3, 9, 2)), PollKind::Full), [Method::GetUnreadCount, Method::GetAllOpenUserTickets]);
+        assert_eq!(methods(&w, None, PollKind::Full), [Method::GetAllNotifications, Method::GetAllOpenUserTickets]);
+    }
+
+    #[test]
+    fn a_count_only_poll_is_one_call_where_the_server_can_count() {
+        let w = watcher(BadgeMode::Count);
+        assert_eq!(methods(&w, Some((3, 9, 8)), PollKind::CountOnly), [Method::GetUnreadCount]);
+        assert_eq!(methods(&w, None, PollKind::CountOnly), [Method::GetAllNotifications, Method::GetAllOpenUserTickets]);
+    }
+
+    #[test]
+    fn ignored_tasks_are_not_even_fetched() {
+        let w = watcher(BadgeMode::Ignore);
+        assert_eq!(methods(&w, Some((3, 9, 8)), PollKind::Full), [Method::GetUnreadCount, Method::GetInbox]);
+    }
+
+    #[test]
+    fn the_rate_limit_follows_the_version() {
+        let info = |version| ServerInfo { version, user_id: 1, api_user: false };
+        assert_eq!(info(None).default_rate_limit(), 10);
+        assert_eq!(info(Some((3, 9, 6))).default_rate_limit(), 10);
+        assert_eq!(info(Some((3, 9, 7))).default_rate_limit(), 120);
+    }
+
+    #[test]
+    fn a_cursor_reads_back_what_it_wrote_and_tolerates_old_ones() {
+        let cursor = Cursor { newest_notification: Some(1290), acknowledged: Some([412, 7].into()) };
+        assert_eq!(cursor.to_string(), "n1290 ack:7,412");
+        assert_eq!(Cursor::parse(&cursor.to_string()), cursor);
+        assert_eq!(Cursor::parse("n1290"), Cursor { newest_notification: Some(1290), acknowledged: None });
+        assert_eq!(Cursor::parse("ack:"), Cursor { newest_notification: None, acknowledged: Some(BTreeSet::new()) });
+        assert_eq!(Cursor::parse("garbage"), Cursor::default());
+    }
+
+    #[test]
+    fn item_keys_name_notifications_and_tickets() {
+        assert_eq!(ItemRef::parse("n1287"), Some(ItemRef::Notification(1287)));
+        assert_eq!(ItemRef::parse("t42"), Some(ItemRef::Ticket(42)));
+        assert_eq!(ItemRef::parse("x1"), None);
+        assert_eq!(ItemRef::parse("n"), None);
+        assert_eq!(ItemRef::parse(""), None);
     }
 }

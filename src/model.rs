@@ -115,6 +115,19 @@ pub enum Connectivity {
         /// When the next attempt happens.
         until: Timestamp,
     },
+    /// The server asked us to wait (HTTP 429, a rate-limit error); the next
+    /// attempt is at `until`, not a moment earlier.
+    RateLimited {
+        /// When the server lets us try again.
+        until: Timestamp,
+    },
+    /// The account cannot work until the user changes something: a wrong
+    /// server address, a missing permission, a server too old for what is
+    /// asked. Retried only when the user asks (or the network changes).
+    NeedsAttention {
+        /// What is wrong and what to do, naming the permission or version.
+        reason: String,
+    },
     /// The server refused the credentials; retrying would not help until the
     /// user acts (or asks for a retry).
     AuthFailed {
@@ -137,8 +150,10 @@ impl Connectivity {
             Connectivity::Disabled { .. } => 1,
             Connectivity::Polling => 2,
             Connectivity::Connecting => 3,
-            Connectivity::BackingOff { .. } => 4,
-            Connectivity::AuthFailed { .. } => 5,
+            Connectivity::RateLimited { .. } => 4,
+            Connectivity::BackingOff { .. } => 5,
+            Connectivity::NeedsAttention { .. } => 6,
+            Connectivity::AuthFailed { .. } => 7,
         }
     }
 
@@ -152,6 +167,11 @@ impl Connectivity {
                 let secs = until.duration_since(Timestamp::now()).as_secs().max(0);
                 format!("retrying in {secs} s: {reason}")
             }
+            Connectivity::RateLimited { until } => {
+                let secs = until.duration_since(Timestamp::now()).as_secs().max(0);
+                format!("rate-limited by the server: next try in {secs} s")
+            }
+            Connectivity::NeedsAttention { reason } => format!("needs attention: {reason}"),
             Connectivity::AuthFailed { reason } => format!("sign-in failed: {reason}"),
             Connectivity::Disabled { reason: None } => "disabled".to_owned(),
             Connectivity::Disabled { reason: Some(r) } => format!("disabled: {r}"),

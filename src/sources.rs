@@ -40,14 +40,19 @@ pub fn setup_from_config(config: &Config, state_file: PathBuf, demo: bool, secre
     setup
 }
 
+/// How often a polled source looks while the user is away.
+const AWAY_INTERVAL: Duration = Duration::from_secs(300);
+
 fn schedule_for(account: &AccountConfig) -> ScheduleConfig {
     match account.source {
-        // Leantime allows 10 requests a minute before 3.9.7: a burst of
-        // three, then one every six seconds; poll faster for five minutes
-        // after a change.
+        // Leantime allows 10 requests a minute before 3.9.7 (the watcher
+        // raises this once it knows the version): a burst of three, then
+        // one every six seconds. Poll faster for five minutes after a
+        // change, every five minutes while the user is away.
         Source::Tasks => ScheduleConfig {
             rate_limit: Some((10, 3)),
             boost: Some((Duration::from_secs(20), Duration::from_secs(300))),
+            away_interval: Some(AWAY_INTERVAL),
             ..ScheduleConfig::polling(account.poll_interval)
         },
         Source::Mail | Source::Chat => ScheduleConfig::polling(account.poll_interval),
@@ -57,7 +62,13 @@ fn schedule_for(account: &AccountConfig) -> ScheduleConfig {
 fn watcher_for(account: &AccountConfig, secrets: &Arc<dyn SecretStore>) -> Box<dyn Watcher> {
     let what = match (account.source, &account.server) {
         (Source::Tasks, Some(server)) => {
-            return Box::new(LeantimeWatcher::new(account.id.clone(), server, account.auth, secrets.clone()));
+            return Box::new(LeantimeWatcher::new(
+                account.id.clone(),
+                server,
+                account.auth,
+                account.tasks.clone(),
+                secrets.clone(),
+            ));
         }
         (Source::Tasks, None) => {
             return Box::new(NotInThisBuild("set `server` to the Leantime address, e.g. https://pm.example.com".to_owned()));

@@ -45,6 +45,12 @@ pub enum WatchError {
     /// The account cannot work in this build or with this server.
     #[error("{0}")]
     Unsupported(String),
+    /// The user must change something first (a wrong address, a missing
+    /// permission, a server too old). Retried when the user asks, or when
+    /// the machine wakes or the network changes (a captive portal's login
+    /// page looks like a wrong address).
+    #[error("{0}")]
+    NeedsAttention(String),
     /// The watcher panicked; the message is the panic's.
     #[error("internal error (the watcher crashed): {0}")]
     Crashed(String),
@@ -107,6 +113,7 @@ pub enum ActionError {
 pub(crate) enum Report {
     Update(Update),
     Connectivity(Connectivity),
+    Notice(Option<String>),
 }
 
 /// A report tagged with the account it concerns.
@@ -196,6 +203,24 @@ impl WatcherContext {
         self.send(Report::Update(update)).await;
     }
 
+    /// Replaces the server's rate limit, once the watcher knows it (e.g.
+    /// from the server's version): (requests per minute, burst).
+    pub fn set_rate_limit(&mut self, per_minute: u32, burst: u32) {
+        self.gate.schedule().set_rate_limit(Instant::now(), Some((per_minute, burst)));
+    }
+
+    /// Asks for another fetch soon, within the schedule's limits (gap, rate
+    /// limit): e.g. a cheap check saw a change that a full fetch must read.
+    pub fn fetch_again_soon(&mut self) {
+        self.gate.schedule().trigger(Instant::now(), Trigger::Hint);
+    }
+
+    /// A standing remark on the account that is not an error (e.g. "this API
+    /// key sees its own notifications, not yours"); `None` clears it.
+    pub async fn set_notice(&mut self, notice: Option<String>) {
+        self.send(Report::Notice(notice)).await;
+    }
+
     /// Push is connected: stop interval polling, show "live".
     pub async fn set_live(&mut self) {
         self.gate.schedule().set_mode(Instant::now(), Mode::PushLive);
@@ -249,6 +274,16 @@ pub(crate) async fn supervise(watcher: Arc<dyn Watcher>, mut ctx: WatcherContext
                     }
                 }
             }
+            WatchError::NeedsAttention(reason) => {
+                ctx.set_connectivity(Connectivity::NeedsAttention { reason }).await;
+                loop {
+                    match ctx.gate.wait_for_trigger().await {
+                        None => return,
+                        Some(Trigger::Manual | Trigger::Wake | Trigger::NetworkBack) => break,
+                        Some(_) => {}
+                    }
+                }
+            }
             WatchError::Unsupported(reason) => {
                 ctx.set_connectivity(Connectivity::Disabled { reason: Some(reason) }).await;
                 ctx.cancel.cancelled().await;
@@ -258,8 +293,11 @@ pub(crate) async fn supervise(watcher: Arc<dyn Watcher>, mut ctx: WatcherContext
                 let now = Instant::now();
                 let until = ctx.gate.schedule().failed(now, error.retry_after());
                 let until = wall_clock(until, now);
-                ctx.set_connectivity(Connectivity::BackingOff { reason: error.to_string(), until })
-                    .await;
+                let state = match error {
+                    WatchError::RateLimited { .. } => Connectivity::RateLimited { until },
+                    error => Connectivity::BackingOff { reason: error.to_string(), until },
+                };
+                ctx.set_connectivity(state).await;
                 if ctx.gate.wait_until_due().await.is_none() {
                     return;
                 }

@@ -11,14 +11,17 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use vigie::config::AccountConfig;
-use vigie::leantime::{AuthKind, LeantimeWatcher};
+use vigie::badge::BadgeMode;
+use vigie::config::HintRule;
+use vigie::leantime::{AuthKind, LeantimeWatcher, TasksSettings};
 use vigie::model::{AccountId, Connectivity, Source};
 use vigie::scheduler::{ScheduleConfig, Trigger};
 use vigie::secrets::{MemorySecrets, SecretStore};
+use vigie::watcher::{Action, ActionError};
 use vigie::{AccountSpec, CoreEvent};
 
 use crate::support::fake_leantime::{FakeLeantime, ServerVersion};
-use crate::support::{Rig, account_config, within};
+use crate::support::{Rig, ScriptedWatcher, account_config, item, spec, update, within};
 
 const ID: &str = "pm";
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -34,22 +37,55 @@ fn on_demand() -> ScheduleConfig {
 }
 
 fn leantime_account(fake: &FakeLeantime, auth: AuthKind, secret: Option<&str>) -> (AccountSpec, Arc<dyn SecretStore>) {
+    leantime_account_with(fake, auth, secret, TasksSettings::default(), on_demand())
+}
+
+fn leantime_account_with(
+    fake: &FakeLeantime,
+    auth: AuthKind,
+    secret: Option<&str>,
+    settings: TasksSettings,
+    schedule: ScheduleConfig,
+) -> (AccountSpec, Arc<dyn SecretStore>) {
     let secrets: Arc<dyn SecretStore> = Arc::new(MemorySecrets::default());
     if let Some(secret) = secret {
         secrets.set(&AccountId::new(ID), auth.secret_name(), &SecretString::from(secret.to_owned())).expect("store");
     }
     let config = AccountConfig { server: Some(fake.base_url()), auth, ..account_config(ID, Source::Tasks) };
-    let watcher = LeantimeWatcher::new(AccountId::new(ID), &fake.base_url(), auth, secrets.clone());
-    (AccountSpec { config, schedule: on_demand(), watcher: Box::new(watcher) }, secrets)
+    let watcher = LeantimeWatcher::new(AccountId::new(ID), &fake.base_url(), auth, settings, secrets.clone());
+    (AccountSpec { config, schedule, watcher: Box::new(watcher) }, secrets)
 }
 
 /// A core watching `fake` with its valid token, past its first (baseline) poll.
 async fn connected(fake: &FakeLeantime, dir: &tempfile::TempDir) -> Rig {
     let (spec, _) = leantime_account(fake, AuthKind::Token, Some(fake.token()));
+    start_synced(spec, dir).await
+}
+
+/// Starts a core over `spec` and waits for its first (baseline) poll.
+async fn start_synced(spec: AccountSpec, dir: &tempfile::TempDir) -> Rig {
     let mut rig = Rig::start(&dir.path().join("state.json"), vec![spec]);
     within(PATIENCE, "the baseline badge", rig.events_until("the baseline badge", |e| matches!(e, CoreEvent::Badge { .. }))).await;
     rig
 }
+
+fn unread(rig: &Rig) -> Option<u32> {
+    rig.handle.snapshot().accounts.iter().find(|a| a.id.as_str() == ID).and_then(|a| a.unread.count)
+}
+
+/// Waits until the account's count is `count`.
+async fn count_becomes(rig: &Rig, count: u32) {
+    let mut snapshots = rig.handle.subscribe();
+    let reached = snapshots.wait_for(|s| s.accounts.iter().any(|a| a.id.as_str() == ID && a.unread.count == Some(count)));
+    within(PATIENCE, &format!("the count to become {count}"), reached).await.expect("the core is running");
+}
+
+const GET_UNREAD_COUNT: &str = "leantime.rpc.Notifications.Notifications.getUnreadCount";
+const FULL_POLL: [&str; 3] = [
+    GET_UNREAD_COUNT,
+    "leantime.rpc.Notifications.Notifications.getInbox",
+    "leantime.rpc.Tickets.Tickets.getAllOpenUserTickets",
+];
 
 fn refresh(rig: &Rig) {
     assert!(rig.handle.refresh(&AccountId::new(ID), Trigger::Manual));
@@ -69,7 +105,11 @@ async fn the_first_poll_counts_the_unread_notifications_and_announces_nothing() 
     let dir = tempfile::tempdir().expect("tempdir");
     let rig = connected(&fake, &dir).await;
     let snapshot = rig.handle.snapshot();
-    assert_eq!(snapshot.accounts[0].unread.count, Some(2), "the two seeded unread notifications");
+    assert_eq!(
+        snapshot.accounts[0].unread.count,
+        Some(2),
+        "the two seeded unread notifications; the task open before the first sync is not new"
+    );
     assert_eq!(snapshot.accounts[0].connectivity, Connectivity::Polling);
 }
 
@@ -109,6 +149,53 @@ async fn a_newly_assigned_task_is_announced() {
     assert_eq!(items[0].key, format!("t{id}"));
     assert_eq!(items[0].title, "Write the release notes");
     assert!(items[0].link.as_deref().is_some_and(|l| l.ends_with(&format!("showTicket/{id}"))));
+    assert_eq!(unread(&rig), Some(3), "two notifications and the new task");
+}
+
+#[tokio::test]
+async fn acknowledging_a_new_task_takes_it_out_of_the_count_but_keeps_it_open() {
+    let fake = FakeLeantime::start(ServerVersion::V3_9_6).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rig = connected(&fake, &dir).await;
+    let id = fake.assign_ticket("Write the release notes");
+    refresh(&rig);
+    within(PATIENCE, "the new task", rig.next_new_items(ID)).await;
+    count_becomes(&rig, 3).await;
+
+    let done = rig.handle.act(&AccountId::new(ID), &format!("t{id}"), Action::MarkRead).await;
+
+    assert_eq!(done, Ok(()));
+    count_becomes(&rig, 2).await;
+    assert!(fake.ticket_is_open(id), "acknowledging is ours; the task stays open on the server");
+}
+
+#[tokio::test]
+async fn a_task_shown_as_a_dot_lights_the_dot_and_leaves_the_number_alone() {
+    let fake = FakeLeantime::start(ServerVersion::V3_9_6).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = TasksSettings { assigned_tasks: BadgeMode::Dot, ..TasksSettings::default() };
+    let (spec, _) = leantime_account_with(&fake, AuthKind::Token, Some(fake.token()), settings, on_demand());
+    let mut rig = start_synced(spec, &dir).await;
+    fake.assign_ticket("Write the release notes");
+    refresh(&rig);
+    within(PATIENCE, "the new task", rig.next_new_items(ID)).await;
+    let account = rig.handle.snapshot().accounts[0].clone();
+    assert_eq!((account.unread.count, account.unread.dot), (Some(2), true));
+}
+
+#[tokio::test]
+async fn ignored_tasks_are_neither_fetched_nor_announced() {
+    let fake = FakeLeantime::start(ServerVersion::V3_9_6).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = TasksSettings { assigned_tasks: BadgeMode::Ignore, ..TasksSettings::default() };
+    let (spec, _) = leantime_account_with(&fake, AuthKind::Token, Some(fake.token()), settings, on_demand());
+    let mut rig = start_synced(spec, &dir).await;
+    fake.assign_ticket("Write the release notes");
+    let id = fake.add_notification("Sam updated the To-Do: 'Write the release notes'", "Sam Lee");
+    refresh(&rig);
+    let (items, _) = within(PATIENCE, "the notification", rig.next_new_items(ID)).await;
+    assert_eq!(items.iter().map(|i| i.key.clone()).collect::<Vec<_>>(), [format!("n{id}")], "the notification only");
+    assert!(fake.requests().iter().all(|r| !r.calls.iter().any(|c| c.ends_with("getAllOpenUserTickets"))));
 }
 
 #[tokio::test]
@@ -128,16 +215,149 @@ async fn each_poll_is_one_http_request_carrying_the_whole_batch() {
         "version and identity are asked once, together"
     );
     for poll in &requests[1..] {
-        assert_eq!(
-            poll.calls,
-            [
-                "leantime.rpc.Notifications.Notifications.getUnreadCount",
-                "leantime.rpc.Notifications.Notifications.getInbox",
-                "leantime.rpc.Tickets.Tickets.getAllOpenUserTickets",
-            ]
-        );
+        assert_eq!(poll.calls, FULL_POLL, "a refresh the user asks for reads everything");
         assert_eq!(poll.status, 200);
     }
+}
+
+#[tokio::test]
+async fn a_scheduled_poll_with_nothing_new_asks_only_for_the_count() {
+    let fake = FakeLeantime::start(ServerVersion::V3_9_6).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let every_quarter_second = ScheduleConfig { interval: Duration::from_millis(250), ..on_demand() };
+    let (spec, _) = leantime_account_with(&fake, AuthKind::Token, Some(fake.token()), TasksSettings::default(), every_quarter_second);
+    let _rig = start_synced(spec, &dir).await;
+
+    let requests = fake.wait_for_requests(5, PATIENCE).await;
+
+    assert_eq!(requests[1].calls, FULL_POLL, "the first sync reads everything");
+    for poll in &requests[2..5] {
+        assert_eq!(poll.calls, [GET_UNREAD_COUNT], "then only the count: {requests:#?}");
+        assert!(poll.body_bytes < requests[1].body_bytes && poll.response_bytes < 100, "{poll:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_count_that_moved_is_read_in_full_at_once() {
+    let fake = FakeLeantime::start(ServerVersion::V3_9_6).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let every_half_second = ScheduleConfig { interval: Duration::from_millis(500), ..on_demand() };
+    let (spec, _) = leantime_account_with(&fake, AuthKind::Token, Some(fake.token()), TasksSettings::default(), every_half_second);
+    let mut rig = start_synced(spec, &dir).await;
+    fake.wait_for_requests(3, PATIENCE).await;
+
+    let id = fake.add_notification("Sam mentioned you in a project", "Sam Lee");
+    let (items, _) = within(PATIENCE, "the new notification", rig.next_new_items(ID)).await;
+
+    assert_eq!(items[0].key, format!("n{id}"));
+    let requests = fake.requests();
+    let full = requests.iter().rposition(|r| r.calls == FULL_POLL).expect("a full poll");
+    assert_eq!(requests[full - 1].calls, [GET_UNREAD_COUNT], "the count check that saw the change came just before");
+}
+
+#[tokio::test]
+async fn a_leantime_mail_and_a_manual_refresh_together_make_one_request() {
+    let fake = FakeLeantime::start(ServerVersion::V3_9_6).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let coalescing = ScheduleConfig { coalesce: Duration::from_millis(400), ..on_demand() };
+    let (tasks, _) = leantime_account_with(&fake, AuthKind::Token, Some(fake.token()), TasksSettings::default(), coalescing);
+    let (mail, mail_script) = ScriptedWatcher::new();
+    let mut rig = Rig::start_with(&dir.path().join("state.json"), vec![spec("mail", Source::Mail, mail), tasks], |setup| {
+        setup.hints.push(HintRule { from: Source::Mail, sender_contains: "leantime".to_owned(), refresh: Source::Tasks });
+    });
+    mail_script.publish(update(vec![], 0));
+    let synced = fake.wait_for_requests(2, PATIENCE).await.len();
+    assert_eq!(synced, 2, "discovery and the first sync");
+
+    let id = fake.add_notification("Sam assigned you a To-Do", "Sam Lee");
+    mail_script.publish(update(vec![item(Source::Mail, "mail", "m-1", "Leantime <notify@pm.example.com>")], 1));
+    rig.handle.refresh(&AccountId::new(ID), Trigger::Manual);
+
+    let events = rig
+        .events_until("the hinted notification", |e| matches!(e, CoreEvent::NewItems { account, .. } if account.as_str() == ID))
+        .await;
+    let Some(CoreEvent::NewItems { items, .. }) = events.last() else { unreachable!() };
+    assert_eq!(items[0].key, format!("n{id}"));
+    let after = fake.wait_for_requests(synced + 2, Duration::from_millis(1_000)).await;
+    assert_eq!(after.len(), synced + 1, "the hint and the refresh became one request: {after:#?}");
+}
+
+#[tokio::test]
+async fn marking_a_notification_read_reaches_the_server_and_lowers_the_count() {
+    let fake = FakeLeantime::start(ServerVersion::V3_9_6).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rig = connected(&fake, &dir).await;
+    let id = fake.add_notification("Sam mentioned you in a project", "Sam Lee");
+    refresh(&rig);
+    within(PATIENCE, "the new notification", rig.next_new_items(ID)).await;
+
+    let done = rig.handle.act(&AccountId::new(ID), &format!("n{id}"), Action::MarkRead).await;
+
+    assert_eq!(done, Ok(()));
+    assert!(fake.notification_is_read(id));
+    count_becomes(&rig, 2).await;
+    let again = rig.handle.act(&AccountId::new(ID), &format!("n{id}"), Action::MarkRead).await;
+    assert_eq!(again, Ok(()), "Leantime's `false` for an already read notification is not a failure");
+}
+
+#[tokio::test]
+async fn before_3_9_a_notification_is_marked_read_the_old_way() {
+    let fake = FakeLeantime::start(ServerVersion::V3_8).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (spec, _) = leantime_account(&fake, AuthKind::ApiKey, Some(fake.api_key()));
+    let rig = Rig::start(&dir.path().join("state.json"), vec![spec]);
+    fake.wait_for_requests(2, PATIENCE).await;
+
+    let done = rig.handle.act(&AccountId::new(ID), "n1287", Action::MarkRead).await;
+
+    assert_eq!(done, Ok(()));
+    assert!(fake.notification_is_read(1287));
+    let last = fake.requests().pop().expect("requests");
+    assert_eq!(last.calls, ["leantime.rpc.Notifications.Notifications.markNotificationRead"]);
+}
+
+#[tokio::test]
+async fn a_task_can_be_marked_done_from_its_toast() {
+    let fake = FakeLeantime::start(ServerVersion::V3_9_6).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rig = connected(&fake, &dir).await;
+    let id = fake.assign_ticket("Write the release notes");
+    refresh(&rig);
+    within(PATIENCE, "the new task", rig.next_new_items(ID)).await;
+
+    let done = rig.handle.act(&AccountId::new(ID), &format!("t{id}"), Action::MarkDone).await;
+
+    assert_eq!(done, Ok(()));
+    assert!(!fake.ticket_is_open(id));
+    count_becomes(&rig, 2).await;
+}
+
+#[tokio::test]
+async fn a_server_that_cannot_mark_tasks_done_says_so_and_changes_nothing() {
+    let fake = FakeLeantime::start(ServerVersion::V3_9_0).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (spec, _) = leantime_account(&fake, AuthKind::ApiKey, Some(fake.api_key()));
+    let rig = Rig::start(&dir.path().join("state.json"), vec![spec]);
+    fake.wait_for_requests(2, PATIENCE).await;
+
+    let done = rig.handle.act(&AccountId::new(ID), "t412", Action::MarkDone).await;
+
+    let Err(ActionError::Unsupported(message)) = done else { panic!("expected unsupported, got {done:?}") };
+    assert!(message.contains("Leantime 3.9.0") && message.contains("markTicketDone"), "{message}");
+    assert!(fake.ticket_is_open(412));
+}
+
+#[tokio::test]
+async fn a_missing_permission_to_mark_done_is_named() {
+    let fake = FakeLeantime::start(ServerVersion::V3_9_6).await;
+    fake.deny_permission("markTicketDone");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rig = connected(&fake, &dir).await;
+
+    let done = rig.handle.act(&AccountId::new(ID), "t412", Action::MarkDone).await;
+
+    let Err(ActionError::Failed(message)) = done else { panic!("expected a failure, got {done:?}") };
+    assert!(message.starts_with("permission missing") && message.contains("mark tasks done"), "{message}");
 }
 
 #[tokio::test]
@@ -147,9 +367,8 @@ async fn a_rate_limit_is_waited_out_exactly_as_the_server_asks() {
     let mut rig = connected(&fake, &dir).await;
     fake.set_rate_limit(1, 30);
     refresh(&rig);
-    let state = connectivity(&mut rig, "backing off", |c| matches!(c, Connectivity::BackingOff { .. })).await;
-    let Connectivity::BackingOff { reason, until } = state else { unreachable!() };
-    assert!(reason.contains("30 s"), "{reason}");
+    let state = connectivity(&mut rig, "rate-limited", |c| matches!(c, Connectivity::RateLimited { .. })).await;
+    let Connectivity::RateLimited { until } = state else { unreachable!() };
     let ahead = until.duration_since(jiff::Timestamp::now()).as_secs_f64();
     assert!((25.0..=31.0).contains(&ahead), "next attempt in {ahead} s, the server asked for 30");
     // The user's impatience does not override the server.
@@ -183,8 +402,48 @@ async fn a_web_page_instead_of_the_api_says_the_address_is_wrong() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (spec, _) = leantime_account(&fake, AuthKind::Token, Some(fake.token()));
     let mut rig = Rig::start(&dir.path().join("state.json"), vec![spec]);
-    let state = connectivity(&mut rig, "backing off", |c| matches!(c, Connectivity::BackingOff { .. })).await;
-    assert!(matches!(&state, Connectivity::BackingOff { reason, .. } if reason.contains("not a Leantime API")), "{state:?}");
+    let state = connectivity(&mut rig, "needs attention", |c| matches!(c, Connectivity::NeedsAttention { .. })).await;
+    assert!(matches!(&state, Connectivity::NeedsAttention { reason } if reason.contains("not a Leantime API")), "{state:?}");
+    // Nothing is retried on its own; the user's refresh is.
+    let seen = fake.requests().len();
+    rig.handle.refresh(&AccountId::new(ID), Trigger::Hint);
+    assert_eq!(fake.wait_for_requests(seen + 1, Duration::from_millis(800)).await.len(), seen);
+    fake.respond_with_html(false);
+    refresh(&rig);
+    connectivity(&mut rig, "polling again", |c| *c == Connectivity::Polling).await;
+}
+
+#[tokio::test]
+async fn a_permission_the_token_lacks_is_named_in_the_account_state() {
+    let fake = FakeLeantime::start(ServerVersion::V3_9_6).await;
+    fake.deny_permission("getAllOpenUserTickets");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (spec, _) = leantime_account(&fake, AuthKind::Token, Some(fake.token()));
+    let mut rig = Rig::start(&dir.path().join("state.json"), vec![spec]);
+    let state = connectivity(&mut rig, "needs attention", |c| matches!(c, Connectivity::NeedsAttention { .. })).await;
+    let Connectivity::NeedsAttention { reason } = state else { unreachable!() };
+    assert!(reason.starts_with("permission missing") && reason.contains("getAllOpenUserTickets"), "{reason}");
+}
+
+#[tokio::test]
+async fn an_api_key_account_carries_a_notice_that_it_sees_its_own_notifications() {
+    let fake = FakeLeantime::start(ServerVersion::V3_9_6).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (spec, _) = leantime_account(&fake, AuthKind::ApiKey, Some(fake.api_key()));
+    let rig = Rig::start(&dir.path().join("state.json"), vec![spec]);
+    let mut snapshots = rig.handle.subscribe();
+    let noticed = snapshots.wait_for(|s| s.accounts.iter().any(|a| a.notice.is_some()));
+    let snapshot = within(PATIENCE, "the notice", noticed).await.expect("running").clone();
+    let notice = snapshot.accounts[0].notice.clone().unwrap_or_default();
+    assert!(notice.contains("API key") && notice.contains("personal access token"), "{notice}");
+}
+
+#[tokio::test]
+async fn a_personal_token_account_carries_no_notice() {
+    let fake = FakeLeantime::start(ServerVersion::V3_9_6).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rig = connected(&fake, &dir).await;
+    assert_eq!(rig.handle.snapshot().accounts[0].notice, None);
 }
 
 #[tokio::test]

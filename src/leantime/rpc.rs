@@ -38,6 +38,11 @@ pub enum Method {
     GetAllOpenUserTickets,
     /// Notifications before 3.9 (not callable from 3.9 on).
     GetAllNotifications,
+    /// Marks one notification read before 3.9 (`id`, `userId`).
+    MarkNotificationRead,
+    /// Moves a ticket to its project's first Done status (exposed to the
+    /// API before 3.9 and again in later 3.9 releases; needs editor rights).
+    MarkTicketDone,
 }
 
 impl Method {
@@ -51,6 +56,8 @@ impl Method {
             Method::MarkRead => "leantime.rpc.Notifications.Notifications.markRead",
             Method::GetAllOpenUserTickets => "leantime.rpc.Tickets.Tickets.getAllOpenUserTickets",
             Method::GetAllNotifications => "leantime.rpc.Notifications.Notifications.getAllNotifications",
+            Method::MarkNotificationRead => "leantime.rpc.Notifications.Notifications.markNotificationRead",
+            Method::MarkTicketDone => "leantime.rpc.Tickets.Tickets.markTicketDone",
         }
     }
 }

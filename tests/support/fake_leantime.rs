@@ -145,6 +145,8 @@ struct FakeState {
     tickets: Vec<TicketRow>,
     /// Known people: (first name, last name, user id).
     people: Vec<(String, String, i64)>,
+    /// Methods (short names, e.g. `markTicketDone`) refused with -32001.
+    denied: Vec<String>,
     recorded: Vec<Recorded>,
 }
 
@@ -300,6 +302,7 @@ fn seeded_state(version: ServerVersion) -> FakeState {
         last_notification_id: 1287,
         tickets,
         people: vec![("Jane".to_owned(), "Doe".to_owned(), JANE), ("Sam".to_owned(), "Lee".to_owned(), SAM)],
+        denied: Vec::new(),
         recorded: Vec::new(),
     }
 }
@@ -416,6 +419,23 @@ impl FakeLeantime {
     /// [`Self::respond_with_html`].
     pub fn set_rate_limit(&self, per_minute: u32, retry_after_secs: u64) {
         self.shared.lock().rate_limit = Some(RateLimit { per_minute, retry_after_secs });
+    }
+
+    /// Refuses the method `name` (short name, e.g. `getAllOpenUserTickets`)
+    /// with -32001 "You are not allowed to perform this action.", as when
+    /// the credential's role lacks a permission.
+    pub fn deny_permission(&self, name: &str) {
+        self.shared.lock().denied.push(name.to_owned());
+    }
+
+    /// Whether ticket `id` is still open (not done).
+    pub fn ticket_is_open(&self, id: i64) -> bool {
+        self.shared.lock().tickets.iter().any(|t| t.id == id && t.is_open())
+    }
+
+    /// Whether notification `id` is read.
+    pub fn notification_is_read(&self, id: i64) -> bool {
+        self.shared.lock().notifications.iter().any(|n| n.id == id && n.read)
     }
 
     /// Revokes the bearer token and the API key: every later request gets
@@ -735,6 +755,9 @@ impl FakeState {
         };
         let v3_9 = self.version >= ServerVersion::V3_9_0;
         let inbox = self.version >= ServerVersion::V3_9_6;
+        if self.denied.iter().any(|d| d == name) {
+            return Err(RpcError { code: -32001, message: "You are not allowed to perform this action.", data: Value::Null });
+        }
         match (module, service, name) {
             ("Api", "Config", "getSystemInfo") if v3_9 => {
                 Ok(json!({ "version": self.version.version_string(), "enabledPlugins": [] }))
@@ -774,6 +797,25 @@ impl FakeState {
                 Ok(Value::Array(self.rows_of(of, new_only).skip(start).take(size).collect()))
             }
             ("Notifications", "Notifications", "getAllNotifications") => {
+                Err(RpcError::method_not_found(format!("Method is not available via API: {name}")))
+            }
+            // Before 3.9 it marked by id only, whoever's the row was.
+            ("Notifications", "Notifications", "markNotificationRead") if !v3_9 => {
+                let Some(id) = int_param(&params, "id") else { return Err(RpcError::missing("id")) };
+                if int_param(&params, "userId").is_none() {
+                    return Err(RpcError::missing("userId"));
+                }
+                let row = self.notifications.iter_mut().find(|n| n.id == id && !n.read);
+                Ok(json!(row.map(|row| row.read = true).is_some()))
+            }
+            // Any public method was callable before 3.9; 3.9.0 to 3.9.3 did
+            // not expose it to the API.
+            ("Tickets", "Tickets", "markTicketDone") if self.version != ServerVersion::V3_9_0 => {
+                let Some(id) = int_param(&params, "id") else { return Err(RpcError::missing("id")) };
+                let ticket = self.tickets.iter_mut().find(|t| t.id == id && t.is_open());
+                Ok(json!(ticket.map(|t| t.status = 0).is_some()))
+            }
+            ("Tickets", "Tickets", "markTicketDone") => {
                 Err(RpcError::method_not_found(format!("Method is not available via API: {name}")))
             }
             ("Tickets", "Tickets", "getAllOpenUserTickets") => {

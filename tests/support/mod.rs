@@ -100,6 +100,7 @@ pub fn account_config(id: &str, source: Source) -> AccountConfig {
         server: None,
         username: None,
         auth: vigie::leantime::AuthKind::Token,
+        tasks: Default::default(),
     }
 }
 
