@@ -24,7 +24,7 @@ use crate::hub::Hub;
 use crate::model::AccountId;
 use crate::scheduler::{PollGate, Schedule, ScheduleConfig, Trigger, TriggerHandle};
 use crate::store::{StateStore, StoreError};
-use crate::{netwatch, wake};
+use crate::{netwatch, presence, wake};
 use crate::watcher::{Action, ActionError, Envelope, Watcher, WatcherContext, supervise};
 
 /// Reports in flight from watchers to the hub. Small: the hub is fast, and a
@@ -68,6 +68,10 @@ pub struct Setup {
     /// Problems found before the core started (e.g. an invalid config file),
     /// shown in the snapshot and announced as the first events.
     pub problems: Vec<String>,
+    /// Follow the desktop session's lock and idle state ([`presence`]), so
+    /// polling slows while the user is away. Off in tests, which drive
+    /// [`CoreHandle::set_away`] themselves.
+    pub follow_presence: bool,
 }
 
 impl Setup {
@@ -80,6 +84,7 @@ impl Setup {
             accounts: Vec::new(),
             background: Vec::new(),
             problems: Vec::new(),
+            follow_presence: false,
         }
     }
 }
@@ -192,7 +197,7 @@ impl Core {
         let (report_tx, report_rx) = mpsc::channel(REPORT_BUFFER);
         let mut triggers = BTreeMap::new();
         let mut watchers: BTreeMap<AccountId, Weak<dyn Watcher>> = BTreeMap::new();
-        let (away, _) = watch::channel(false);
+        let away = Arc::new(watch::channel(false).0);
         let now = Instant::now();
         for spec in setup.accounts {
             let config = spec.config;
@@ -229,7 +234,7 @@ impl Core {
             watchers: Arc::new(watchers),
             commands: command_tx,
             snapshot: snapshot_rx,
-            away: Arc::new(away),
+            away: away.clone(),
         };
 
         for event in hub.startup_events() {
@@ -243,6 +248,10 @@ impl Core {
                 trigger.fire(Trigger::Wake);
             }
         }));
+        if setup.follow_presence {
+            let presence = handle.clone();
+            tasks.spawn(presence::follow_logind(move |away| presence.set_away(away), cancel.clone()));
+        }
         tasks.spawn(netwatch::netwatch_loop(cancel.clone(), move || {
             for trigger in triggers.values() {
                 trigger.fire(Trigger::NetworkBack);

@@ -19,7 +19,8 @@
 //! - [`core`]: start and stop everything; [`event`]: what comes out.
 //! - [`pause`]: "pause notifications" choices. [`netwatch`]: network-back
 //!   detection.
-//! - [`wake`]: sleep/resume detection. [`demo`]: the built-in demo world.
+//! - [`wake`]: sleep/resume detection. [`presence`]: the user away (screen
+//!   locked, session idle) or back. [`demo`]: the built-in demo world.
 //! - [`sources`]: from config to watchers. [`headless`]: JSON lines on stdout.
 //! - [`leantime`]: the Leantime poller and its JSON-RPC wire layer.
 //! - [`logging`]: rotating log files.
@@ -38,6 +39,7 @@ pub mod logging;
 pub mod model;
 pub mod netwatch;
 pub mod pause;
+pub mod presence;
 pub mod scheduler;
 pub mod secrets;
 pub mod sources;

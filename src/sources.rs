@@ -25,6 +25,7 @@ pub fn wants_demo(config: &Config, asked: bool) -> bool {
 /// configured accounts, whose secrets come from `secrets`.
 pub fn setup_from_config(config: &Config, state_file: PathBuf, demo: bool, secrets: Arc<dyn SecretStore>) -> Setup {
     let mut setup = Setup::new(state_file);
+    setup.follow_presence = true;
     if demo {
         demo::add_to(&mut setup, &config.demo);
         return setup;

@@ -1,6 +1,7 @@
 //! Tests against real desktop parts, each in a private session
-//! (`session.rs`): the Secret Service (GNOME Keyring), a notification server
-//! on a private D-Bus, and the tray app under Xvfb with a tray host.
+//! (`session.rs`): the Secret Service (GNOME Keyring), logind's session
+//! lock and idle hints on a private D-Bus, a notification server on a
+//! private D-Bus, and the tray app under Xvfb with a tray host.
 //!
 //! The GUI scenarios need the `app` feature (`cargo test --features app
 //! --test desktop`); the keyring ones run in any build.
@@ -25,6 +26,121 @@ fn read_logs(session: &Session) -> String {
     all
 }
 
+mod presence {
+    //! The presence monitor against a logind session object served on a
+    //! private bus, with logind's own names, properties and setters.
+    use std::time::Duration;
+
+    use tokio::sync::mpsc;
+    use tokio_util::sync::CancellationToken;
+    use zbus::object_server::SignalEmitter;
+
+    use super::*;
+
+    const PATH: &str = "/org/freedesktop/login1/session/auto";
+
+    /// The part of `org.freedesktop.login1.Session` presence reads.
+    struct FakeSession {
+        locked: bool,
+        idle: bool,
+    }
+
+    #[zbus::interface(name = "org.freedesktop.login1.Session")]
+    impl FakeSession {
+        #[zbus(property)]
+        fn locked_hint(&self) -> bool {
+            self.locked
+        }
+
+        #[zbus(property)]
+        fn idle_hint(&self) -> bool {
+            self.idle
+        }
+
+        async fn set_locked_hint(&mut self, locked: bool, #[zbus(signal_emitter)] emitter: SignalEmitter<'_>) -> zbus::fdo::Result<()> {
+            self.locked = locked;
+            self.locked_hint_changed(&emitter).await?;
+            Ok(())
+        }
+
+        async fn set_idle_hint(&mut self, idle: bool, #[zbus(signal_emitter)] emitter: SignalEmitter<'_>) -> zbus::fdo::Result<()> {
+            self.idle = idle;
+            self.idle_hint_changed(&emitter).await?;
+            Ok(())
+        }
+    }
+
+    async fn connect(session: &Session) -> zbus::Connection {
+        zbus::connection::Builder::address(session.bus_address())
+            .expect("bus address")
+            .build()
+            .await
+            .expect("connect to the private bus")
+    }
+
+    async fn set(client: &zbus::Connection, setter: &str, on: bool) {
+        client
+            .call_method(Some("org.freedesktop.login1"), PATH, Some("org.freedesktop.login1.Session"), setter, &(on,))
+            .await
+            .unwrap_or_else(|e| panic!("{setter}({on}): {e}"));
+    }
+
+    async fn next(changes: &mut mpsc::UnboundedReceiver<bool>, what: &str) -> bool {
+        tokio::time::timeout(Duration::from_secs(10), changes.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no presence change within 10 s: {what}"))
+            .expect("the presence task is running")
+    }
+
+    #[tokio::test]
+    async fn locking_or_idling_the_session_means_away_and_both_ending_means_back() {
+        let session = Session::bus_only().expect("private session");
+        let _logind = zbus::connection::Builder::address(session.bus_address())
+            .expect("bus address")
+            .name("org.freedesktop.login1")
+            .expect("name")
+            .serve_at(PATH, FakeSession { locked: false, idle: false })
+            .expect("serve")
+            .build()
+            .await
+            .expect("the fake logind on the bus");
+        let watcher = connect(&session).await;
+        let client = connect(&session).await;
+        let (tx, mut changes) = mpsc::unbounded_channel();
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn({
+            let cancel = cancel.clone();
+            async move { vigie::presence::follow(&watcher, move |away| { let _ = tx.send(away); }, cancel).await }
+        });
+
+        assert!(!next(&mut changes, "the state at start").await, "present at start");
+        set(&client, "SetLockedHint", true).await;
+        assert!(next(&mut changes, "locked").await, "away once locked");
+        set(&client, "SetIdleHint", true).await;
+        set(&client, "SetLockedHint", false).await;
+        set(&client, "SetIdleHint", false).await;
+        assert!(!next(&mut changes, "unlocked and active").await, "back only when neither holds");
+        assert!(changes.try_recv().is_err(), "idle while locked, and unlocking while idle, change nothing");
+
+        cancel.cancel();
+        tokio::time::timeout(Duration::from_secs(5), task).await.expect("stops when cancelled").expect("task");
+    }
+
+    #[tokio::test]
+    async fn without_logind_the_user_counts_as_present() {
+        let session = Session::bus_only().expect("private session");
+        let watcher = connect(&session).await;
+        let (tx, mut changes) = mpsc::unbounded_channel();
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn({
+            let cancel = cancel.clone();
+            async move { vigie::presence::follow(&watcher, move |away| { let _ = tx.send(away); }, cancel).await }
+        });
+        assert!(!next(&mut changes, "the fallback").await);
+        cancel.cancel();
+        tokio::time::timeout(Duration::from_secs(5), task).await.expect("stops when cancelled").expect("task");
+    }
+}
 
 mod keyring {
     use super::*;

@@ -112,6 +112,11 @@ impl Session {
         Ok(session)
     }
 
+    /// The private bus's address.
+    pub fn bus_address(&self) -> &str {
+        &self.bus_address
+    }
+
     /// The temporary folder everything lives in.
     pub fn dir(&self) -> &Path {
         self.dir.path()

@@ -28,8 +28,9 @@ export interface Messages {
   loading: string;
   noAccounts: string;
   source: Record<Source, string>;
-  state: Record<Exclude<StateKind, 'backingOff'>, string> & {
+  state: Record<Exclude<StateKind, 'backingOff' | 'rateLimited'>, string> & {
     backingOff: (until: string | null) => string;
+    rateLimited: (until: string | null) => string;
   };
   /** Screen-reader suffix after the unread count ("7" + " unread"). */
   unreadSuffix: (count: number) => string;
@@ -64,6 +65,9 @@ const en: Messages = {
     live: 'Live',
     polling: 'Polling',
     backingOff: (until) => (until ? `Backing off until ${until}` : 'Backing off'),
+    rateLimited: (until) =>
+      until ? `Rate-limited by the server until ${until}` : 'Rate-limited by the server',
+    needsAttention: 'Needs your attention',
     authFailed: 'Authentication failed',
     disabled: 'Disabled',
   },
@@ -101,6 +105,9 @@ const fr: Messages = {
     polling: 'Interrogation périodique',
     backingOff: (until) =>
       until ? `En attente jusqu'à ${until}` : 'En attente avant nouvel essai',
+    rateLimited: (until) =>
+      until ? `Limité par le serveur jusqu'à ${until}` : 'Limité par le serveur',
+    needsAttention: 'Action requise',
     authFailed: "Échec de l'authentification",
     disabled: 'Désactivé',
   },

@@ -11,6 +11,8 @@ export type StateKind =
   | 'live'
   | 'polling'
   | 'backingOff'
+  | 'rateLimited'
+  | 'needsAttention'
   | 'authFailed'
   | 'disabled';
 
@@ -18,7 +20,7 @@ export interface AccountState {
   kind: StateKind;
   /** The server's or the core's own words, e.g. "connection refused". */
   reason: string | null;
-  /** RFC 3339; for `backingOff`, when the next attempt is. */
+  /** RFC 3339; for `backingOff` and `rateLimited`, when the next attempt is. */
   until: string | null;
 }
 
@@ -34,6 +36,8 @@ export interface AccountView {
   /** RFC 3339. */
   lastEventAt: string | null;
   lastError: string | null;
+  /** A standing remark that is not an error, e.g. an API key's limits. */
+  notice: string | null;
 }
 
 export interface Badge {

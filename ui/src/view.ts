@@ -75,6 +75,7 @@ interface AccountRefs {
   unreadSr: HTMLElement;
   reason: HTMLElement;
   lastError: HTMLElement;
+  notice: HTMLElement;
   lastEvent: HTMLTimeElement;
 }
 
@@ -94,6 +95,7 @@ function createAccountItem(id: string): AccountRefs {
   const unread = el('span', { class: 'unread' }, unreadCount, unreadDot, unreadSr);
   const reason = el('p', { class: 'reason', hidden: true });
   const lastError = el('p', { class: 'last-error', hidden: true });
+  const notice = el('p', { class: 'notice', hidden: true });
   const lastEvent = el('time', { class: 'last-event' });
   const item = el(
     'li',
@@ -102,6 +104,7 @@ function createAccountItem(id: string): AccountRefs {
     state,
     reason,
     lastError,
+    notice,
     lastEvent,
   );
   return {
@@ -116,6 +119,7 @@ function createAccountItem(id: string): AccountRefs {
     unreadSr,
     reason,
     lastError,
+    notice,
     lastEvent,
   };
 }
@@ -130,10 +134,13 @@ function updateAccountItem(refs: AccountRefs, account: AccountView, m: Messages,
   setText(refs.name, account.name);
 
   setClass(refs.state, `state state-${kind}`);
+  const when = until ? formatWhen(until, lang) : null;
   const stateLabel =
     kind === 'backingOff'
-      ? m.state.backingOff(until ? formatWhen(until, lang) : null)
-      : (m.state[kind] ?? kind);
+      ? m.state.backingOff(when)
+      : kind === 'rateLimited'
+        ? m.state.rateLimited(when)
+        : (m.state[kind] ?? kind);
   setText(refs.stateText, stateLabel);
 
   // A positive count wins; else the dot; else a zero count; else nothing.
@@ -166,6 +173,10 @@ function updateAccountItem(refs: AccountRefs, account: AccountView, m: Messages,
   const showError = errorText !== '' && errorText !== reasonText;
   setText(refs.lastError, showError ? m.lastError(errorText) : '');
   setHidden(refs.lastError, !showError);
+
+  const noticeText = account.notice?.trim() ?? '';
+  setText(refs.notice, noticeText);
+  setHidden(refs.notice, noticeText === '');
 
   if (account.lastEventAt) {
     setAttr(refs.lastEvent, 'datetime', account.lastEventAt);

@@ -158,6 +158,7 @@ export function sampleOverview(overrides = {}) {
         dot: false,
         lastEventAt: todayAt(9, 5),
         lastError: null,
+        notice: null,
       },
       {
         id: 'team-chat',
@@ -168,6 +169,7 @@ export function sampleOverview(overrides = {}) {
         dot: true,
         lastEventAt: null,
         lastError: null,
+        notice: null,
       },
       {
         id: 'chores',
@@ -178,6 +180,7 @@ export function sampleOverview(overrides = {}) {
         dot: false,
         lastEventAt: null,
         lastError: 'HTTP 401 from server',
+        notice: null,
       },
     ],
     ...overrides,

@@ -153,6 +153,41 @@ describe('settings window (mocked core)', () => {
     });
   });
 
+  it('shows rate-limited with its wait, needs-attention with its reason, and a notice', async () => {
+    const overview = sampleOverview();
+    overview.accounts[1] = {
+      ...overview.accounts[1],
+      state: { kind: 'rateLimited', reason: null, until: todayAt(16, 45) },
+    };
+    overview.accounts[2] = {
+      ...overview.accounts[2],
+      state: {
+        kind: 'needsAttention',
+        reason: 'permission missing: Leantime refuses `getAllOpenUserTickets` to this account',
+        until: null,
+      },
+      lastError: null,
+      notice: 'This is an API key: Leantime shows it the notifications of its own pseudo-user, not yours.',
+    };
+    await withPage({ overview }, async (page) => {
+      const chat = item(page, 'team-chat');
+      await chat.locator('.state.state-rateLimited').waitFor();
+      assert.match(
+        await chat.locator('.state-text').textContent(),
+        /^Rate-limited by the server until .*16:45$/,
+      );
+      assert.ok(!(await chat.locator('.notice').isVisible()), 'no notice where there is none');
+
+      const chores = item(page, 'chores');
+      assert.equal(
+        await chores.locator('.state.state-needsAttention .state-text').textContent(),
+        'Needs your attention',
+      );
+      assert.match(await chores.locator('.reason').textContent(), /^permission missing: .*getAllOpenUserTickets/);
+      assert.match(await chores.locator('.notice').textContent(), /API key/);
+    });
+  });
+
   it('"Refresh now" invokes refresh_now', async () => {
     await withPage({ overview: sampleOverview() }, async (page) => {
       await item(page, 'work-mail').waitFor();
