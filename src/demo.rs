@@ -1,17 +1,20 @@
-//! The built-in demo: three accounts (mail, chat, tasks) backed by a small
-//! simulated world, so a new user sees the whole app work before configuring
-//! anything.
+//! The built-in demo: three accounts (mail, chat, tasks), so a new user sees
+//! the whole app work before configuring anything.
 //!
 //! The demo travels the real path: its watchers are ordinary [`Watcher`]s
 //! under the supervisor and the scheduler, their updates go through the hub's
-//! deduplication and badge, and the shell toasts them like any other. Mail and
-//! chat behave as push sources (the world wakes them); tasks are polled, and a
-//! "Leantime" mail hints the tasks account to refresh at once, which makes the
-//! hybrid strategy visible. Now and then the chat "server" drops the
-//! connection, so backoff and resync are visible too.
+//! deduplication and badge, and the shell toasts them like any other.
 //!
-//! Later versions replace the world with local servers that speak each real
-//! protocol.
+//! - Tasks: the real Leantime watcher polls a local JSON-RPC server on
+//!   loopback ([`fake_leantime`], the same fake the tests use), which now and
+//!   then assigns a task or adds a notification. A "Leantime" mail hints the
+//!   tasks account to refresh at once, which makes the hybrid strategy
+//!   visible: the task shows with its mail, not a poll interval later.
+//! - Mail and chat: a small simulated world that pushes, until their own
+//!   local servers exist. Now and then the chat "server" drops the
+//!   connection, so backoff and resync are visible too.
+
+pub mod fake_leantime;
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -21,12 +24,17 @@ use jiff::Timestamp;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use secrecy::SecretString;
+
 use crate::badge::BadgeMode;
 use crate::config::{AccountConfig, DemoSettings, HintRule};
 use crate::core::{AccountSpec, Setup};
+use crate::leantime::{AuthKind, LeantimeWatcher, TasksSettings};
 use crate::model::{AccountId, Item, Source};
 use crate::scheduler::ScheduleConfig;
+use crate::secrets::{MemorySecrets, SecretStore};
 use crate::watcher::{Update, WatchError, Watcher, WatcherContext};
+use fake_leantime::{FakeLeantime, ServerVersion};
 
 /// An item in the simulated world.
 #[derive(Debug, Clone)]
@@ -50,12 +58,13 @@ struct WorldState {
     chat_drops: u64,
 }
 
-/// The simulated servers of the demo.
-#[derive(Debug, Default)]
+/// The simulated servers of the demo, and the local Leantime.
 pub struct DemoWorld {
     state: Mutex<WorldState>,
     /// Wakes the push watchers (mail, chat); one stored permit each.
     changed: [Notify; 3],
+    /// The tasks account's server; `None` if it could not start.
+    leantime: Option<FakeLeantime>,
 }
 
 fn slot(source: Source) -> usize {
@@ -68,16 +77,26 @@ fn slot(source: Source) -> usize {
 
 impl DemoWorld {
     /// A world with a few old unread items (they form the baseline: counted,
-    /// never toasted).
-    pub fn new() -> Arc<DemoWorld> {
-        let world = Arc::new(DemoWorld::default());
+    /// never toasted), whose tasks live on `leantime`.
+    pub fn new(leantime: Option<FakeLeantime>) -> Arc<DemoWorld> {
+        let world = Arc::new(DemoWorld {
+            state: Mutex::default(),
+            changed: Default::default(),
+            leantime,
+        });
         // The seed items keep fixed keys: they are "the same old mail" in
         // every run, so a restart must not announce them again.
         world.add(Source::Mail, "Welcome to Vigie", "This is a demo mailbox.", "Vigie demo");
         world.add(Source::Mail, "Lunch on Friday?", "Shall we try the new place?", "Camille Durand");
         world.add(Source::Chat, "#general", "Good morning everyone!", "bob");
-        world.add(Source::Tasks, "Review the release notes", "Assigned to you", "Leantime");
-        world.lock().epoch = Timestamp::now().as_millisecond();
+        let epoch = Timestamp::now().as_millisecond();
+        world.lock().epoch = epoch;
+        if let Some(leantime) = &world.leantime {
+            // Its seed items are old news too; new ones get ids no earlier
+            // run used (a few per second at most, so a hundred ids per
+            // second of wall clock is plenty).
+            leantime.number_new_items_from(epoch / 10);
+        }
         world
     }
 
@@ -127,7 +146,9 @@ impl DemoWorld {
             3 => {
                 // The project tool changed and mailed about it; the tasks
                 // account only learns of it when it polls (or is hinted).
-                self.add(Source::Tasks, "Fix the login page", "Assigned to you by Alice", "Leantime");
+                if let Some(leantime) = &self.leantime {
+                    leantime.assign_ticket("Fix the login page");
+                }
                 self.add(Source::Mail, "[Leantime] You were assigned a task", "Fix the login page", "Leantime <notifications@leantime.demo>");
             }
             4 => self.read_oldest(Source::Mail),
@@ -137,7 +158,12 @@ impl DemoWorld {
                 self.changed[slot(Source::Chat)].notify_one();
             }
             7 => self.read_oldest(Source::Chat),
-            _ => self.read_oldest(Source::Tasks),
+            // No mail about this one: the next poll finds it.
+            _ => {
+                if let Some(leantime) = &self.leantime {
+                    leantime.add_notification("Alice Martin mentioned you in <i>Release plan</i>", "Alice Martin");
+                }
+            }
         }
     }
 
@@ -161,7 +187,7 @@ impl DemoWorld {
     }
 }
 
-/// A watcher over one source of the demo world.
+/// A push watcher over the demo world's mail or chat.
 struct DemoWatcher {
     world: Arc<DemoWorld>,
     source: Source,
@@ -212,77 +238,95 @@ impl DemoWatcher {
             ctx.poll_succeeded(false);
         }
     }
-
-    async fn poll_loop(&self, ctx: &mut WatcherContext) -> Result<(), WatchError> {
-        ctx.set_polling().await;
-        let mut seen = Vec::new();
-        while ctx.next_poll().await.is_some() {
-            let (update, now) = self.update(&seen);
-            let changed = now.iter().any(|n| !seen.iter().any(|s: &DemoItem| s.key == n.key));
-            seen = now;
-            ctx.publish(update).await;
-            ctx.poll_succeeded(changed);
-        }
-        Ok(())
-    }
 }
 
 impl Watcher for DemoWatcher {
     fn run<'a>(&'a self, ctx: &'a mut WatcherContext) -> BoxFuture<'a, Result<(), WatchError>> {
-        Box::pin(async move {
-            match self.source {
-                Source::Mail | Source::Chat => self.push_loop(ctx).await,
-                Source::Tasks => self.poll_loop(ctx).await,
-            }
-        })
+        Box::pin(self.push_loop(ctx))
     }
 }
 
-/// Adds the demo accounts, their world and the "Leantime mail → refresh
-/// tasks" hint to `setup`.
+/// Adds the demo accounts, their world, the local Leantime and the
+/// "Leantime mail → refresh tasks" hint to `setup`.
 pub fn add_to(setup: &mut Setup, settings: &DemoSettings) {
-    let world = DemoWorld::new();
     let every = settings.every();
-    for (source, id, name) in [
-        (Source::Mail, "demo-mail", "Demo mail"),
-        (Source::Chat, "demo-chat", "Demo chat"),
-        (Source::Tasks, "demo-tasks", "Demo tasks"),
-    ] {
+    let leantime = match FakeLeantime::bind(ServerVersion::V3_9_6) {
+        Ok((server, serving)) => {
+            setup.accounts.push(demo_tasks_account(&server, every));
+            Some((server, serving))
+        }
+        Err(e) => {
+            setup.problems.push(format!("The demo's local Leantime server could not start ({e}); the demo runs without tasks."));
+            None
+        }
+    };
+    let (leantime, serving) = leantime.unzip();
+    let world = DemoWorld::new(leantime);
+    for (source, id, name) in [(Source::Mail, "demo-mail", "Demo mail"), (Source::Chat, "demo-chat", "Demo chat")] {
         let account = AccountId::new(id);
-        let schedule = match source {
-            // The tasks "server" is polled like Leantime would be: slowly,
-            // faster for a while after a change, at once on a hint.
-            Source::Tasks => ScheduleConfig {
-                boost: Some((every.max(Duration::from_secs(10)), Duration::from_secs(300))),
-                ..ScheduleConfig::polling(Duration::from_secs(60))
-            },
-            Source::Mail | Source::Chat => ScheduleConfig {
+        setup.accounts.push(AccountSpec {
+            config: demo_account(id, name, source, None),
+            schedule: ScheduleConfig {
                 push_resync: Some(Duration::from_secs(900)),
                 ..ScheduleConfig::polling(Duration::from_secs(60))
             },
-        };
-        setup.accounts.push(AccountSpec {
-            config: AccountConfig {
-                id: account.clone(),
-                name: name.to_owned(),
-                source,
-                enabled: true,
-                badge: BadgeMode::Count,
-                poll_interval: Duration::from_secs(60),
-                server: None,
-                username: None,
-                auth: crate::leantime::AuthKind::Token,
-                tasks: Default::default(),
-            },
-            schedule,
             watcher: Box::new(DemoWatcher { world: world.clone(), source, account }),
         });
     }
+    // Mail first, then chat, then tasks, as everywhere else.
+    setup.accounts.sort_by_key(|a| a.config.source);
     setup.hints.push(HintRule {
         from: Source::Mail,
         sender_contains: "leantime".to_owned(),
         refresh: Source::Tasks,
     });
     setup.demo = true;
-    setup.background.push(Box::new(move |cancel| Box::pin(world.run(every, cancel))));
+    setup.background.push(Box::new(move |cancel| {
+        Box::pin(async move {
+            let server = async {
+                if let Some(serving) = serving {
+                    serving.run(cancel.clone()).await;
+                }
+            };
+            tokio::join!(server, world.run(every, cancel.clone()));
+        })
+    }));
+}
+
+/// The demo's tasks account: the real Leantime watcher on the local server,
+/// with the real schedule (slow polls, faster after a change, at once on a
+/// hint).
+fn demo_tasks_account(server: &FakeLeantime, every: Duration) -> AccountSpec {
+    const ID: &str = "demo-tasks";
+    let secrets = Arc::new(MemorySecrets::default());
+    let token = SecretString::from(server.token().to_owned());
+    if let Err(e) = secrets.set(&AccountId::new(ID), AuthKind::Token.secret_name(), &token) {
+        tracing::warn!("the demo token could not be kept: {e}");
+    }
+    let watcher = LeantimeWatcher::new(AccountId::new(ID), &server.base_url(), AuthKind::Token, TasksSettings::default(), secrets);
+    AccountSpec {
+        config: demo_account(ID, "Demo tasks", Source::Tasks, Some(server.base_url())),
+        schedule: ScheduleConfig {
+            rate_limit: Some((10, 3)),
+            boost: Some((every.max(Duration::from_secs(10)), Duration::from_secs(300))),
+            away_interval: Some(Duration::from_secs(300)),
+            ..ScheduleConfig::polling(Duration::from_secs(60))
+        },
+        watcher: Box::new(watcher),
+    }
+}
+
+fn demo_account(id: &str, name: &str, source: Source, server: Option<String>) -> AccountConfig {
+    AccountConfig {
+        id: AccountId::new(id),
+        name: name.to_owned(),
+        source,
+        enabled: true,
+        badge: BadgeMode::Count,
+        poll_interval: Duration::from_secs(60),
+        server,
+        username: None,
+        auth: AuthKind::Token,
+        tasks: TasksSettings::default(),
+    }
 }

@@ -14,7 +14,8 @@
 //!   through the real core.
 //! - `leantime`: Leantime's JSON-RPC wire format against the fixtures in
 //!   `tests/fixtures/leantime/` (copied from the project's protocol notes).
-//! - `leantime_fake`: the fake Leantime server in `support::fake_leantime`
+//! - `leantime_fake`: the fake Leantime server (`vigie::demo::fake_leantime`,
+//!   also the demo's server)
 //!   answers, refuses and rate-limits like the fixtures say.
 
 mod support;

@@ -26,7 +26,7 @@ use vigie::scheduler::{ScheduleConfig, Trigger};
 use vigie::watcher::{Action, ActionError, Update, WatchError, Watcher, WatcherContext};
 use vigie::{AccountSpec, Core, CoreEvent, CoreHandle, Setup};
 
-pub mod fake_leantime;
+pub use vigie::demo::fake_leantime;
 
 // ---------------------------------------------------------------------------
 // Time

@@ -1,7 +1,12 @@
-//! A fake Leantime JSON-RPC server for integration tests: a real HTTP server
-//! (axum on tokio, bound to `127.0.0.1:0`) that speaks the wire format in
-//! `tests/fixtures/leantime/` and keeps a small in-memory database the test
-//! changes while the client polls.
+//! A fake Leantime JSON-RPC server: a real HTTP server (axum on tokio, bound
+//! to `127.0.0.1:0`) that speaks the wire format in
+//! `tests/fixtures/leantime/` and keeps a small in-memory database that its
+//! owner changes while the client polls.
+//!
+//! It serves two masters: the integration tests, which drive every knob
+//! below, and the built-in demo, whose tasks account polls it through the
+//! real Leantime watcher (see [`super::add_to`]). It only ever listens on
+//! loopback.
 //!
 //! What it imitates (see the fixtures' README and `src/leantime/rpc.rs`):
 //! - `POST /api/jsonrpc`, a single request object or a batch array; answers
@@ -108,8 +113,41 @@ pub struct FakeLeantime {
     shared: Arc<Shared>,
     addr: SocketAddr,
     shutdown: CancellationToken,
-    // Kept so that the task is owned here; the server stops on `shutdown`.
-    _task: JoinHandle<()>,
+    // Kept so that the task is owned here (when [`FakeLeantime::start`]
+    // spawned it); the server stops on `shutdown`.
+    _task: Option<JoinHandle<()>>,
+}
+
+/// A bound server that is not serving yet: [`Serving::run`] serves it.
+/// Lets a synchronous setup (the demo's) learn the address first.
+pub struct Serving {
+    listener: std::net::TcpListener,
+    app: Router,
+    shutdown: CancellationToken,
+}
+
+impl Serving {
+    /// Serves until `cancel` (or the [`FakeLeantime`] is dropped). Must run
+    /// on a tokio runtime.
+    pub async fn run(self, cancel: CancellationToken) {
+        let listener = match tokio::net::TcpListener::from_std(self.listener) {
+            Ok(listener) => listener,
+            Err(e) => {
+                tracing::error!("the fake Leantime cannot listen: {e}");
+                return;
+            }
+        };
+        let (shutdown, cancel) = (self.shutdown, cancel);
+        let signal = async move {
+            tokio::select! {
+                () = shutdown.cancelled() => {}
+                () = cancel.cancelled() => {}
+            }
+        };
+        // Serving only ends on the shutdown signal; accept errors are
+        // retried inside axum.
+        let _ = axum::serve(listener, self.app).with_graceful_shutdown(signal).await;
+    }
 }
 
 /// What the handler and the test share.
@@ -142,6 +180,8 @@ struct FakeState {
     admitted: VecDeque<Instant>,
     notifications: Vec<NotificationRow>,
     last_notification_id: i64,
+    /// Tickets added later get ids above this and above every existing one.
+    first_new_ticket_id: i64,
     tickets: Vec<TicketRow>,
     /// Known people: (first name, last name, user id).
     people: Vec<(String, String, i64)>,
@@ -300,6 +340,7 @@ fn seeded_state(version: ServerVersion) -> FakeState {
         admitted: VecDeque::new(),
         notifications,
         last_notification_id: 1287,
+        first_new_ticket_id: 0,
         tickets,
         people: vec![("Jane".to_owned(), "Doe".to_owned(), JANE), ("Sam".to_owned(), "Lee".to_owned(), SAM)],
         denied: Vec::new(),
@@ -314,19 +355,35 @@ impl FakeLeantime {
     /// unread notifications for Jane (1285 "projectUpdate" and 1287
     /// "mention", both by Sam Lee, user 9) and one open ticket assigned to
     /// her (412 "Fix login redirect loop"). No rate limit.
+    ///
+    /// # Panics
+    /// If no loopback port can be bound (a test cannot go on then).
     pub async fn start(version: ServerVersion) -> FakeLeantime {
+        let (mut server, serving) = FakeLeantime::bind(version).expect("bind the fake Leantime on loopback");
+        server._task = Some(tokio::spawn(serving.run(CancellationToken::new())));
+        server
+    }
+
+    /// Like [`FakeLeantime::start`] but without serving yet: binds a free
+    /// loopback port now and returns what serves it.
+    pub fn bind(version: ServerVersion) -> std::io::Result<(FakeLeantime, Serving)> {
         let shared = Arc::new(Shared { state: Mutex::new(seeded_state(version)), recorded: Notify::new() });
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.expect("bind the fake Leantime on loopback");
-        let addr = listener.local_addr().expect("the fake Leantime's address");
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
         let app = Router::new().fallback(handle).with_state(Arc::clone(&shared));
         let shutdown = CancellationToken::new();
-        let signal = shutdown.clone().cancelled_owned();
-        let task = tokio::spawn(async move {
-            // Serving only ends on the shutdown signal; accept errors are
-            // retried inside axum.
-            let _ = axum::serve(listener, app).with_graceful_shutdown(signal).await;
-        });
-        FakeLeantime { shared, addr, shutdown, _task: task }
+        let serving = Serving { listener, app, shutdown: shutdown.clone() };
+        Ok((FakeLeantime { shared, addr, shutdown, _task: None }, serving))
+    }
+
+    /// Makes ids of notifications and tickets added from now on start above
+    /// `first`: a demo that restarts with a fresh server must not hand out
+    /// ids (and so item keys) an earlier run already announced.
+    pub fn number_new_items_from(&self, first: i64) {
+        let mut state = self.shared.lock();
+        state.last_notification_id = state.last_notification_id.max(first);
+        state.first_new_ticket_id = state.first_new_ticket_id.max(first);
     }
 
     /// The server's base URL, `http://127.0.0.1:PORT` (no trailing slash);
@@ -382,7 +439,7 @@ impl FakeLeantime {
     /// user 7 and returns its id: one above the highest ticket id so far.
     pub fn assign_ticket(&self, headline: &str) -> i64 {
         let mut state = self.shared.lock();
-        let id = state.tickets.iter().map(|t| t.id).max().unwrap_or(0) + 1;
+        let id = state.tickets.iter().map(|t| t.id).max().unwrap_or(0).max(state.first_new_ticket_id) + 1;
         state.tickets.push(TicketRow {
             id,
             headline: headline.to_owned(),
