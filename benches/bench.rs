@@ -13,9 +13,13 @@
 //! server, trayer and a fake notification server. Every process started here
 //! is stopped by PID before the bench exits.
 //!
+//! - the Leantime poller (`leantime.rs`): requests per hour with nothing
+//!   new, hint-to-item latency, a storm of triggers.
+//!
 //! Usage: `vigie-bench [--vigie PATH] [--headless-bin PATH] [--idle-secs N] [--runs N]
-//! [--only headless|tray]`.
+//! [--samples N] [--only headless|tray|leantime]`.
 
+mod leantime;
 #[path = "../tests/desktop/session.rs"]
 mod session;
 
@@ -56,6 +60,9 @@ struct Options {
     runs: usize,
     headless: bool,
     tray: bool,
+    leantime: bool,
+    /// Samples of each latency figure.
+    samples: usize,
 }
 
 fn parse_options() -> Res<Options> {
@@ -63,7 +70,8 @@ fn parse_options() -> Res<Options> {
     let mut headless_bin = None;
     let mut idle_secs = 60;
     let mut runs = 10;
-    let (mut headless, mut tray) = (true, true);
+    let (mut headless, mut tray, mut leantime) = (true, true, true);
+    let mut samples = 20;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
@@ -72,13 +80,19 @@ fn parse_options() -> Res<Options> {
             "--headless-bin" => headless_bin = Some(PathBuf::from(value("--headless-bin")?)),
             "--idle-secs" => idle_secs = value("--idle-secs")?.parse().map_err(|e| format!("--idle-secs: {e}"))?,
             "--runs" => runs = value("--runs")?.parse().map_err(|e| format!("--runs: {e}"))?,
-            "--only" => match value("--only")?.as_str() {
-                "headless" => tray = false,
-                "tray" => headless = false,
-                other => return Err(format!("--only takes headless or tray, not {other:?}")),
-            },
+            "--samples" => samples = value("--samples")?.parse().map_err(|e| format!("--samples: {e}"))?,
+            "--only" => {
+                let only = value("--only")?;
+                (headless, tray, leantime) = (only == "headless", only == "tray", only == "leantime");
+                if !(headless || tray || leantime) {
+                    return Err(format!("--only takes headless, tray or leantime, not {only:?}"));
+                }
+            }
             "-h" | "--help" => {
-                println!("usage: vigie-bench [--vigie PATH] [--headless-bin PATH] [--idle-secs N (60)] [--runs N (10)] [--only headless|tray]");
+                println!(
+                    "usage: vigie-bench [--vigie PATH] [--headless-bin PATH] [--idle-secs N (60)] [--runs N (10)] \
+                     [--samples N (20)] [--only headless|tray|leantime]"
+                );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
@@ -88,15 +102,15 @@ fn parse_options() -> Res<Options> {
     let here = here.parent().ok_or("my own path has no parent folder")?;
     let vigie = vigie.unwrap_or_else(|| here.join("vigie"));
     let headless_bin = headless_bin.unwrap_or_else(|| here.join("vigie-headless"));
-    for (bin, flag) in [(&vigie, "--vigie"), (&headless_bin, "--headless-bin")] {
-        if !bin.is_file() {
+    for (bin, flag, needed) in [(&vigie, "--vigie", tray), (&headless_bin, "--headless-bin", headless)] {
+        if needed && !bin.is_file() {
             return Err(format!("no binary at {} (build with --bins, or pass {flag} PATH)", bin.display()));
         }
     }
-    if idle_secs == 0 || runs == 0 {
-        return Err("--idle-secs and --runs must be at least 1".into());
+    if idle_secs == 0 || runs == 0 || samples == 0 {
+        return Err("--idle-secs, --runs and --samples must be at least 1".into());
     }
-    Ok(Options { vigie, headless_bin, idle_secs, runs, headless, tray })
+    Ok(Options { vigie, headless_bin, idle_secs, runs, headless, tray, leantime, samples })
 }
 
 // ---------------------------------------------------------------- /proc
@@ -793,6 +807,8 @@ fn main() -> ExitCode {
 
     let headless = if opts.headless { bench_headless(&opts).map_err(|e| eprintln!("vigie-bench: headless: {e}")).ok() } else { None };
     let tray = if opts.tray { bench_tray(&opts).map_err(|e| eprintln!("vigie-bench: tray: {e}")).ok() } else { None };
+    let leantime =
+        if opts.leantime { leantime::bench(opts.samples).map_err(|e| eprintln!("vigie-bench: leantime: {e}")).ok() } else { None };
 
     println!();
     println!("vigie-bench — {}", opts.vigie.display());
@@ -852,8 +868,12 @@ fn main() -> ExitCode {
         println!("  exits on SIGTERM: {}", t.exits.join(", "));
     }
 
+    if let Some(l) = &leantime {
+        leantime::print(l);
+    }
+
     println!();
-    let rows = vec![
+    let mut rows = vec![
         Row {
             metric: "idle `--headless` CPU".into(),
             measured: headless.as_ref().map(|h| h.idle_cpu_ms_per_min),
@@ -932,6 +952,10 @@ fn main() -> ExitCode {
             reference: false,
         },
     ];
+    if opts.leantime {
+        rows.extend(leantime::rows(leantime.as_ref()));
+    }
+    rows.retain(|r| r.measured.is_some());
     print_table(&rows);
     println!("(MiB = 1,048,576 bytes; the targets' MB are read as MiB. Start-up rows pass on the median.)");
     println!("bench time: {:.0} s", began.elapsed().as_secs_f64());
@@ -941,7 +965,7 @@ fn main() -> ExitCode {
         (None, Some(_)) => false,
         _ => true,
     });
-    if (opts.headless && headless.is_none()) || (opts.tray && tray.is_none()) {
+    if (opts.headless && headless.is_none()) || (opts.tray && tray.is_none()) || (opts.leantime && leantime.is_none()) {
         ExitCode::from(2)
     } else if all_pass {
         ExitCode::SUCCESS

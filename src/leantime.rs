@@ -26,7 +26,6 @@ use jiff::Timestamp;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::time::Instant;
 
 use crate::badge::BadgeMode;
 use crate::model::{AccountId, Item, Source};
@@ -127,9 +126,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Notifications fetched per poll (Leantime caps pages at 100).
 const INBOX_PAGE: u32 = 50;
 /// Tasks can be assigned without a notification (a muted project, an
-/// admin's bulk edit); a count-only poll cannot see them, so at least this
-/// often a poll reads everything.
-const FULL_POLL_EVERY: Duration = Duration::from_secs(300);
+/// admin's bulk edit); a count-only poll cannot see them, so at least every
+/// this many polls one reads everything (every 5 minutes at the default
+/// minute, every 25 while the user is away).
+const FULL_POLL_EVERY: u32 = 5;
 /// What the UI says about API keys.
 const API_KEY_NOTICE: &str = "This is an API key: Leantime shows it the notifications of its own pseudo-user, not yours. \
      Use a personal access token (Leantime 3.9.6 or newer) to see your own.";
@@ -249,9 +249,10 @@ impl LeantimeWatcher {
     }
 
     /// Whether this poll must read everything, or a count check will do.
-    fn poll_kind(&self, info: &ServerInfo, reason: Trigger, last: Option<(Instant, u32)>) -> PollKind {
-        let Some((at, _)) = last else { return PollKind::Full };
-        let tasks_stale = self.settings.assigned_tasks != BadgeMode::Ignore && at.elapsed() >= FULL_POLL_EVERY;
+    /// `last` is the last full poll: how many polls ago, and the count seen.
+    fn poll_kind(&self, info: &ServerInfo, reason: Trigger, last: Option<(u32, u32)>) -> PollKind {
+        let Some((polls_ago, _)) = last else { return PollKind::Full };
+        let tasks_stale = self.settings.assigned_tasks != BadgeMode::Ignore && polls_ago + 1 >= FULL_POLL_EVERY;
         // Anything but the timer means "something probably changed".
         if !info.has_unread_count() || reason != Trigger::Scheduled || tasks_stale {
             PollKind::Full
@@ -344,8 +345,9 @@ impl LeantimeWatcher {
                 *acknowledged = saved.acknowledged;
             }
         }
-        // When the last full poll was, and the notification count it saw.
-        let mut last_full: Option<(Instant, u32)> = None;
+        // How many polls ago the last full poll was, and the notification
+        // count it saw.
+        let mut last_full: Option<(u32, u32)> = None;
         while let Some(reason) = ctx.next_poll().await {
             let kind = self.poll_kind(&info, reason, last_full);
             tracing::debug!(account = %self.account, ?reason, ?kind, "polling Leantime");
@@ -358,6 +360,9 @@ impl LeantimeWatcher {
                     None => None,
                 };
                 let changed = count != last_full.map(|(_, count)| count);
+                if let Some((polls_ago, _)) = &mut last_full {
+                    *polls_ago += 1;
+                }
                 if changed {
                     // Read what changed at once, within the rate limit.
                     ctx.fetch_again_soon();
@@ -367,11 +372,13 @@ impl LeantimeWatcher {
             }
             let (mut update, count) = self.update(&calls, results)?;
             let polled_newest = update.cursor.as_deref().map(Cursor::parse).and_then(|c| c.newest_notification);
-            let changed = polled_newest > newest;
+            // The first sync of an account is a baseline, not a change to
+            // speed up for.
+            let changed = newest.is_some() && polled_newest > newest;
             newest = newest.max(polled_newest);
             // Keep the highest id ever seen, not just the newest unread one.
             update.cursor = update.cursor.as_deref().map(|c| Cursor { newest_notification: newest, ..Cursor::parse(c) }.to_string());
-            last_full = Some((Instant::now(), count));
+            last_full = Some((0, count));
             ctx.publish(update).await;
             ctx.poll_succeeded(changed);
         }

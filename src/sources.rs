@@ -44,7 +44,8 @@ pub fn setup_from_config(config: &Config, state_file: PathBuf, demo: bool, secre
 /// How often a polled source looks while the user is away.
 const AWAY_INTERVAL: Duration = Duration::from_secs(300);
 
-fn schedule_for(account: &AccountConfig) -> ScheduleConfig {
+/// The fetch policy of `account`'s source.
+pub fn schedule_for(account: &AccountConfig) -> ScheduleConfig {
     match account.source {
         // Leantime allows 10 requests a minute before 3.9.7 (the watcher
         // raises this once it knows the version): a burst of three, then
