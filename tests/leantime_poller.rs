@@ -414,6 +414,50 @@ async fn a_web_page_instead_of_the_api_says_the_address_is_wrong() {
 }
 
 #[tokio::test]
+async fn a_failing_proxy_and_each_json_rpc_error_show_as_a_state_and_the_poller_recovers_without_repeating_itself() {
+    let fake = FakeLeantime::start(ServerVersion::V3_9_6).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rig = connected(&fake, &dir).await;
+    let id = fake.add_notification("Sam mentioned you in a project", "Sam Lee");
+    refresh(&rig);
+    within(PATIENCE, "the new notification", rig.next_new_items(ID)).await;
+
+    type Break = Box<dyn Fn(&FakeLeantime)>;
+    let failures: [(&str, Break, &str); 6] = [
+        ("HTTP 502 from a proxy", Box::new(|f| f.fail_with_status(Some(502))), "HTTP 502"),
+        ("-32700", Box::new(|f| f.refuse_method("getInbox", -32700)), "could not read the request"),
+        ("-32600", Box::new(|f| f.refuse_method("getInbox", -32600)), "could not read the request"),
+        ("-32602", Box::new(|f| f.refuse_method("getInbox", -32602)), "refused the parameters"),
+        ("-32000", Box::new(|f| f.refuse_method("getInbox", -32000)), "internal error"),
+        ("-32603", Box::new(|f| f.refuse_method("getInbox", -32603)), "internal error"),
+    ];
+    for (what, break_it, says) in failures {
+        break_it(&fake);
+        refresh(&rig);
+        let state = connectivity(&mut rig, what, |c| matches!(c, Connectivity::BackingOff { .. })).await;
+        assert!(matches!(&state, Connectivity::BackingOff { reason, .. } if reason.contains(says)), "{what}: {state:?}");
+        fake.fail_with_status(None);
+        fake.accept_all_methods();
+        refresh(&rig);
+        let events = within(PATIENCE, "back to polling", rig.events_until(what, |e| matches!(e, CoreEvent::Connectivity { state: Connectivity::Polling, .. }))).await;
+        assert!(!events.iter().any(|e| matches!(e, CoreEvent::NewItems { .. })), "{what}: nothing announced twice: {events:?}");
+    }
+    assert_eq!(rig.handle.snapshot().accounts[0].unread.count, Some(3), "n{id} still counted, nothing lost");
+}
+
+#[tokio::test]
+async fn a_server_without_a_method_it_needs_is_too_old() {
+    let fake = FakeLeantime::start(ServerVersion::V3_9_6).await;
+    fake.refuse_method("getAllOpenUserTickets", -32601);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (spec, _) = leantime_account(&fake, AuthKind::Token, Some(fake.token()));
+    let mut rig = Rig::start(&dir.path().join("state.json"), vec![spec]);
+    let state = connectivity(&mut rig, "needs attention", |c| matches!(c, Connectivity::NeedsAttention { .. })).await;
+    let Connectivity::NeedsAttention { reason } = state else { unreachable!() };
+    assert!(reason.starts_with("server too old") && reason.contains("getAllOpenUserTickets"), "{reason}");
+}
+
+#[tokio::test]
 async fn a_permission_the_token_lacks_is_named_in_the_account_state() {
     let fake = FakeLeantime::start(ServerVersion::V3_9_6).await;
     fake.deny_permission("getAllOpenUserTickets");

@@ -185,8 +185,9 @@ struct FakeState {
     tickets: Vec<TicketRow>,
     /// Known people: (first name, last name, user id).
     people: Vec<(String, String, i64)>,
-    /// Methods (short names, e.g. `markTicketDone`) refused with -32001.
-    denied: Vec<String>,
+    /// Methods (short names, e.g. `markTicketDone`) refused, with the
+    /// JSON-RPC error code.
+    refused: Vec<(String, i64)>,
     recorded: Vec<Recorded>,
 }
 
@@ -343,7 +344,7 @@ fn seeded_state(version: ServerVersion) -> FakeState {
         first_new_ticket_id: 0,
         tickets,
         people: vec![("Jane".to_owned(), "Doe".to_owned(), JANE), ("Sam".to_owned(), "Lee".to_owned(), SAM)],
-        denied: Vec::new(),
+        refused: Vec::new(),
         recorded: Vec::new(),
     }
 }
@@ -482,7 +483,19 @@ impl FakeLeantime {
     /// with -32001 "You are not allowed to perform this action.", as when
     /// the credential's role lacks a permission.
     pub fn deny_permission(&self, name: &str) {
-        self.shared.lock().denied.push(name.to_owned());
+        self.refuse_method(name, -32001);
+    }
+
+    /// Answers every call of the method `name` (short name) with the
+    /// JSON-RPC error `code` and Leantime's message for it, until
+    /// [`Self::accept_all_methods`].
+    pub fn refuse_method(&self, name: &str, code: i64) {
+        self.shared.lock().refused.push((name.to_owned(), code));
+    }
+
+    /// Undoes [`Self::refuse_method`] and [`Self::deny_permission`].
+    pub fn accept_all_methods(&self) {
+        self.shared.lock().refused.clear();
     }
 
     /// Whether ticket `id` is still open (not done).
@@ -812,8 +825,16 @@ impl FakeState {
         };
         let v3_9 = self.version >= ServerVersion::V3_9_0;
         let inbox = self.version >= ServerVersion::V3_9_6;
-        if self.denied.iter().any(|d| d == name) {
-            return Err(RpcError { code: -32001, message: "You are not allowed to perform this action.", data: Value::Null });
+        if let Some(&(_, code)) = self.refused.iter().find(|(refused, _)| refused == name) {
+            let message = match code {
+                -32700 => "Parse error",
+                -32600 => "Invalid Request",
+                -32601 => "Method not found",
+                -32602 => "Invalid params",
+                -32001 => "You are not allowed to perform this action.",
+                _ => "Server error",
+            };
+            return Err(RpcError { code, message, data: Value::Null });
         }
         match (module, service, name) {
             ("Api", "Config", "getSystemInfo") if v3_9 => {
