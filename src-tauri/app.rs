@@ -11,15 +11,17 @@ use std::sync::Mutex;
 
 use tauri::{AppHandle, Emitter, Manager, RunEvent, Runtime, WebviewUrl, WebviewWindowBuilder};
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use vigie::config::{Config, Notifications};
 use vigie::pause::PauseChoice;
 use vigie::scheduler::Trigger;
+use vigie::watcher::{Action, ActionError};
 use vigie::{Core, CoreEvent, CoreHandle, sources};
 
 use crate::cli::Launch;
 use crate::ipc::{CORE_EVENT, EventView, OVERVIEW_CHANGED, Overview};
-use crate::toast;
+use crate::toast::{self, Choice, Target, Toaster};
 use crate::tray::{MenuAction, Tray};
 
 /// Label of the settings window (also named in its capability file).
@@ -52,6 +54,7 @@ pub fn run(launch: Launch) -> ExitCode {
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| open_settings(app)))
         .plugin(tauri_plugin_notification::init())
+        .plugin(tauri_plugin_opener::init())
         .manage(RunningSlot::default())
         .invoke_handler(tauri::generate_handler![
             crate::commands::get_overview,
@@ -174,38 +177,74 @@ async fn follow_state<R: Runtime>(app: AppHandle<R>, core: CoreHandle, mut tray:
     }
 }
 
-/// Turns core events into toasts, and tells the settings window.
+/// Turns core events into toasts, and tells the settings window; runs what
+/// the user chooses on a toast.
 async fn forward_events<R: Runtime>(
     app: AppHandle<R>,
     mut events: mpsc::Receiver<CoreEvent>,
     settings: Notifications,
     stop: CancellationToken,
 ) {
+    let core = app.state::<CoreHandle>().inner().clone();
+    let mut toaster = Toaster::connect().await;
+    // Actions in flight; aborted if this loop ends first.
+    let mut actions: JoinSet<(Action, Result<(), ActionError>)> = JoinSet::new();
     loop {
-        let event = tokio::select! {
+        tokio::select! {
             () = stop.cancelled() => return,
             event = events.recv() => match event {
-                Some(event) => event,
+                Some(event) => announce(&app, &core, &mut toaster, &event, &settings).await,
                 None => return,
             },
-        };
-        let name = match &event {
-            CoreEvent::NewItems { account, .. } => app
-                .state::<CoreHandle>()
-                .snapshot()
-                .accounts
-                .iter()
-                .find(|a| &a.id == account)
-                .map_or_else(|| account.to_string(), |a| a.name.clone()),
-            _ => String::new(),
-        };
-        if let Some(toast) = toast::compose(&event, &name, &settings) {
-            toast::show(&app, &toast, settings.sound);
-        }
-        if app.get_webview_window(SETTINGS).is_some() {
-            for view in EventView::from_event(&event) {
-                let _ = app.emit_to(SETTINGS, CORE_EVENT, view);
+            choice = toaster.next_choice() => match choice {
+                Choice::Open { link } => open_link(&app, &link),
+                Choice::OpenSettings => open_settings(&app),
+                Choice::Act { account, key, action } => {
+                    let core = core.clone();
+                    actions.spawn(async move { (action, core.act(&account, &key, action).await) });
+                }
+            },
+            Some(done) = actions.join_next() => {
+                if let Ok((action, Err(error))) = done {
+                    let toast = toast::action_failed(action, &error);
+                    toaster.show(&app, &toast, false, None).await;
+                }
             }
         }
+    }
+}
+
+/// Toasts `event` (if it calls for one) and tells the settings window.
+async fn announce<R: Runtime>(app: &AppHandle<R>, core: &CoreHandle, toaster: &mut Toaster, event: &CoreEvent, settings: &Notifications) {
+    let name = match event {
+        CoreEvent::NewItems { account, .. } => core
+            .snapshot()
+            .accounts
+            .iter()
+            .find(|a| &a.id == account)
+            .map_or_else(|| account.to_string(), |a| a.name.clone()),
+        _ => String::new(),
+    };
+    if let Some(toast) = toast::compose(event, &name, settings) {
+        let target = toast::single_item(event, settings).map(|item| Target {
+            account: item.account.clone(),
+            key: item.key.clone(),
+            link: item.link.clone(),
+            actions: core.actions_for(&item.account, &item.key),
+        });
+        toaster.show(app, &toast, settings.sound, target).await;
+    }
+    if app.get_webview_window(SETTINGS).is_some() {
+        for view in EventView::from_event(event) {
+            let _ = app.emit_to(SETTINGS, CORE_EVENT, view);
+        }
+    }
+}
+
+/// Opens an item's link where the user reads it (browser, mail client).
+fn open_link<R: Runtime>(app: &AppHandle<R>, link: &str) {
+    use tauri_plugin_opener::OpenerExt;
+    if let Err(e) = app.opener().open_url(link, None::<&str>) {
+        tracing::warn!("could not open the item's link: {e}");
     }
 }

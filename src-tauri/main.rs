@@ -12,6 +12,8 @@ mod app;
 mod cli;
 #[cfg(feature = "app")]
 mod commands;
+#[cfg(all(feature = "app", target_os = "linux"))]
+mod freedesktop;
 #[cfg(feature = "app")]
 mod ipc;
 #[cfg(feature = "app")]

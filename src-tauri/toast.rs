@@ -1,12 +1,99 @@
-//! Native toasts for new items, sent from Rust through
-//! tauri-plugin-notification. The wording lives in [`compose`], one pure
-//! function with tests; [`show`] only hands the result to the OS.
+//! Native toasts for new items. The wording lives in [`compose`], one pure
+//! function with tests; [`Toaster`] hands the result to the OS: on Linux
+//! through the notification server directly (`freedesktop`), with buttons
+//! that reach the core, elsewhere (or without a session bus) through
+//! tauri-plugin-notification, without buttons.
 
 use tauri::{AppHandle, Runtime};
 use tauri_plugin_notification::NotificationExt;
 use vigie::CoreEvent;
 use vigie::config::Notifications;
-use vigie::model::{Item, Source};
+use vigie::model::{AccountId, Item, Source};
+use vigie::watcher::{Action, ActionError};
+
+/// The item a toast is about, and what its buttons may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub account: AccountId,
+    pub key: String,
+    pub link: Option<String>,
+    pub actions: Vec<Action>,
+}
+
+/// What the user chose on a toast.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Choice {
+    /// Clicked the toast, or "Open": show the item where it is read.
+    Open { link: String },
+    /// Clicked a toast with no link (a summary, an error).
+    OpenSettings,
+    /// "Mark as read", "Got it", "Mark done".
+    Act { account: AccountId, key: String, action: Action },
+}
+
+/// Shows toasts and reports the buttons pressed on them.
+pub struct Toaster {
+    #[cfg(target_os = "linux")]
+    bus: Option<crate::freedesktop::Toaster>,
+}
+
+impl Toaster {
+    /// Reaches the desktop's notification server where we can talk to it
+    /// ourselves; otherwise toasts go through the plugin, without buttons.
+    pub async fn connect() -> Toaster {
+        #[cfg(target_os = "linux")]
+        {
+            let bus = crate::freedesktop::Toaster::connect()
+                .await
+                .map_err(|e| tracing::info!("toasts without buttons: no notification server on the session bus ({e})"))
+                .ok();
+            Toaster { bus }
+        }
+        #[cfg(not(target_os = "linux"))]
+        Toaster {}
+    }
+
+    /// Shows `toast`; `target` is the single item it is about, if any.
+    pub async fn show<R: Runtime>(&mut self, app: &AppHandle<R>, toast: &Toast, sound: bool, target: Option<Target>) {
+        #[cfg(target_os = "linux")]
+        if let Some(bus) = &mut self.bus {
+            match bus.show(&toast.title, &toast.body, sound, target).await {
+                Ok(()) => return,
+                Err(e) => tracing::warn!("the notification server refused a toast ({e}); trying the plugin"),
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = target;
+        show(app, toast, sound);
+    }
+
+    /// The next button pressed on one of our toasts; never resolves where
+    /// toasts have no buttons.
+    pub async fn next_choice(&mut self) -> Choice {
+        #[cfg(target_os = "linux")]
+        if let Some(bus) = &mut self.bus {
+            return bus.next_choice().await;
+        }
+        std::future::pending().await
+    }
+}
+
+/// The one item a toast for `event` is about, when it is not a summary.
+pub fn single_item<'a>(event: &'a CoreEvent, settings: &Notifications) -> Option<&'a Item> {
+    match event {
+        CoreEvent::NewItems { items, silent: false, .. } if items.len() <= settings.burst_threshold as usize => items.last(),
+        _ => None,
+    }
+}
+
+/// The toast saying a button's action failed, and why.
+pub fn action_failed(action: Action, error: &ActionError) -> Toast {
+    let title = match action {
+        Action::MarkRead => "Could not mark it as read",
+        Action::MarkDone => "Could not mark the task done",
+    };
+    Toast { title: title.to_owned(), body: error.to_string() }
+}
 
 /// Longest preview shown in a toast, in characters.
 const PREVIEW_CHARS: usize = 140;
@@ -90,8 +177,8 @@ fn capitalized(s: &str) -> String {
     chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
-/// Shows `toast` as a native notification.
-pub fn show<R: Runtime>(app: &AppHandle<R>, toast: &Toast, sound: bool) {
+/// Shows `toast` through tauri-plugin-notification.
+fn show<R: Runtime>(app: &AppHandle<R>, toast: &Toast, sound: bool) {
     let mut builder = app.notification().builder().title(&toast.title).body(&toast.body);
     if sound {
         // The freedesktop sound-theme name; macOS and Windows map it to
@@ -145,6 +232,22 @@ mod tests {
         let toast = compose(&new_items(items, false), "Work", &Notifications { burst_threshold: 3, ..Notifications::default() }).expect("toast");
         assert_eq!(toast.title, "5 new mails in Work");
         assert_eq!(toast.body, "From S0, S1, S2 and 2 more");
+    }
+
+    #[test]
+    fn a_toast_of_a_few_items_has_buttons_for_the_newest_and_a_summary_has_none() {
+        let settings = Notifications { burst_threshold: 3, ..Notifications::default() };
+        let few = new_items(vec![mail("A", "old", "x"), mail("B", "new", "y")], false);
+        assert_eq!(single_item(&few, &settings).map(|i| i.title.as_str()), Some("new"));
+        let burst = new_items((0..4).map(|i| mail(&format!("S{i}"), "x", "y")).collect(), false);
+        assert_eq!(single_item(&burst, &settings), None);
+        assert_eq!(single_item(&new_items(vec![mail("A", "B", "C")], true), &settings), None, "paused: no toast at all");
+    }
+
+    #[test]
+    fn a_failed_button_says_what_failed_in_the_server_s_words() {
+        let toast = action_failed(Action::MarkDone, &ActionError::Failed("permission missing: editing tasks".into()));
+        assert_eq!(toast, Toast { title: "Could not mark the task done".into(), body: "permission missing: editing tasks".into() });
     }
 
     #[test]

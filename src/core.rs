@@ -147,6 +147,12 @@ impl CoreHandle {
         }
     }
 
+    /// The actions `account`'s watcher offers for item `key` (none for an
+    /// unknown account).
+    pub fn actions_for(&self, account: &AccountId, key: &str) -> Vec<Action> {
+        self.watchers.get(account).and_then(Weak::upgrade).map(|w| w.actions(key)).unwrap_or_default()
+    }
+
     /// Does `action` to item `key` of `account` on its server and, when it
     /// worked, announces the item as read and refreshes the account so its
     /// count follows. Runs on the caller's task; nothing is left behind if

@@ -443,6 +443,15 @@ impl Watcher for LeantimeWatcher {
         Box::pin(self.run_once(ctx))
     }
 
+    fn actions(&self, key: &str) -> Vec<Action> {
+        match ItemRef::parse(key) {
+            Some(ItemRef::Notification(_)) => vec![Action::MarkRead],
+            // "Mark read" on a task acknowledges it (it stops counting).
+            Some(ItemRef::Ticket(_)) => vec![Action::MarkRead, Action::MarkDone],
+            None => Vec::new(),
+        }
+    }
+
     fn act<'a>(&'a self, key: &'a str, action: Action) -> BoxFuture<'a, Result<(), ActionError>> {
         Box::pin(self.act_on(key, action))
     }

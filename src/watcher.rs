@@ -130,6 +130,13 @@ pub trait Watcher: Send + Sync {
     /// Runs until cancelled (return `Ok`) or until something fails.
     fn run<'a>(&'a self, ctx: &'a mut WatcherContext) -> BoxFuture<'a, Result<(), WatchError>>;
 
+    /// The actions [`Watcher::act`] can do to the item `key` (offered as
+    /// toast buttons). The default: none.
+    fn actions(&self, key: &str) -> Vec<Action> {
+        let _ = key;
+        Vec::new()
+    }
+
     /// Does `action` to the item `key` on the server, on a connection of its
     /// own (never the watching one, which may be idling). Called beside
     /// [`Watcher::run`], possibly while it is between runs. The default:

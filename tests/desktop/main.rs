@@ -303,7 +303,7 @@ mod gui {
 
         let line = toasts.next(Duration::from_secs(30)).expect("a toast within 30 s");
         let toast: serde_json::Value = serde_json::from_str(&line).expect("json");
-        assert_eq!(toast["app_name"], "vigie");
+        assert_eq!(toast["app_name"], "Vigie");
         // The demo's first event is a mail; the seed items (the baseline)
         // must not have produced a toast before it.
         assert_eq!(toast["summary"], "Alice Martin — Quarterly figures");
@@ -314,14 +314,46 @@ mod gui {
     }
 
     #[test]
+    fn a_task_toast_offers_mark_done_and_pressing_it_marks_the_task_done_on_the_server() {
+        let mut session = Session::desktop().expect("desktop session");
+        let toasts = session.start_notifyd().expect("notification server");
+        let config = demo_config(&session, 0.5);
+        let app = session.command(VIGIE).arg("--config").arg(&config).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("app");
+        session.adopt(app);
+
+        // The demo assigns "Fix the login page" on its local Leantime.
+        let line = toasts.wait_for(Duration::from_secs(30), |l| l.contains("Fix the login page") && l.contains("mark-done"));
+        let toast: serde_json::Value = serde_json::from_str(&line.expect("the task's toast within 30 s")).expect("json");
+        let actions: Vec<&str> = toast["actions"].as_array().expect("actions").iter().filter_map(|a| a.as_str()).collect();
+        assert!(actions.windows(2).any(|w| w == ["mark-done", "Mark done"]), "{actions:?}");
+        assert!(actions.windows(2).any(|w| w == ["mark-read", "Got it"]), "{actions:?}");
+        assert!(actions.contains(&"open"), "a task has a link to open: {actions:?}");
+
+        session.press_toast_button(toast["id"].as_u64().expect("id"), "mark-done").expect("press");
+
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let done = loop {
+            let logs = read_logs(&session);
+            if let Some(line) = logs.lines().find(|l| l.contains("action done") && l.contains("demo-tasks")) {
+                break line.to_owned();
+            }
+            assert!(std::time::Instant::now() < deadline, "no action in the log within 20 s:\n{logs}");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(done.contains("MarkDone"), "{done}");
+    }
+
+    #[test]
     fn the_tray_draws_the_last_known_badge_and_a_second_launch_opens_settings() {
         let mut session = Session::desktop().expect("desktop session");
         let _toasts = session.start_notifyd().expect("notification server");
-        // Slow demo: nothing happens after the baseline (2 mails, 1 chat, 1 task).
+        // Slow demo: nothing happens after the baseline.
         let config = demo_config(&session, 3600.0);
         let mut app = session.command(VIGIE).arg("--config").arg(&config).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("app");
 
-        let expected = vigie::icon::render(&Badge { count: 4, dot: false });
+        // 2 mails, 1 chat message, 2 Leantime notifications (the open task
+        // is old news at the first sync).
+        let expected = vigie::icon::render(&Badge { count: 5, dot: false });
         // The baseline arrives within moments, and the tray host may still
         // move the icon while it lays out: re-read where it is each time.
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -340,7 +372,7 @@ mod gui {
             }
             std::thread::sleep(Duration::from_millis(200));
         };
-        assert!(best < 12.0, "the tray shows the icon with badge 4 (mean colour distance {best:.1})");
+        assert!(best < 12.0, "the tray shows the icon with badge 5 (mean colour distance {best:.1})");
         let other = vigie::icon::render(&Badge { count: 7, dot: false });
         let shot = Shot::take(&session, "tray");
         let wrong = (0..=2)

@@ -20,6 +20,8 @@ pub struct Session {
     display: Option<String>,
     /// Stopped in reverse order on drop.
     children: Vec<Child>,
+    /// Commands to the capturing notification server.
+    notifyd: Option<std::process::ChildStdin>,
 }
 
 /// Lines a child prints, as they arrive.
@@ -84,7 +86,7 @@ impl Session {
             .spawn()
             .map_err(|e| std::io::Error::other(format!("cannot start dbus-daemon (apt install dbus): {e}")))?;
         let bus_address = first_line(&mut bus, "dbus-daemon")?;
-        Ok(Session { dir, bus_address, display: None, children: vec![bus] })
+        Ok(Session { dir, bus_address, display: None, children: vec![bus], notifyd: None })
     }
 
     /// A session bus and an X server with a tray host.
@@ -153,15 +155,25 @@ impl Session {
         let mut child = self
             .command("/usr/bin/python3")
             .arg(script)
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()?;
+        self.notifyd = child.stdin.take();
         let lines = Lines::follow(child.stdout.take().ok_or_else(|| std::io::Error::other("no stdout"))?);
         self.children.push(child);
         lines
             .wait_for(Duration::from_secs(15), |l| l == "ready")
             .ok_or_else(|| std::io::Error::other("the test notification server did not start (apt install python3-dbus python3-gi)"))?;
         Ok(lines)
+    }
+
+    /// Presses the button `key` of toast `id` on the capturing notification
+    /// server, as a user would.
+    pub fn press_toast_button(&mut self, id: u64, key: &str) -> std::io::Result<()> {
+        let stdin = self.notifyd.as_mut().ok_or_else(|| std::io::Error::other("no notification server started"))?;
+        writeln!(stdin, "invoke {id} {key}")?;
+        stdin.flush()
     }
 
     /// Starts GNOME Keyring's Secret Service, unlocked with a throwaway

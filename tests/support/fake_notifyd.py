@@ -5,6 +5,9 @@ Owns the bus name on the session bus it is started on (a private one, under
 dbus-run-session), prints "ready" once it owns the name, then one JSON line
 per Notify call on stdout, flushed, so a test can await each toast as it
 arrives instead of sleeping.
+
+A line "invoke ID KEY" on stdin presses the button KEY of toast ID (emits
+ActionInvoked), as a user clicking it would.
 """
 import json
 import sys
@@ -63,6 +66,17 @@ class Server(dbus.service.Object):
 def main():
     DBusGMainLoop(set_as_default=True)
     server = Server(dbus.SessionBus())
+
+    def on_stdin(source, _condition):
+        line = source.readline()
+        if not line:
+            return False
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "invoke":
+            server.ActionInvoked(dbus.UInt32(int(parts[1])), parts[2])
+        return True
+
+    GLib.io_add_watch(sys.stdin, GLib.IO_IN | GLib.IO_HUP, on_stdin)
     print("ready", flush=True)
     GLib.MainLoop().run()
     del server
