@@ -445,15 +445,22 @@ async fn a_failing_proxy_and_each_json_rpc_error_show_as_a_state_and_the_poller_
     assert_eq!(rig.handle.snapshot().accounts[0].unread.count, Some(3), "n{id} still counted, nothing lost");
 }
 
+/// Starts a core on `fake` with a valid token and returns the reason of the
+/// needs-attention state it ends up in.
+async fn needs_attention_at_start(fake: &FakeLeantime) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (spec, _) = leantime_account(fake, AuthKind::Token, Some(fake.token()));
+    let mut rig = Rig::start(&dir.path().join("state.json"), vec![spec]);
+    let state = connectivity(&mut rig, "needs attention", |c| matches!(c, Connectivity::NeedsAttention { .. })).await;
+    let Connectivity::NeedsAttention { reason } = state else { unreachable!() };
+    reason
+}
+
 #[tokio::test]
 async fn a_server_without_a_method_it_needs_is_too_old() {
     let fake = FakeLeantime::start(ServerVersion::V3_9_6).await;
     fake.refuse_method("getAllOpenUserTickets", -32601);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (spec, _) = leantime_account(&fake, AuthKind::Token, Some(fake.token()));
-    let mut rig = Rig::start(&dir.path().join("state.json"), vec![spec]);
-    let state = connectivity(&mut rig, "needs attention", |c| matches!(c, Connectivity::NeedsAttention { .. })).await;
-    let Connectivity::NeedsAttention { reason } = state else { unreachable!() };
+    let reason = needs_attention_at_start(&fake).await;
     assert!(reason.starts_with("server too old") && reason.contains("getAllOpenUserTickets"), "{reason}");
 }
 
@@ -461,11 +468,7 @@ async fn a_server_without_a_method_it_needs_is_too_old() {
 async fn a_permission_the_token_lacks_is_named_in_the_account_state() {
     let fake = FakeLeantime::start(ServerVersion::V3_9_6).await;
     fake.deny_permission("getAllOpenUserTickets");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (spec, _) = leantime_account(&fake, AuthKind::Token, Some(fake.token()));
-    let mut rig = Rig::start(&dir.path().join("state.json"), vec![spec]);
-    let state = connectivity(&mut rig, "needs attention", |c| matches!(c, Connectivity::NeedsAttention { .. })).await;
-    let Connectivity::NeedsAttention { reason } = state else { unreachable!() };
+    let reason = needs_attention_at_start(&fake).await;
     assert!(reason.starts_with("permission missing") && reason.contains("getAllOpenUserTickets"), "{reason}");
 }
 
