@@ -89,6 +89,8 @@ pub struct AccountConfig {
     pub username: Option<String>,
     /// How it signs in (Leantime: personal token or API key).
     pub auth: AuthKind,
+    /// Rocket.Chat settings (`[account.chat]`).
+    pub chat: Option<crate::rocketchat::ChatSettings>,
 }
 
 /// "An item from `from` whose sender contains `sender_contains` means
@@ -145,6 +147,7 @@ struct RawAccount {
     username: Option<String>,
     #[serde(default)]
     auth: RawAuth,
+    chat: Option<crate::rocketchat::ChatSettings>,
 }
 
 #[derive(Deserialize, Default)]
@@ -276,6 +279,7 @@ impl Config {
                     RawAuth::Token => AuthKind::Token,
                     RawAuth::ApiKey => AuthKind::ApiKey,
                 },
+                chat: account.chat,
             });
         }
         Ok(Config { notifications: raw.notifications, demo: raw.demo, accounts, hints: raw.hints })

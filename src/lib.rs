@@ -22,6 +22,7 @@
 //! - [`wake`]: sleep/resume detection. [`demo`]: the built-in demo world.
 //! - [`sources`]: from config to watchers. [`headless`]: JSON lines on stdout.
 //! - [`leantime`]: the Leantime poller and its JSON-RPC wire layer.
+//! - [`rocketchat`]: the Rocket.Chat watcher: DDP push, REST resync, login.
 //! - [`logging`]: rotating log files.
 
 pub mod backoff;
@@ -38,6 +39,7 @@ pub mod logging;
 pub mod model;
 pub mod netwatch;
 pub mod pause;
+pub mod rocketchat;
 pub mod scheduler;
 pub mod secrets;
 pub mod sources;

@@ -27,6 +27,7 @@ use vigie::watcher::{Action, ActionError, Update, WatchError, Watcher, WatcherCo
 use vigie::{AccountSpec, Core, CoreEvent, CoreHandle, Setup};
 
 pub mod fake_leantime;
+pub mod fake_rocketchat;
 
 // ---------------------------------------------------------------------------
 // Time
@@ -100,6 +101,7 @@ pub fn account_config(id: &str, source: Source) -> AccountConfig {
         server: None,
         username: None,
         auth: vigie::leantime::AuthKind::Token,
+        chat: None,
     }
 }
 
