@@ -16,6 +16,9 @@
 //!   `tests/fixtures/leantime/` (copied from the project's protocol notes).
 //! - `leantime_fake`: the fake Leantime server in `support::fake_leantime`
 //!   answers, refuses and rate-limits like the fixtures say.
+//! - `rocketchat`: the Rocket.Chat watcher against the fake Rocket.Chat in
+//!   `support::fake_rocketchat` (REST and DDP), through the real core.
+//! - `rocketchat_login`: password and two-factor sign-in against the fake.
 
 mod support;
 
@@ -25,5 +28,7 @@ mod headless;
 mod leantime;
 mod leantime_poller;
 mod leantime_fake;
+mod rocketchat;
+mod rocketchat_login;
 mod scheduler;
 mod store;
