@@ -242,15 +242,34 @@ async fn messages_sent_while_the_socket_was_down_are_each_announced_once_after_t
     ];
     fake.drop_sockets();
     connectivity(&mut rig, "the drop noticed", |c| matches!(c, Connectivity::BackingOff { .. })).await;
-    connectivity(&mut rig, "live again", |c| *c == Connectivity::LivePush).await;
-
+    // The resync is announced before the link is reported live again.
+    let events = within(
+        PATIENCE,
+        "live again",
+        rig.events_until("live again", |e| matches!(e, CoreEvent::Connectivity { state: Connectivity::LivePush, .. })),
+    )
+    .await;
     let mut seen: Vec<String> = Vec::new();
-    while seen.len() < sent.len() {
-        for item in announced(&mut rig).await {
+    let note = |seen: &mut Vec<String>, items: &[Item]| {
+        for item in items {
             assert!(!seen.contains(&item.key), "{} announced twice", item.key);
-            seen.push(item.key);
+            seen.push(item.key.clone());
+        }
+    };
+    for event in &events {
+        if let CoreEvent::NewItems { items, .. } = event {
+            note(&mut seen, items);
         }
     }
+    while seen.len() < sent.len() {
+        let items = announced(&mut rig).await;
+        note(&mut seen, &items);
+    }
+    let requests = fake.requests();
+    assert!(
+        requests.iter().any(|r| r.path.starts_with("/api/v1/subscriptions.get?updatedSince=")),
+        "the resync asks only for what changed: {requests:#?}"
+    );
     seen.sort();
     let mut expected = sent.to_vec();
     expected.sort();
