@@ -446,11 +446,14 @@ impl RocketChatWatcher {
     }
 
     async fn mark_read(&self, key: &str) -> Result<(), ActionError> {
-        let rid = self.state().key_rooms.get(key).cloned().ok_or_else(|| {
-            ActionError::Unsupported("this message is no longer known to Vigie; open it in Rocket.Chat to read it".to_owned())
-        })?;
+        let known = self.state().key_rooms.get(key).cloned();
         let token = self.token().await.map_err(|e| ActionError::Failed(e.to_string()))?;
         let rest = self.rest(&token).await.map_err(|e| ActionError::Failed(e.to_string()))?;
+        // After a restart (or once read elsewhere) the room is asked for.
+        let rid = match known {
+            Some(rid) => rid,
+            None => rest.room_of(key).await.map_err(|e| ActionError::Failed(e.to_string()))?,
+        };
         rest.mark_read(&rid).await.map_err(|e| ActionError::Failed(e.to_string()))
     }
 }
@@ -463,7 +466,7 @@ impl State {
     /// Stores `sub`; returns the keys read by this change.
     fn upsert(&mut self, sub: Subscription) -> Vec<String> {
         self.advance(sub.updated_at);
-        let read = if sub.is_read() { self.shown.remove(&sub.rid).unwrap_or_default() } else { Vec::new() };
+        let read = if sub.is_read() { self.forget_shown(&sub.rid) } else { Vec::new() };
         self.subs.get_or_insert_default().insert(sub.rid.clone(), sub);
         read
     }
@@ -474,7 +477,16 @@ impl State {
         let rid = removed.rid.clone().or_else(|| subs.values().find(|s| s.id == removed.id).map(|s| s.rid.clone()));
         let Some(rid) = rid else { return Vec::new() };
         subs.remove(&rid);
-        self.shown.remove(&rid).unwrap_or_default()
+        self.forget_shown(&rid)
+    }
+
+    /// The announced keys of `rid`, now read or gone.
+    fn forget_shown(&mut self, rid: &str) -> Vec<String> {
+        let keys = self.shown.remove(rid).unwrap_or_default();
+        for key in &keys {
+            self.key_rooms.remove(key);
+        }
+        keys
     }
 
     fn note_room(&mut self, room: &Room) {
@@ -660,6 +672,21 @@ mod tests {
         let ignoring = Subscription { ignored: vec!["BOB".into()], ..sub("d") };
         assert!(!toast_rule(&plain, &ignoring, None, &me(), &settings));
         assert!(!toast_rule(&message("ME", &[]), &sub("d"), None, &me(), &settings), "own message");
+    }
+
+    #[test]
+    fn the_chat_settings_are_read_from_the_account_sub_table() {
+        let text = "[[account]]\nid = \"team\"\nsource = \"chat\"\nserver = \"https://chat.example.org\"\n\n\
+                    [account.chat]\nuser_id = \"aobEdbYhXfu5hkeqG\"\nopen_in = \"desktop-app\"\n";
+        let config = crate::config::Config::parse(std::path::Path::new("config.toml"), text).expect("valid");
+        let chat = config.accounts[0].chat.clone().expect("the sub-table");
+        assert_eq!(chat.user_id.as_deref(), Some("aobEdbYhXfu5hkeqG"));
+        assert_eq!(chat.open_in, OpenIn::DesktopApp);
+        assert_eq!(chat.max_room_members, 100, "the server default");
+        assert!(!chat.notify_all_messages);
+        let typo = text.replace("open_in", "opne_in");
+        let err = crate::config::Config::parse(std::path::Path::new("config.toml"), &typo).expect_err("refused");
+        assert!(err.to_string().contains("opne_in"), "{err}");
     }
 
     #[test]

@@ -432,3 +432,34 @@ async fn without_a_user_id_the_token_names_its_user() {
     let id = fake.post(DM_BOB, BOB, "hi", &[]);
     assert_eq!(announced(&mut rig).await[0].key, id);
 }
+
+#[tokio::test]
+async fn mark_read_after_a_restart_finds_the_room_of_the_message() {
+    let fake = FakeRocketChat::start(Generation::V7).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rig = live(&fake, &dir, settings()).await;
+    let id = fake.post(GENERAL, BOB, "@alice ping", &[ALICE]);
+    announced(&mut rig).await;
+    rig.stop().await;
+    // A new core (a restart): the watcher has never seen the message.
+    let rig = live(&fake, &dir, settings()).await;
+    within(PATIENCE, "mark read", rig.handle.act(&AccountId::new(ID), &id, Action::MarkRead)).await.expect("marked read");
+    assert_eq!(fake.unread(GENERAL), 0);
+}
+
+#[tokio::test]
+async fn mark_read_of_a_message_whose_room_is_forgotten_asks_the_server_for_it() {
+    let fake = FakeRocketChat::start(Generation::V7).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rig = live(&fake, &dir, settings()).await;
+    let id = fake.post(GENERAL, BOB, "@alice ping", &[ALICE]);
+    announced(&mut rig).await;
+    // Read elsewhere: the watcher forgets the message's room.
+    fake.read_elsewhere(GENERAL);
+    within(PATIENCE, "read elsewhere", rig.events_until("read elsewhere", |e| matches!(e, CoreEvent::ItemRead { .. }))).await;
+    within(PATIENCE, "mark read", rig.handle.act(&AccountId::new(ID), &id, Action::MarkRead)).await.expect("marked read");
+    let requests = fake.requests();
+    let asked = requests.iter().position(|r| r.path == format!("/api/v1/chat.getMessage?msgId={id}"));
+    let read = requests.iter().position(|r| r.path == "/api/v1/subscriptions.read" && r.body.contains(GENERAL));
+    assert!(matches!((asked, read), (Some(a), Some(r)) if a < r), "{requests:#?}");
+}

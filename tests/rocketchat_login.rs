@@ -65,3 +65,15 @@ async fn a_wrong_password_is_refused_with_the_servers_words_and_stores_nothing()
         assert_eq!(stored(&secrets), None);
     }
 }
+
+#[tokio::test]
+async fn an_e_mailed_code_is_asked_for_by_its_method() {
+    let fake = FakeRocketChat::start(Generation::V7).await;
+    fake.require_2fa_by_email();
+    let secrets = Arc::new(MemorySecrets::default());
+    let first = sign_in(&fake, &secrets, PASSWORD, None).await;
+    assert_eq!(first, Ok(SignIn::CodeRequired { method: "email".to_owned() }));
+    let second = sign_in(&fake, &secrets, PASSWORD, Some(CODE)).await;
+    assert_eq!(second, Ok(SignIn::Done { user_id: ALICE.to_owned() }));
+    assert_eq!(stored(&secrets).as_deref(), Some(TOKEN));
+}

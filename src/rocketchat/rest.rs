@@ -107,6 +107,16 @@ impl Rest {
         decode("chat.syncMessages", updated)
     }
 
+    /// The room of message `id` (`chat.getMessage`).
+    pub async fn room_of(&self, id: &str) -> Result<String, RestError> {
+        let body = self.get("/api/v1/chat.getMessage", &[("msgId", id)]).await?;
+        body.get("message")
+            .and_then(|m| m.get("rid"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| RestError::Transport(format!("chat.getMessage: no room for message {id}")))
+    }
+
     /// Marks room `rid` read for the user (on every device).
     pub async fn mark_read(&self, rid: &str) -> Result<(), RestError> {
         self.post("/api/v1/subscriptions.read", &serde_json::json!({ "rid": rid })).await.map(|_| ())

@@ -178,7 +178,8 @@ struct Sub {
 struct World {
     generation: Generation,
     token_valid: bool,
-    require_2fa: bool,
+    /// Password logins need a code by this method (`totp`, `email`).
+    two_factor: Option<&'static str>,
     rooms: Vec<Room>,
     subs: Vec<Sub>,
     messages: Vec<Msg>,
@@ -357,7 +358,7 @@ fn seeded(generation: Generation) -> World {
     World {
         generation,
         token_valid: true,
-        require_2fa: false,
+        two_factor: None,
         rooms,
         subs,
         messages: Vec::new(),
@@ -531,9 +532,15 @@ impl FakeRocketChat {
         self.shared.lock().token_valid = false;
     }
 
-    /// Password logins need a two-factor code ([`CODE`]).
+    /// Password logins need a two-factor code ([`CODE`]) from an
+    /// authenticator app.
     pub fn require_2fa(&self) {
-        self.shared.lock().require_2fa = true;
+        self.shared.lock().two_factor = Some("totp");
+    }
+
+    /// Password logins need a two-factor code ([`CODE`]) sent by e-mail.
+    pub fn require_2fa_by_email(&self) {
+        self.shared.lock().two_factor = Some("email");
     }
 
     /// Subscriptions to `<uid>/<event>` are refused with `nosub`.
@@ -668,6 +675,13 @@ fn answer(world: &mut World, method: &Method, uri: &Uri, headers: &HeaderMap, bo
                 world.messages.iter().filter(|m| &m.rid == rid && m.ts > since).map(|m| m.to_json(Dates::Iso)).collect();
             reply(StatusCode::OK, json!({"result": {"updated": updated, "deleted": []}, "success": true}))
         }
+        ("GET", "/api/v1/chat.getMessage") => {
+            let id = q.get("msgId").cloned().unwrap_or_default();
+            match world.messages.iter().find(|m| m.id == id) {
+                Some(m) => reply(StatusCode::OK, json!({"message": m.to_json(Dates::Iso), "success": true})),
+                None => reply(StatusCode::BAD_REQUEST, json!({"success": false, "error": "error-not-allowed", "errorType": "error-not-allowed"})),
+            }
+        }
         ("POST", "/api/v1/subscriptions.read") => {
             let body: Value = serde_json::from_str(body).unwrap_or_default();
             let rid = body.get("rid").or_else(|| body.get("roomId")).and_then(Value::as_str).unwrap_or_default().to_owned();
@@ -710,12 +724,16 @@ fn login(world: &mut World, body: &str) -> Result<Value, (StatusCode, Value)> {
     if !matches!(who, Some("alice" | "alice@example.org")) || password != Some(PASSWORD) {
         return Err(refused());
     }
-    if world.require_2fa {
-        let details = json!({"method": "totp", "availableMethods": ["totp"]});
+    if let Some(method) = world.two_factor {
+        let mut details = json!({"method": method, "availableMethods": [method]});
+        if method == "email" {
+            // The server mails a code when it asks for one.
+            details["codeGenerated"] = Value::Bool(true);
+        }
         match body.get("code").and_then(Value::as_str) {
             None => return Err((StatusCode::UNAUTHORIZED, generation.login_error("totp-required", "TOTP Required", Some(details)))),
             Some(code) if code != CODE => {
-                return Err((StatusCode::UNAUTHORIZED, generation.login_error("totp-invalid", "TOTP Invalid", Some(json!({"method": "totp"})))));
+                return Err((StatusCode::UNAUTHORIZED, generation.login_error("totp-invalid", "TOTP Invalid", Some(json!({"method": method})))));
             }
             Some(_) => {}
         }
