@@ -123,6 +123,8 @@ struct State {
     judged_order: VecDeque<String>,
     cursor: Option<Timestamp>,
     me: Me,
+    /// The token's user, when not configured (asked once per process).
+    user_id: Option<String>,
 }
 
 impl RocketChatWatcher {
@@ -166,9 +168,14 @@ impl RocketChatWatcher {
 
     async fn rest(&self, token: &SecretString) -> Result<Rest, WatchError> {
         let client = http_client()?;
-        let user_id = match &self.settings.user_id {
-            Some(id) => id.clone(),
-            None => login::user_id_of(&client, &self.base_url, token).await.map_err(rest_error)?,
+        let known = self.settings.user_id.clone().or_else(|| self.state().user_id.clone());
+        let user_id = match known {
+            Some(id) => id,
+            None => {
+                let id = login::user_id_of(&client, &self.base_url, token).await.map_err(rest_error)?;
+                self.state().user_id = Some(id.clone());
+                id
+            }
         };
         Ok(Rest::new(client, &self.base_url, &user_id, token.clone()))
     }
@@ -204,6 +211,8 @@ impl RocketChatWatcher {
             Err(e) => return Err(link_error(e)),
         }
         self.resync(ctx, &rest).await?;
+        // A good connection ends the backoff of earlier failures.
+        ctx.poll_succeeded(false);
         ctx.set_live().await;
         tracing::info!(account = %self.account, "Rocket.Chat is live");
 
@@ -246,6 +255,7 @@ impl RocketChatWatcher {
         tracing::warn!(account = %self.account, "{why}; polling instead of live updates");
         ctx.set_polling().await;
         self.resync(ctx, rest).await?;
+        ctx.poll_succeeded(false);
         while ctx.next_poll().await.is_some() {
             self.resync(ctx, rest).await?;
             ctx.poll_succeeded(false);

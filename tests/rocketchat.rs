@@ -463,3 +463,15 @@ async fn mark_read_of_a_message_whose_room_is_forgotten_asks_the_server_for_it()
     let read = requests.iter().position(|r| r.path == "/api/v1/subscriptions.read" && r.body.contains(GENERAL));
     assert!(matches!((asked, read), (Some(a), Some(r)) if a < r), "{requests:#?}");
 }
+
+#[tokio::test]
+async fn with_notify_all_messages_a_plain_message_in_a_big_room_toasts() {
+    let fake = FakeRocketChat::start(Generation::V7).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rig = live(&fake, &dir, ChatSettings { notify_all_messages: true, ..settings() }).await;
+    let id = fake.post(BIG, BOB, "office closed on friday", &[]);
+    assert_eq!(announced(&mut rig).await[0].key, id);
+    // Muted rooms stay muted.
+    fake.post(MUTED, BOB, "disk full on db-2", &[]);
+    fence(&fake, &mut rig).await;
+}

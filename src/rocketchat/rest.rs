@@ -142,7 +142,11 @@ impl Rest {
     }
 
     async fn send(&self, what: &str, request: reqwest::RequestBuilder) -> Result<Value, RestError> {
-        let request = request.header("X-User-Id", &self.user_id).header("X-Auth-Token", self.token.expose_secret());
+        let mut token = reqwest::header::HeaderValue::from_str(self.token.expose_secret())
+            .map_err(|_| RestError::Unauthorized("the stored token contains characters a token cannot have".to_owned()))?;
+        // Kept out of any debug output of the request.
+        token.set_sensitive(true);
+        let request = request.header("X-User-Id", &self.user_id).header("X-Auth-Token", token);
         let response = request.send().await.map_err(|e| transport(&self.base, &e))?;
         read_response(what, response).await
     }
