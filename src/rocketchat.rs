@@ -541,8 +541,8 @@ fn action_or_first(args: &[Value]) -> Value {
 
 /// Whether a new message toasts, mirroring the server's
 /// `shouldNotifyDesktop` for this user: own, system, edited and hidden
-/// thread messages never; muted or "nothing" rooms and ignored senders
-/// never; direct messages and mentions always; other messages when the
+/// thread messages never; muted, "nothing" and hidden rooms and ignored
+/// senders never (hidden, `hideUnreadStatus`, goes beyond the server); direct messages and mentions always; other messages when the
 /// room's preference (or else the user's, `all` by default) is `all` and
 /// the room is not bigger than `max_room_members` (unless the room was set
 /// to `all` explicitly).

@@ -22,7 +22,7 @@ use vigie::watcher::Action;
 use vigie::{AccountSpec, CoreEvent};
 
 use crate::support::fake_rocketchat::{
-    ALICE, BIG, BOB, CAROL, DM_BOB, FakeRocketChat, GENERAL, Generation, MENTIONS_ONLY, MUTED, NOTHING, TOKEN,
+    ALICE, BIG, BOB, CAROL, DM_BOB, FakeRocketChat, GENERAL, Generation, HIDDEN, MENTIONS_ONLY, MUTED, NOTHING, TOKEN,
 };
 use crate::support::{Rig, account_config, within};
 
@@ -185,6 +185,18 @@ async fn a_room_set_to_nothing_stays_silent() {
     fake.post(NOTHING, BOB, "@alice look at this cat", &[ALICE]);
     snapshot_until(&rig, "the mention counted", |s| unread(s) == (Some(1), false)).await;
     fence(&fake, &mut rig).await;
+}
+
+#[tokio::test]
+async fn a_room_hidden_from_the_badge_stays_silent_and_uncounted() {
+    let fake = FakeRocketChat::start(Generation::V7).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rig = live(&fake, &dir, settings()).await;
+    fake.post(HIDDEN, BOB, "@alice cake in the kitchen", &[ALICE]);
+    fence(&fake, &mut rig).await;
+    assert_eq!(fake.unread(HIDDEN), 1, "the server counted it");
+    // Only the fence DM counts.
+    snapshot_until(&rig, "the DM counted", |s| unread(s) == (Some(1), false)).await;
 }
 
 #[tokio::test]

@@ -149,9 +149,13 @@ impl Subscription {
         self.unread == 0 && self.alert != Some(true)
     }
 
-    /// The user silenced this room (muted or "nothing").
+    /// The user silenced this room: muted, set to "nothing", or hidden
+    /// from the unread badge (`hideUnreadStatus`; a room the user keeps
+    /// out of the badge should not ping either).
     pub fn is_silenced(&self) -> bool {
-        self.disable_notifications == Some(true) || self.desktop_notifications.as_deref() == Some("nothing")
+        self.disable_notifications == Some(true)
+            || self.desktop_notifications.as_deref() == Some("nothing")
+            || self.hide_unread_status == Some(true)
     }
 
     /// The explicit per-room desktop preference, if any (`default` means

@@ -4,7 +4,7 @@
 //! the client watches.
 //!
 //! The world: the user alice ([`ALICE`], token [`TOKEN`], password
-//! [`PASSWORD`]) in six rooms ([`GENERAL`], [`DM_BOB`], [`BIG`],
+//! [`PASSWORD`]) in seven rooms ([`GENERAL`], [`DM_BOB`], [`BIG`],
 //! [`MENTIONS_ONLY`], [`MUTED`], [`NOTHING`]), written to by bob ([`BOB`])
 //! and carol ([`CAROL`]). [`FakeRocketChat::post`] does what the server does
 //! on a new message (`notifyUsersOnMessage` and `sendNotificationsOnMessage`
@@ -71,6 +71,8 @@ pub const MENTIONS_ONLY: &str = "DESIGN";
 pub const MUTED: &str = "9fLrQwXyZ2aBcDeFh";
 /// `#random`: set to "nothing" by alice.
 pub const NOTHING: &str = "RANDOM";
+/// `#watercooler`: hidden from alice's unread badge (`hideUnreadStatus`).
+pub const HIDDEN: &str = "WATERCOOLER";
 
 /// Which server generation the fake imitates (REST error shapes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -327,6 +329,7 @@ fn seeded(generation: Generation) -> World {
         room(MENTIONS_ONLY, "c", "design", 8),
         room(MUTED, "p", "ops-alerts", 5),
         room(NOTHING, "c", "random", 12),
+        room(HIDDEN, "c", "watercooler", 20),
     ];
     let prefs = |pairs: Value| match pairs {
         Value::Object(map) => map,
@@ -354,6 +357,7 @@ fn seeded(generation: Generation) -> World {
         sub(4, MENTIONS_ONLY, "design", "design", "c", prefs(json!({"desktopNotifications": "mentions", "desktopPrefOrigin": "subscription"}))),
         sub(5, MUTED, "ops-alerts", "ops-alerts", "p", prefs(json!({"disableNotifications": true, "muteGroupMentions": true}))),
         sub(6, NOTHING, "random", "random", "c", prefs(json!({"desktopNotifications": "nothing", "desktopPrefOrigin": "subscription"}))),
+        sub(7, HIDDEN, "watercooler", "watercooler", "c", prefs(json!({"hideUnreadStatus": true}))),
     ];
     World {
         generation,
