@@ -23,6 +23,7 @@
 //! - The badge is the official one ([`badge`]): the sum of `unread` over
 //!   visible rooms, or a dot when only `alert` is set.
 
+pub mod batch;
 pub mod ddp;
 pub mod link;
 pub mod login;
@@ -33,6 +34,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use jiff::{SignedDuration, Timestamp};
 use secrecy::SecretString;
@@ -42,6 +44,7 @@ use serde_json::Value;
 use crate::model::{AccountId, Item, Source};
 use crate::secrets::SecretStore;
 use crate::watcher::{Action, ActionError, Update, WatchError, Watcher, WatcherContext};
+use batch::Batch;
 use link::{Link, LinkError, Received, Timeouts};
 use rest::{Rest, RestError};
 use wire::{Date, DesktopNotification, Me, Message, RemovedSubscription, Room, Subscription};
@@ -59,6 +62,9 @@ const RESYNC_OVERLAP: SignedDuration = SignedDuration::from_secs(2);
 /// Message ids already judged, remembered so that a message seen on two
 /// streams is judged once.
 const JUDGED_MEMORY: usize = 2_000;
+
+/// Frames read in one go before the batch is looked at again.
+const MAX_DRAIN: usize = 512;
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -217,31 +223,69 @@ impl RocketChatWatcher {
         tracing::info!(account = %self.account, "Rocket.Chat is live");
 
         let cancel = ctx.cancel_token().clone();
+        let mut batch = Batch::default();
+        let outcome = self.live(ctx, &rest, &mut link, &mut batch, &cancel).await;
+        // What was gathered is published even when the link failed: the
+        // cursor already moved past it, so a resync would not find it again.
+        if let Some(update) = batch.take(tokio::time::Instant::now()) {
+            ctx.publish(update).await;
+        }
+        link.close().await;
+        outcome
+    }
+
+    /// The live loop: stream events (gathered by [`Batch`]), heartbeat,
+    /// resyncs when the scheduler asks, until cancelled or failed.
+    async fn live(
+        &self,
+        ctx: &mut WatcherContext,
+        rest: &Rest,
+        link: &mut Link,
+        batch: &mut Batch,
+        cancel: &tokio_util::sync::CancellationToken,
+    ) -> Result<(), WatchError> {
         loop {
             while let Some((collection, fields)) = link.take_pending() {
-                self.on_event(ctx, &collection, &fields.event_name, &fields.args).await;
+                if let Some(update) = self.on_event(&collection, &fields.event_name, &fields.args) {
+                    batch.add(update);
+                }
+            }
+            let now = tokio::time::Instant::now();
+            if let Some(update) = batch.take_due(now) {
+                ctx.publish(update).await;
             }
             let deadline = link.deadline();
+            let flush_at = batch.due(now);
             tokio::select! {
                 biased;
-                () = cancel.cancelled() => {
-                    link.close().await;
-                    return Ok(());
-                }
+                () = cancel.cancelled() => return Ok(()),
                 message = link.recv() => {
-                    if let Received::Event(collection, fields) = link.handle(message).await.map_err(link_error)? {
-                        self.on_event(ctx, &collection, &fields.event_name, &fields.args).await;
+                    // Read on while frames are ready, so a flood is judged
+                    // as one batch.
+                    let mut next = Some(message);
+                    let mut read = 0;
+                    while let Some(message) = next.take() {
+                        if let Received::Event(collection, fields) = link.handle(message).await.map_err(link_error)?
+                            && let Some(update) = self.on_event(&collection, &fields.event_name, &fields.args)
+                        {
+                            batch.add(update);
+                        }
+                        read += 1;
+                        if read < MAX_DRAIN {
+                            next = link.recv().now_or_never();
+                        }
                     }
                 }
+                () = tokio::time::sleep_until(flush_at.unwrap_or(deadline)), if flush_at.is_some() => {}
                 () = tokio::time::sleep_until(deadline) => link.heartbeat().await.map_err(link_error)?,
                 poll = ctx.next_poll() => match poll {
-                    None => {
-                        link.close().await;
-                        return Ok(());
-                    }
+                    None => return Ok(()),
                     Some(reason) => {
                         tracing::debug!(account = %self.account, ?reason, "resyncing Rocket.Chat");
-                        self.resync(ctx, &rest).await?;
+                        if let Some(update) = batch.take(tokio::time::Instant::now()) {
+                            ctx.publish(update).await;
+                        }
+                        self.resync(ctx, rest).await?;
                         ctx.poll_succeeded(false);
                     }
                 },
@@ -318,9 +362,19 @@ impl RocketChatWatcher {
     }
 
     /// One stream event.
-    async fn on_event(&self, ctx: &mut WatcherContext, collection: &str, event: &str, args: &[Value]) {
+    fn on_event(&self, collection: &str, event: &str, args: &[Value]) -> Option<Update> {
+        let mut update = self.event_update(collection, event, args)?;
+        let state_update = self.state_update();
+        update.unread = state_update.unread;
+        update.dot = state_update.dot;
+        update.cursor = state_update.cursor;
+        Some(update)
+    }
+
+    /// What one stream event changes; `None` for events of no interest.
+    fn event_update(&self, collection: &str, event: &str, args: &[Value]) -> Option<Update> {
         if collection != "stream-notify-user" {
-            return;
+            return None;
         }
         let kind = event.rsplit('/').next().unwrap_or_default();
         let action = args.first().and_then(Value::as_str).unwrap_or_default();
@@ -328,26 +382,26 @@ impl RocketChatWatcher {
         let mut update = Update::default();
         match (kind, action) {
             ("subscriptions-changed", "removed") => {
-                let Ok(removed) = serde_json::from_value::<RemovedSubscription>(record) else { return };
+                let Ok(removed) = serde_json::from_value::<RemovedSubscription>(record) else { return None };
                 update.read = self.state().remove(&removed);
             }
             ("subscriptions-changed", _) => match serde_json::from_value::<Subscription>(record) {
                 Ok(sub) => update.read = self.state().upsert(sub),
                 Err(e) => {
                     tracing::warn!(account = %self.account, "unreadable subscription change: {e}");
-                    return;
+                    return None;
                 }
             },
-            ("rooms-changed", "removed") => return,
+            ("rooms-changed", "removed") => return None,
             ("rooms-changed", _) => {
-                let Ok(room) = serde_json::from_value::<Room>(record) else { return };
+                let Ok(room) = serde_json::from_value::<Room>(record) else { return None };
                 let since = {
                     let mut state = self.state();
                     let since = state.cursor;
                     state.note_room(&room);
                     since
                 };
-                let Some(message) = room.last_message else { return };
+                let message = room.last_message?;
                 // A room change that is not a new message repeats an old
                 // lastMessage: only messages after the cursor are new.
                 let fresh = match (message.ts, since) {
@@ -360,18 +414,14 @@ impl RocketChatWatcher {
                 }
             }
             ("notification", _) => {
-                let Ok(notification) = serde_json::from_value::<DesktopNotification>(action_or_first(args)) else { return };
+                let Ok(notification) = serde_json::from_value::<DesktopNotification>(action_or_first(args)) else { return None };
                 if let Some(item) = self.judge_notification(&notification) {
                     update.items.push(item);
                 }
             }
-            _ => return,
+            _ => return None,
         }
-        let state_update = self.state_update();
-        update.unread = state_update.unread;
-        update.dot = state_update.dot;
-        update.cursor = state_update.cursor;
-        ctx.publish(update).await;
+        Some(update)
     }
 
     /// Whether `message` toasts, and its item if so; each message is judged

@@ -487,3 +487,24 @@ async fn with_notify_all_messages_a_plain_message_in_a_big_room_toasts() {
     fake.post(MUTED, BOB, "disk full on db-2", &[]);
     fence(&fake, &mut rig).await;
 }
+
+#[tokio::test]
+async fn a_flood_of_messages_becomes_at_most_three_announcements_each_message_once() {
+    let fake = FakeRocketChat::start(Generation::V7).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rig = live(&fake, &dir, settings()).await;
+    let sent: Vec<String> = (0..200).map(|n| fake.post(DM_BOB, BOB, &format!("message {n}"), &[])).collect();
+    let mut seen: Vec<String> = Vec::new();
+    let mut announcements = 0;
+    while seen.len() < sent.len() {
+        let items = announced(&mut rig).await;
+        announcements += 1;
+        for item in items {
+            assert!(!seen.contains(&item.key), "{} announced twice", item.key);
+            seen.push(item.key);
+        }
+    }
+    assert_eq!(seen, sent, "every message, in order");
+    assert!(announcements <= 3, "{announcements} announcements for one flood");
+    snapshot_until(&rig, "all counted", |s| unread(s) == (Some(200), false)).await;
+}
