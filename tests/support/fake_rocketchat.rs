@@ -198,6 +198,8 @@ struct World {
     requests: Vec<Request>,
     frames_in: u64,
     frames_out: u64,
+    bytes_in: u64,
+    bytes_out: u64,
     logins: u32,
 }
 
@@ -375,6 +377,8 @@ fn seeded(generation: Generation) -> World {
         requests: Vec::new(),
         frames_in: 0,
         frames_out: 0,
+        bytes_in: 0,
+        bytes_out: 0,
         logins: 0,
     }
 }
@@ -573,6 +577,43 @@ impl FakeRocketChat {
         (world.frames_in, world.frames_out)
     }
 
+    /// DDP payload bytes received and sent so far.
+    pub fn bytes(&self) -> (u64, u64) {
+        let world = self.shared.lock();
+        (world.bytes_in, world.bytes_out)
+    }
+
+    /// Adds `n` small public channels (10 members, default preferences)
+    /// that alice is in; returns their room ids.
+    pub fn add_rooms(&self, n: usize) -> Vec<String> {
+        let mut world = self.shared.lock();
+        let start = Timestamp::now() - jiff::SignedDuration::from_hours(1);
+        let mut rids = Vec::with_capacity(n);
+        for i in 0..n {
+            let rid = format!("ROOM{i:013}");
+            let name = format!("room-{i}");
+            world.rooms.push(Room { rid: rid.clone(), t: "c", name: name.clone(), users_count: 10, updated_at: start, last_message: None });
+            let number = world.subs.len() + 1;
+            world.subs.push(Sub {
+                id: format!("sub{number:014}"),
+                rid: rid.clone(),
+                name: name.clone(),
+                fname: name,
+                t: "c",
+                open: true,
+                alert: false,
+                unread: 0,
+                user_mentions: 0,
+                group_mentions: 0,
+                ls: start,
+                updated_at: start,
+                prefs: Map::new(),
+            });
+            rids.push(rid);
+        }
+        rids
+    }
+
     /// DDP logins accepted so far.
     pub fn logins(&self) -> u32 {
         self.shared.lock().logins
@@ -764,8 +805,13 @@ struct Session {
 
 impl Session {
     async fn send(&mut self, frame: Value) -> bool {
-        self.shared.lock().frames_out += 1;
-        self.socket.send(WsMessage::Text(frame.to_string().into())).await.is_ok()
+        let text = frame.to_string();
+        {
+            let mut world = self.shared.lock();
+            world.frames_out += 1;
+            world.bytes_out += text.len() as u64;
+        }
+        self.socket.send(WsMessage::Text(text.into())).await.is_ok()
     }
 }
 
@@ -790,7 +836,11 @@ async fn session(shared: Arc<Shared>, socket: WebSocket) {
             () = stop.cancelled() => return,
             message = s.socket.recv() => {
                 let Some(Ok(message)) = message else { return };
-                s.shared.lock().frames_in += 1;
+                {
+                    let mut world = s.shared.lock();
+                    world.frames_in += 1;
+                    world.bytes_in += message.clone().into_data().len() as u64;
+                }
                 s.shared.changed.notify_waiters();
                 if silent {
                     continue;
