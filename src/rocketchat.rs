@@ -227,7 +227,10 @@ impl RocketChatWatcher {
         let outcome = self.live(ctx, &rest, &mut link, &mut batch, &cancel).await;
         // What was gathered is published even when the link failed: the
         // cursor already moved past it, so a resync would not find it again.
-        if let Some(update) = batch.take(tokio::time::Instant::now()) {
+        // (Not when stopping: the core no longer listens.)
+        if !cancel.is_cancelled()
+            && let Some(update) = batch.take(tokio::time::Instant::now())
+        {
             ctx.publish(update).await;
         }
         link.close().await;
@@ -247,7 +250,7 @@ impl RocketChatWatcher {
         loop {
             while let Some((collection, fields)) = link.take_pending() {
                 if let Some(update) = self.on_event(&collection, &fields.event_name, &fields.args) {
-                    batch.add(update);
+                    batch.add(update, tokio::time::Instant::now());
                 }
             }
             let now = tokio::time::Instant::now();
@@ -268,7 +271,7 @@ impl RocketChatWatcher {
                         if let Received::Event(collection, fields) = link.handle(message).await.map_err(link_error)?
                             && let Some(update) = self.on_event(&collection, &fields.event_name, &fields.args)
                         {
-                            batch.add(update);
+                            batch.add(update, tokio::time::Instant::now());
                         }
                         read += 1;
                         if read < MAX_DRAIN {
