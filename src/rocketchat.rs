@@ -455,8 +455,12 @@ impl RocketChatWatcher {
         if p.sender.id == state.me.id || sub.is_silenced() || sub.ignored.contains(&p.sender.id) {
             return None;
         }
-        // The server's word wins over a "no" judged from the room change;
-        // a repeat of a "yes" is dropped by the hub.
+        // Already announced from its room change: nothing to add (and a
+        // repeat would hold the next message back, see `batch`). The
+        // server's word wins over a "no" judged from the room change.
+        if state.key_rooms.contains_key(&p.id) {
+            return None;
+        }
         state.first_judgement(&p.id);
         let item = self.item(&sub, &p.id, p.sender.display(), p.message.msg.clone(), None);
         state.announced(&item.key, &sub.rid);
