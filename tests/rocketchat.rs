@@ -508,3 +508,33 @@ async fn a_flood_of_messages_becomes_at_most_three_announcements_each_message_on
     assert!(announcements <= 3, "{announcements} announcements for one flood");
     snapshot_until(&rig, "all counted", |s| unread(s) == (Some(200), false)).await;
 }
+
+#[tokio::test]
+async fn messages_sent_while_vigie_was_not_running_are_announced_once_at_the_next_start() {
+    let fake = FakeRocketChat::start(Generation::V7).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rig = live(&fake, &dir, settings()).await;
+    let seen_live = fake.post(DM_BOB, BOB, "before the restart", &[]);
+    announced(&mut rig).await;
+    rig.stop().await;
+
+    let missed = [fake.post(DM_BOB, BOB, "while you were away", &[]), fake.post(GENERAL, BOB, "@alice did you see?", &[ALICE])];
+    let mut rig = Rig::start(&dir.path().join("state.json"), vec![chat_account(&fake, settings(), Some(TOKEN))]);
+    let events = within(
+        PATIENCE,
+        "live after the restart",
+        rig.events_until("live", |e| matches!(e, CoreEvent::Connectivity { state: Connectivity::LivePush, .. })),
+    )
+    .await;
+    let mut keys: Vec<String> = events
+        .iter()
+        .filter_map(|e| if let CoreEvent::NewItems { items, .. } = e { Some(items) } else { None })
+        .flatten()
+        .map(|i| i.key.clone())
+        .collect();
+    keys.sort();
+    let mut expected = missed.to_vec();
+    expected.sort();
+    assert_eq!(keys, expected, "the missed messages, and not {seen_live} again");
+    snapshot_until(&rig, "the count", |s| unread(s) == (Some(3), false)).await;
+}
