@@ -8,6 +8,9 @@
 //! `<uid>/notification`, *then* resync over REST (so nothing falls between
 //! the resync and the stream), and go live. Any failure ends the run and the
 //! supervisor reconnects with backoff; the next run resyncs from the cursor.
+//! A server that refuses a stream (`nosub`) does not stop the account: without
+//! `notification` it stays live on the other two, without either of those it
+//! polls REST on the schedule instead (shown as "polling", reason logged).
 //!
 //! Invariants:
 //! - The cursor is the newest server `_updatedAt` seen (subscriptions and
@@ -208,13 +211,17 @@ impl RocketChatWatcher {
                 me.id
             )));
         }
-        match link.subscribe(&uid, &EVENTS).await {
-            Ok(()) => {}
-            Err(refused @ LinkError::Refused { .. }) => {
-                link.close().await;
-                return self.poll_instead(ctx, &rest, &refused).await;
-            }
-            Err(e) => return Err(link_error(e)),
+        let refused = link.subscribe(&uid, &EVENTS).await.map_err(link_error)?;
+        // Without `notification` the other two streams still tell every
+        // message (the toast rule is ours); without either of those, live
+        // updates would miss things, so REST polling takes over.
+        for why in &refused {
+            tracing::warn!(account = %self.account, "{why}");
+        }
+        let essential = |e: &LinkError| matches!(e, LinkError::Refused { event, .. } if !event.ends_with("/notification"));
+        if let Some(why) = refused.iter().find(|e| essential(e)) {
+            link.close().await;
+            return self.poll_instead(ctx, &rest, why).await;
         }
         self.resync(ctx, &rest).await?;
         // A good connection ends the backoff of earlier failures.

@@ -396,9 +396,19 @@ async fn a_missing_token_names_the_command_that_stores_it() {
 }
 
 #[tokio::test]
-async fn a_refused_subscription_falls_back_to_polling_and_still_announces() {
+async fn a_refused_notification_stream_leaves_the_account_live_on_the_other_streams() {
     let fake = FakeRocketChat::start(Generation::V7).await;
     fake.refuse_subscription("notification");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rig = live(&fake, &dir, settings()).await;
+    let id = fake.post(GENERAL, BOB, "@alice ping", &[ALICE]);
+    assert_eq!(announced(&mut rig).await[0].key, id);
+}
+
+#[tokio::test]
+async fn a_refused_subscription_falls_back_to_polling_and_still_announces() {
+    let fake = FakeRocketChat::start(Generation::V7).await;
+    fake.refuse_subscription("subscriptions-changed");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut rig = Rig::start(&dir.path().join("state.json"), vec![chat_account(&fake, settings(), Some(TOKEN))]);
     connectivity(&mut rig, "polling", |c| *c == Connectivity::Polling).await;

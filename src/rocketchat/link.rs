@@ -144,14 +144,17 @@ impl Link {
     }
 
     /// Subscribes to `stream-notify-user` `<uid>/<event>` for each event and
-    /// waits until all are ready.
-    pub async fn subscribe(&mut self, uid: &str, events: &[&str]) -> Result<(), LinkError> {
+    /// waits until each is ready or refused; returns the refusals
+    /// ([`LinkError::Refused`]). A rate-limited subscription fails the
+    /// whole call.
+    pub async fn subscribe(&mut self, uid: &str, events: &[&str]) -> Result<Vec<LinkError>, LinkError> {
         let mut waiting: Vec<(String, String)> = Vec::with_capacity(events.len());
         for event in events {
             let id = format!("sub-{event}-{}", self.id());
             self.send(ddp::sub_notify_user(&id, uid, event)).await?;
             waiting.push((id, format!("{uid}/{event}")));
         }
+        let mut refused = Vec::new();
         while !waiting.is_empty() {
             let outcome = self
                 .expect(|frame| match frame {
@@ -163,16 +166,17 @@ impl Link {
             match outcome {
                 Ok(subs) => waiting.retain(|(id, _)| !subs.contains(id)),
                 Err((id, error)) => {
-                    let Some((_, event)) = waiting.iter().find(|(w, _)| *w == id) else { continue };
+                    let Some(at) = waiting.iter().position(|(w, _)| *w == id) else { continue };
+                    let (_, event) = waiting.remove(at);
                     let error = error.unwrap_or_default();
                     if let Some(wait) = error.rate_limit() {
                         return Err(LinkError::RateLimited(wait));
                     }
-                    return Err(LinkError::Refused { event: event.clone(), reason: error.describe() });
+                    refused.push(LinkError::Refused { event, reason: error.describe() });
                 }
             }
         }
-        Ok(())
+        Ok(refused)
     }
 
     /// A stream event that arrived while we waited for something else.
