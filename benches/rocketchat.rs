@@ -10,13 +10,8 @@
 //!   message is announced, number of announcements (each is at most one
 //!   toast), CPU time of the process (fake server included).
 //!
-//! A bench target (not part of `vigie-bench`) because it runs the fake
-//! server, which is test code with test dependencies. Options:
+//! Options:
 //! `--messages N` (200), `--idle-secs N` (60), `--burst N` (1000).
-
-#[allow(dead_code)]
-#[path = "../tests/support/fake_rocketchat.rs"]
-mod fake_rocketchat;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,7 +24,7 @@ use vigie::scheduler::ScheduleConfig;
 use vigie::secrets::{MemorySecrets, SecretStore};
 use vigie::{AccountSpec, Core, CoreEvent, Setup};
 
-use fake_rocketchat::{ALICE, BOB, DM_BOB, FakeRocketChat, Generation, TOKEN};
+use vigie::demo::fake_rocketchat::{ALICE, BOB, DM_BOB, FakeRocketChat, Generation, TOKEN};
 
 const ID: &str = "chat";
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -147,7 +142,7 @@ async fn main() {
     // Latency: one message at a time, spaced beyond the batching window so
     // that each goes out on its own.
     {
-        let fake = FakeRocketChat::start(Generation::V7).await;
+        let fake = FakeRocketChat::start(Generation::V7).await.expect("the local Rocket.Chat starts");
         let mut run = start(&fake).await;
         let mut latencies = Vec::with_capacity(o.messages);
         for n in 0..o.messages {
@@ -168,7 +163,7 @@ async fn main() {
 
     // Idle traffic with the real heartbeat.
     {
-        let fake = FakeRocketChat::start(Generation::V7).await;
+        let fake = FakeRocketChat::start(Generation::V7).await.expect("the local Rocket.Chat starts");
         let run = start(&fake).await;
         let (frames_before, bytes_before, rest_before) = (fake.frames(), fake.bytes(), fake.requests().len());
         tokio::time::sleep(Duration::from_secs(o.idle_secs)).await;
@@ -193,7 +188,7 @@ async fn main() {
 
     // A burst into a 50-room account.
     {
-        let fake = FakeRocketChat::start(Generation::V7).await;
+        let fake = FakeRocketChat::start(Generation::V7).await.expect("the local Rocket.Chat starts");
         let rooms = fake.add_rooms(50);
         let mut run = start(&fake).await;
         let cpu_before = cpu_time();

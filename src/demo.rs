@@ -13,6 +13,8 @@
 //! Later versions replace the world with local servers that speak each real
 //! protocol.
 
+pub mod fake_rocketchat;
+
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 

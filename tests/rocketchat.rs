@@ -102,7 +102,7 @@ async fn fence(fake: &FakeRocketChat, rig: &mut Rig) {
 
 #[tokio::test]
 async fn a_direct_message_toasts_with_its_room_sender_and_a_link_to_it() {
-    let fake = FakeRocketChat::start(Generation::V7).await;
+    let fake = FakeRocketChat::start(Generation::V7).await.expect("the fake Rocket.Chat starts");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut rig = live(&fake, &dir, settings()).await;
     let id = fake.post(DM_BOB, BOB, "lunch at 12?", &[]);
@@ -120,7 +120,7 @@ async fn a_direct_message_toasts_with_its_room_sender_and_a_link_to_it() {
 
 #[tokio::test]
 async fn a_mention_in_a_channel_toasts() {
-    let fake = FakeRocketChat::start(Generation::V7).await;
+    let fake = FakeRocketChat::start(Generation::V7).await.expect("the fake Rocket.Chat starts");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut rig = live(&fake, &dir, settings()).await;
     let id = fake.post(BIG, BOB, "@alice can you review the deploy?", &[ALICE]);
@@ -135,7 +135,7 @@ async fn a_mention_in_a_channel_toasts() {
 
 #[tokio::test]
 async fn a_plain_message_in_a_small_channel_toasts_under_the_default_preference() {
-    let fake = FakeRocketChat::start(Generation::V7).await;
+    let fake = FakeRocketChat::start(Generation::V7).await.expect("the fake Rocket.Chat starts");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut rig = live(&fake, &dir, settings()).await;
     let id = fake.post(GENERAL, BOB, "standup in 5", &[]);
@@ -148,7 +148,7 @@ async fn a_plain_message_in_a_small_channel_toasts_under_the_default_preference(
 
 #[tokio::test]
 async fn a_plain_message_in_a_mentions_only_room_only_sets_the_dot() {
-    let fake = FakeRocketChat::start(Generation::V7).await;
+    let fake = FakeRocketChat::start(Generation::V7).await.expect("the fake Rocket.Chat starts");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut rig = live(&fake, &dir, settings()).await;
     fake.post(MENTIONS_ONLY, BOB, "new mockups are up", &[]);
@@ -158,7 +158,7 @@ async fn a_plain_message_in_a_mentions_only_room_only_sets_the_dot() {
 
 #[tokio::test]
 async fn a_plain_message_in_a_room_above_the_member_limit_only_sets_the_dot() {
-    let fake = FakeRocketChat::start(Generation::V7).await;
+    let fake = FakeRocketChat::start(Generation::V7).await.expect("the fake Rocket.Chat starts");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut rig = live(&fake, &dir, settings()).await;
     fake.post(BIG, BOB, "office closed on friday", &[]);
@@ -168,7 +168,7 @@ async fn a_plain_message_in_a_room_above_the_member_limit_only_sets_the_dot() {
 
 #[tokio::test]
 async fn a_muted_room_stays_silent_even_for_mentions() {
-    let fake = FakeRocketChat::start(Generation::V7).await;
+    let fake = FakeRocketChat::start(Generation::V7).await.expect("the fake Rocket.Chat starts");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut rig = live(&fake, &dir, settings()).await;
     fake.post(MUTED, BOB, "@alice disk full on db-2", &[ALICE]);
@@ -179,7 +179,7 @@ async fn a_muted_room_stays_silent_even_for_mentions() {
 
 #[tokio::test]
 async fn a_room_set_to_nothing_stays_silent() {
-    let fake = FakeRocketChat::start(Generation::V7).await;
+    let fake = FakeRocketChat::start(Generation::V7).await.expect("the fake Rocket.Chat starts");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut rig = live(&fake, &dir, settings()).await;
     fake.post(NOTHING, BOB, "@alice look at this cat", &[ALICE]);
@@ -189,7 +189,7 @@ async fn a_room_set_to_nothing_stays_silent() {
 
 #[tokio::test]
 async fn a_room_hidden_from_the_badge_stays_silent_and_uncounted() {
-    let fake = FakeRocketChat::start(Generation::V7).await;
+    let fake = FakeRocketChat::start(Generation::V7).await.expect("the fake Rocket.Chat starts");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut rig = live(&fake, &dir, settings()).await;
     fake.post(HIDDEN, BOB, "@alice cake in the kitchen", &[ALICE]);
@@ -201,7 +201,7 @@ async fn a_room_hidden_from_the_badge_stays_silent_and_uncounted() {
 
 #[tokio::test]
 async fn an_ignored_user_stays_silent() {
-    let fake = FakeRocketChat::start(Generation::V7).await;
+    let fake = FakeRocketChat::start(Generation::V7).await.expect("the fake Rocket.Chat starts");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut rig = live(&fake, &dir, settings()).await;
     fake.post(GENERAL, CAROL, "@alice buy my course", &[ALICE]);
@@ -210,7 +210,7 @@ async fn an_ignored_user_stays_silent() {
 
 #[tokio::test]
 async fn the_users_own_message_never_toasts() {
-    let fake = FakeRocketChat::start(Generation::V7).await;
+    let fake = FakeRocketChat::start(Generation::V7).await.expect("the fake Rocket.Chat starts");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut rig = live(&fake, &dir, settings()).await;
     fake.post(GENERAL, ALICE, "hello everyone", &[]);
@@ -220,7 +220,7 @@ async fn the_users_own_message_never_toasts() {
 
 #[tokio::test]
 async fn reading_a_room_elsewhere_lowers_the_badge_and_withdraws_only_its_messages() {
-    let fake = FakeRocketChat::start(Generation::V7).await;
+    let fake = FakeRocketChat::start(Generation::V7).await.expect("the fake Rocket.Chat starts");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut rig = live(&fake, &dir, settings()).await;
     let dm = fake.post(DM_BOB, BOB, "ping", &[]);
@@ -229,7 +229,7 @@ async fn reading_a_room_elsewhere_lowers_the_badge_and_withdraws_only_its_messag
     announced(&mut rig).await;
     snapshot_until(&rig, "two unread", |s| unread(s) == (Some(2), false)).await;
 
-    fake.read_elsewhere(DM_BOB);
+    assert!(fake.read_elsewhere(DM_BOB));
     let events = within(PATIENCE, "the DM read", rig.events_until("the DM read", |e| matches!(e, CoreEvent::ItemRead { .. }))).await;
     let read: Vec<&str> = events.iter().filter_map(|e| if let CoreEvent::ItemRead { key, .. } = e { Some(key.as_str()) } else { None }).collect();
     assert_eq!(read, [dm.as_str()], "only the DM is withdrawn, not {mention}");
@@ -238,7 +238,7 @@ async fn reading_a_room_elsewhere_lowers_the_badge_and_withdraws_only_its_messag
 
 #[tokio::test]
 async fn messages_sent_while_the_socket_was_down_are_each_announced_once_after_the_resync() {
-    let fake = FakeRocketChat::start(Generation::V7).await;
+    let fake = FakeRocketChat::start(Generation::V7).await.expect("the fake Rocket.Chat starts");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut rig = live(&fake, &dir, settings()).await;
     // Something seen live before the drop, so the room already has `alert`
@@ -293,7 +293,7 @@ async fn messages_sent_while_the_socket_was_down_are_each_announced_once_after_t
 
 #[tokio::test]
 async fn a_silent_link_is_declared_dead_by_the_ping_timeout_and_reconnected() {
-    let fake = FakeRocketChat::start(Generation::V7).await;
+    let fake = FakeRocketChat::start(Generation::V7).await.expect("the fake Rocket.Chat starts");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut rig = live(&fake, &dir, settings()).await;
     fake.go_silent();
@@ -307,14 +307,14 @@ async fn a_silent_link_is_declared_dead_by_the_ping_timeout_and_reconnected() {
 
 #[tokio::test]
 async fn the_heartbeat_answers_server_pings_and_keeps_an_idle_link_up() {
-    let fake = FakeRocketChat::start(Generation::V7).await;
+    let fake = FakeRocketChat::start(Generation::V7).await.expect("the fake Rocket.Chat starts");
     fake.set_server_ping_every(Duration::from_millis(100));
     let dir = tempfile::tempdir().expect("tempdir");
     let mut rig = live(&fake, &dir, settings()).await;
     let requests = fake.requests().len();
     // Long enough for several server pings and our own ping timeouts.
     let (_, out_before) = fake.frames();
-    fake.wait_until("several server pings", PATIENCE, |f| f.frames().1 >= out_before + 10).await;
+    assert!(fake.wait_until(PATIENCE, |f| f.frames().1 >= out_before + 10).await, "several server pings");
     assert_eq!(fake.logins(), 1, "the link stayed up");
     assert_eq!(fake.requests().len(), requests, "no REST request while live");
     let id = fake.post(DM_BOB, BOB, "still there?", &[]);
@@ -323,7 +323,7 @@ async fn the_heartbeat_answers_server_pings_and_keeps_an_idle_link_up() {
 
 #[tokio::test]
 async fn a_rest_rate_limit_is_waited_out_as_the_reset_header_says() {
-    let fake = FakeRocketChat::start(Generation::V7).await;
+    let fake = FakeRocketChat::start(Generation::V7).await.expect("the fake Rocket.Chat starts");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut rig = live(&fake, &dir, settings()).await;
     fake.rate_limit_rest(1, Duration::from_secs(30));
@@ -335,13 +335,13 @@ async fn a_rest_rate_limit_is_waited_out_as_the_reset_header_says() {
     assert!((27.0..=34.0).contains(&ahead), "next attempt in {ahead} s, the server asked for 30 (plus jitter)");
     let seen = fake.requests().len();
     rig.handle.refresh(&AccountId::new(ID), Trigger::Manual);
-    let more = tokio::time::timeout(Duration::from_millis(800), fake.wait_until("a request", PATIENCE, |f| f.requests().len() > seen)).await;
-    assert!(more.is_err(), "no request before the reset");
+    let more = fake.wait_until(Duration::from_millis(800), |f| f.requests().len() > seen).await;
+    assert!(!more, "no request before the reset");
 }
 
 #[tokio::test]
 async fn a_ddp_rate_limit_is_waited_out_as_the_server_says() {
-    let fake = FakeRocketChat::start(Generation::V7).await;
+    let fake = FakeRocketChat::start(Generation::V7).await.expect("the fake Rocket.Chat starts");
     fake.rate_limit_ddp_login(Duration::from_secs(12));
     let dir = tempfile::tempdir().expect("tempdir");
     let mut rig = Rig::start(&dir.path().join("state.json"), vec![chat_account(&fake, settings(), Some(TOKEN))]);
@@ -353,7 +353,7 @@ async fn a_ddp_rate_limit_is_waited_out_as_the_server_says() {
 
 #[tokio::test]
 async fn an_expired_token_shows_sign_in_failed_and_stops_asking() {
-    let fake = FakeRocketChat::start(Generation::V7).await;
+    let fake = FakeRocketChat::start(Generation::V7).await.expect("the fake Rocket.Chat starts");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut rig = live(&fake, &dir, settings()).await;
     fake.expire_token();
@@ -365,14 +365,14 @@ async fn an_expired_token_shows_sign_in_failed_and_stops_asking() {
     );
     let seen = fake.requests().len();
     rig.handle.refresh(&AccountId::new(ID), Trigger::Wake);
-    let more = tokio::time::timeout(Duration::from_millis(800), fake.wait_until("a request", PATIENCE, |f| f.requests().len() > seen)).await;
-    assert!(more.is_err(), "no storm of refused requests");
+    let more = fake.wait_until(Duration::from_millis(800), |f| f.requests().len() > seen).await;
+    assert!(!more, "no storm of refused requests");
 }
 
 #[tokio::test]
 async fn every_server_generation_s_refusal_reads_as_sign_in_failed() {
     for generation in [Generation::V6, Generation::V7, Generation::V8] {
-        let fake = FakeRocketChat::start(generation).await;
+        let fake = FakeRocketChat::start(generation).await.expect("the fake Rocket.Chat starts");
         fake.expire_token();
         let dir = tempfile::tempdir().expect("tempdir");
         let mut rig = Rig::start(&dir.path().join("state.json"), vec![chat_account(&fake, settings(), Some(TOKEN))]);
@@ -387,7 +387,7 @@ async fn every_server_generation_s_refusal_reads_as_sign_in_failed() {
 
 #[tokio::test]
 async fn a_missing_token_names_the_command_that_stores_it() {
-    let fake = FakeRocketChat::start(Generation::V7).await;
+    let fake = FakeRocketChat::start(Generation::V7).await.expect("the fake Rocket.Chat starts");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut rig = Rig::start(&dir.path().join("state.json"), vec![chat_account(&fake, settings(), None)]);
     let state = connectivity(&mut rig, "auth failed", |c| matches!(c, Connectivity::AuthFailed { .. })).await;
@@ -397,7 +397,7 @@ async fn a_missing_token_names_the_command_that_stores_it() {
 
 #[tokio::test]
 async fn a_refused_notification_stream_leaves_the_account_live_on_the_other_streams() {
-    let fake = FakeRocketChat::start(Generation::V7).await;
+    let fake = FakeRocketChat::start(Generation::V7).await.expect("the fake Rocket.Chat starts");
     fake.refuse_subscription("notification");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut rig = live(&fake, &dir, settings()).await;
@@ -407,7 +407,7 @@ async fn a_refused_notification_stream_leaves_the_account_live_on_the_other_stre
 
 #[tokio::test]
 async fn a_refused_subscription_falls_back_to_polling_and_still_announces() {
-    let fake = FakeRocketChat::start(Generation::V7).await;
+    let fake = FakeRocketChat::start(Generation::V7).await.expect("the fake Rocket.Chat starts");
     fake.refuse_subscription("subscriptions-changed");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut rig = Rig::start(&dir.path().join("state.json"), vec![chat_account(&fake, settings(), Some(TOKEN))]);
@@ -421,7 +421,7 @@ async fn a_refused_subscription_falls_back_to_polling_and_still_announces() {
 
 #[tokio::test]
 async fn mark_read_reaches_the_server_and_withdraws_the_message() {
-    let fake = FakeRocketChat::start(Generation::V7).await;
+    let fake = FakeRocketChat::start(Generation::V7).await.expect("the fake Rocket.Chat starts");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut rig = live(&fake, &dir, settings()).await;
     let id = fake.post(DM_BOB, BOB, "ping", &[]);
@@ -437,7 +437,7 @@ async fn mark_read_reaches_the_server_and_withdraws_the_message() {
 
 #[tokio::test]
 async fn the_desktop_app_link_opens_the_room_at_the_message() {
-    let fake = FakeRocketChat::start(Generation::V7).await;
+    let fake = FakeRocketChat::start(Generation::V7).await.expect("the fake Rocket.Chat starts");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut rig = live(&fake, &dir, ChatSettings { open_in: OpenIn::DesktopApp, ..settings() }).await;
     let id = fake.post(GENERAL, BOB, "@alice see here", &[ALICE]);
@@ -448,7 +448,7 @@ async fn the_desktop_app_link_opens_the_room_at_the_message() {
 
 #[tokio::test]
 async fn without_a_user_id_the_token_names_its_user() {
-    let fake = FakeRocketChat::start(Generation::V7).await;
+    let fake = FakeRocketChat::start(Generation::V7).await.expect("the fake Rocket.Chat starts");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut rig = live(&fake, &dir, ChatSettings::default()).await;
     let id = fake.post(DM_BOB, BOB, "hi", &[]);
@@ -457,7 +457,7 @@ async fn without_a_user_id_the_token_names_its_user() {
 
 #[tokio::test]
 async fn mark_read_after_a_restart_finds_the_room_of_the_message() {
-    let fake = FakeRocketChat::start(Generation::V7).await;
+    let fake = FakeRocketChat::start(Generation::V7).await.expect("the fake Rocket.Chat starts");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut rig = live(&fake, &dir, settings()).await;
     let id = fake.post(GENERAL, BOB, "@alice ping", &[ALICE]);
@@ -471,13 +471,13 @@ async fn mark_read_after_a_restart_finds_the_room_of_the_message() {
 
 #[tokio::test]
 async fn mark_read_of_a_message_whose_room_is_forgotten_asks_the_server_for_it() {
-    let fake = FakeRocketChat::start(Generation::V7).await;
+    let fake = FakeRocketChat::start(Generation::V7).await.expect("the fake Rocket.Chat starts");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut rig = live(&fake, &dir, settings()).await;
     let id = fake.post(GENERAL, BOB, "@alice ping", &[ALICE]);
     announced(&mut rig).await;
     // Read elsewhere: the watcher forgets the message's room.
-    fake.read_elsewhere(GENERAL);
+    assert!(fake.read_elsewhere(GENERAL));
     within(PATIENCE, "read elsewhere", rig.events_until("read elsewhere", |e| matches!(e, CoreEvent::ItemRead { .. }))).await;
     within(PATIENCE, "mark read", rig.handle.act(&AccountId::new(ID), &id, Action::MarkRead)).await.expect("marked read");
     let requests = fake.requests();
@@ -488,7 +488,7 @@ async fn mark_read_of_a_message_whose_room_is_forgotten_asks_the_server_for_it()
 
 #[tokio::test]
 async fn with_notify_all_messages_a_plain_message_in_a_big_room_toasts() {
-    let fake = FakeRocketChat::start(Generation::V7).await;
+    let fake = FakeRocketChat::start(Generation::V7).await.expect("the fake Rocket.Chat starts");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut rig = live(&fake, &dir, ChatSettings { notify_all_messages: true, ..settings() }).await;
     let id = fake.post(BIG, BOB, "office closed on friday", &[]);
@@ -500,7 +500,7 @@ async fn with_notify_all_messages_a_plain_message_in_a_big_room_toasts() {
 
 #[tokio::test]
 async fn a_flood_of_messages_becomes_at_most_three_announcements_each_message_once() {
-    let fake = FakeRocketChat::start(Generation::V7).await;
+    let fake = FakeRocketChat::start(Generation::V7).await.expect("the fake Rocket.Chat starts");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut rig = live(&fake, &dir, settings()).await;
     let sent: Vec<String> = (0..200).map(|n| fake.post(DM_BOB, BOB, &format!("message {n}"), &[])).collect();
@@ -521,7 +521,7 @@ async fn a_flood_of_messages_becomes_at_most_three_announcements_each_message_on
 
 #[tokio::test]
 async fn messages_sent_while_vigie_was_not_running_are_announced_once_at_the_next_start() {
-    let fake = FakeRocketChat::start(Generation::V7).await;
+    let fake = FakeRocketChat::start(Generation::V7).await.expect("the fake Rocket.Chat starts");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut rig = live(&fake, &dir, settings()).await;
     let seen_live = fake.post(DM_BOB, BOB, "before the restart", &[]);

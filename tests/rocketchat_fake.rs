@@ -69,7 +69,7 @@ impl Client {
 
 #[tokio::test]
 async fn the_handshake_and_login_follow_the_fixtures_and_early_frames_are_refused() {
-    let fake = FakeRocketChat::start(Generation::V7).await;
+    let fake = FakeRocketChat::start(Generation::V7).await.expect("the fake Rocket.Chat starts");
     let mut early = Client::open(&fake).await;
     early.next().await;
     early.send(json!({"msg": "ping"})).await;
@@ -79,7 +79,7 @@ async fn the_handshake_and_login_follow_the_fixtures_and_early_frames_are_refuse
 
 #[tokio::test]
 async fn both_subscription_option_forms_are_accepted_and_another_users_stream_is_refused() {
-    let fake = FakeRocketChat::start(Generation::V7).await;
+    let fake = FakeRocketChat::start(Generation::V7).await.expect("the fake Rocket.Chat starts");
     let mut client = Client::logged_in(&fake).await;
     client.send(fixture("ddp-client-sub-notification.json")).await;
     assert_eq!(client.next().await, fixture("ddp-ready.json"));
@@ -95,7 +95,7 @@ async fn both_subscription_option_forms_are_accepted_and_another_users_stream_is
 
 #[tokio::test]
 async fn a_direct_message_pushes_the_fixtures_events() {
-    let fake = FakeRocketChat::start(Generation::V7).await;
+    let fake = FakeRocketChat::start(Generation::V7).await.expect("the fake Rocket.Chat starts");
     let mut client = Client::logged_in(&fake).await;
     for (id, event) in [("a", "subscriptions-changed"), ("b", "rooms-changed"), ("c", "notification")] {
         client.send(json!({"msg": "sub", "id": id, "name": "stream-notify-user", "params": [format!("{ALICE}/{event}"), false]})).await;
@@ -124,13 +124,13 @@ async fn rest_refusals_have_each_generations_shape_and_429_carries_the_reset_in_
     let client = reqwest::Client::new();
     let v7 = fixture("rest-unauthorized.401.json");
     for (generation, wanted) in [(Generation::V6, vec!["message", "status"]), (Generation::V7, keys(&v7).iter().map(String::as_str).collect()), (Generation::V8, vec!["error", "success"])] {
-        let fake = FakeRocketChat::start(generation).await;
+        let fake = FakeRocketChat::start(generation).await.expect("the fake Rocket.Chat starts");
         let response = client.get(format!("{}/api/v1/me", fake.base_url())).send().await.expect("answer");
         assert_eq!(response.status().as_u16(), 401);
         let body: Value = serde_json::from_str(&response.text().await.expect("body")).expect("JSON");
         assert_eq!(keys(&body), wanted, "{generation:?}: {body}");
     }
-    let fake = FakeRocketChat::start(Generation::V7).await;
+    let fake = FakeRocketChat::start(Generation::V7).await.expect("the fake Rocket.Chat starts");
     fake.rate_limit_rest(1, Duration::from_secs(42));
     let before = jiff::Timestamp::now().as_millisecond();
     let response = client.get(format!("{}/api/v1/me", fake.base_url())).send().await.expect("answer");

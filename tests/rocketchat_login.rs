@@ -26,7 +26,7 @@ async fn sign_in(fake: &FakeRocketChat, secrets: &Arc<MemorySecrets>, password: 
 #[tokio::test]
 async fn a_password_sign_in_stores_the_token_and_names_the_user() {
     for generation in GENERATIONS {
-        let fake = FakeRocketChat::start(generation).await;
+        let fake = FakeRocketChat::start(generation).await.expect("the fake Rocket.Chat starts");
         let secrets = Arc::new(MemorySecrets::default());
         let outcome = sign_in(&fake, &secrets, PASSWORD, None).await;
         assert_eq!(outcome, Ok(SignIn::Done { user_id: ALICE.to_owned() }), "{generation:?}");
@@ -37,7 +37,7 @@ async fn a_password_sign_in_stores_the_token_and_names_the_user() {
 #[tokio::test]
 async fn two_factor_sign_in_asks_for_the_code_then_stores_the_token() {
     for generation in GENERATIONS {
-        let fake = FakeRocketChat::start(generation).await;
+        let fake = FakeRocketChat::start(generation).await.expect("the fake Rocket.Chat starts");
         fake.require_2fa();
         let secrets = Arc::new(MemorySecrets::default());
         let first = sign_in(&fake, &secrets, PASSWORD, None).await;
@@ -56,7 +56,7 @@ async fn two_factor_sign_in_asks_for_the_code_then_stores_the_token() {
 #[tokio::test]
 async fn a_wrong_password_is_refused_with_the_servers_words_and_stores_nothing() {
     for generation in GENERATIONS {
-        let fake = FakeRocketChat::start(generation).await;
+        let fake = FakeRocketChat::start(generation).await.expect("the fake Rocket.Chat starts");
         let secrets = Arc::new(MemorySecrets::default());
         let outcome = sign_in(&fake, &secrets, "hunter2", None).await;
         let Err(SignInError::BadCredentials(words)) = &outcome else { panic!("{generation:?}: {outcome:?}") };
@@ -68,7 +68,7 @@ async fn a_wrong_password_is_refused_with_the_servers_words_and_stores_nothing()
 
 #[tokio::test]
 async fn an_e_mailed_code_is_asked_for_by_its_method() {
-    let fake = FakeRocketChat::start(Generation::V7).await;
+    let fake = FakeRocketChat::start(Generation::V7).await.expect("the fake Rocket.Chat starts");
     fake.require_2fa_by_email();
     let secrets = Arc::new(MemorySecrets::default());
     let first = sign_in(&fake, &secrets, PASSWORD, None).await;

@@ -27,7 +27,7 @@ use vigie::watcher::{Action, ActionError, Update, WatchError, Watcher, WatcherCo
 use vigie::{AccountSpec, Core, CoreEvent, CoreHandle, Setup};
 
 pub mod fake_leantime;
-pub mod fake_rocketchat;
+pub use vigie::demo::fake_rocketchat;
 
 // ---------------------------------------------------------------------------
 // Time

@@ -1,7 +1,7 @@
-//! A fake Rocket.Chat server for integration tests: REST and DDP (WebSocket
-//! on `/websocket`) on `127.0.0.1:0`, speaking the wire format of
-//! `tests/fixtures/rocketchat/`, with a small world the test changes while
-//! the client watches.
+//! A local Rocket.Chat server for the tests, the benchmarks and the demo:
+//! REST and DDP (WebSocket on `/websocket`) on `127.0.0.1:0`, speaking the
+//! wire format of `tests/fixtures/rocketchat/`, with a small world the
+//! caller changes while the client watches.
 //!
 //! The world: the user alice ([`ALICE`], token [`TOKEN`], password
 //! [`PASSWORD`]) in seven rooms ([`GENERAL`], [`DM_BOB`], [`BIG`],
@@ -216,12 +216,45 @@ impl Shared {
     }
 }
 
-/// A running fake Rocket.Chat. Dropping it stops it.
+/// A fake Rocket.Chat. Dropping it stops it (its server and its sockets).
 pub struct FakeRocketChat {
     shared: Arc<Shared>,
     addr: SocketAddr,
     shutdown: CancellationToken,
-    _task: JoinHandle<()>,
+    /// The serving task, when [`FakeRocketChat::start`] spawned it.
+    _task: Option<JoinHandle<()>>,
+}
+
+/// The server of a [`FakeRocketChat::bind`], to be run by its owner.
+pub struct Serving {
+    listener: std::net::TcpListener,
+    app: Router,
+    shutdown: CancellationToken,
+}
+
+impl Serving {
+    /// Serves until `cancel` fires or the [`FakeRocketChat`] is dropped.
+    pub async fn run(self, cancel: CancellationToken) {
+        let listener = match tokio::net::TcpListener::from_std(self.listener) {
+            Ok(listener) => listener,
+            Err(e) => {
+                tracing::warn!("the local Rocket.Chat cannot serve: {e}");
+                return;
+            }
+        };
+        let shutdown = self.shutdown.clone();
+        let signal = async move {
+            tokio::select! {
+                () = cancel.cancelled() => {}
+                () = shutdown.cancelled() => {}
+            }
+        };
+        // Serving only ends on the signal; accept errors are retried inside
+        // axum.
+        let _ = axum::serve(listener, self.app).with_graceful_shutdown(signal).await;
+        // The sockets end with the server.
+        self.shutdown.cancel();
+    }
 }
 
 impl Drop for FakeRocketChat {
@@ -240,10 +273,6 @@ fn user(id: &str) -> Value {
 
 fn username(id: &str) -> String {
     user(id)["username"].as_str().unwrap_or_default().to_owned()
-}
-
-fn display_name(id: &str) -> String {
-    user(id)["name"].as_str().unwrap_or_default().to_owned()
 }
 
 /// How dates are written: REST uses ISO strings, DDP EJSON.
@@ -414,18 +443,27 @@ impl World {
 }
 
 impl FakeRocketChat {
-    /// Starts a fake imitating `generation` on a free loopback port.
-    pub async fn start(generation: Generation) -> FakeRocketChat {
+    /// Binds a fake imitating `generation` to a free loopback port; it
+    /// answers once its [`Serving`] runs. Needs no runtime (the demo's
+    /// setup is synchronous).
+    pub fn bind(generation: Generation) -> std::io::Result<(FakeRocketChat, Serving)> {
         let shutdown = CancellationToken::new();
         let shared = Arc::new(Shared { world: Mutex::new(seeded(generation)), changed: Notify::new(), shutdown: shutdown.clone() });
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.expect("bind the fake Rocket.Chat on loopback");
-        let addr = listener.local_addr().expect("the fake's address");
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
         let app = Router::new().route("/websocket", get(upgrade)).fallback(rest).with_state(Arc::clone(&shared));
-        let signal = shutdown.clone().cancelled_owned();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).with_graceful_shutdown(signal).await;
-        });
-        FakeRocketChat { shared, addr, shutdown, _task: task }
+        let serving = Serving { listener, app, shutdown: shutdown.clone() };
+        Ok((FakeRocketChat { shared, addr, shutdown, _task: None }, serving))
+    }
+
+    /// Binds and serves a fake imitating `generation` on a free loopback
+    /// port, until dropped.
+    pub async fn start(generation: Generation) -> std::io::Result<FakeRocketChat> {
+        let (mut fake, serving) = Self::bind(generation)?;
+        let cancel = fake.shutdown.clone();
+        fake._task = Some(tokio::spawn(serving.run(cancel)));
+        Ok(fake)
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -448,7 +486,10 @@ impl FakeRocketChat {
             mentions: mentions.iter().map(|m| (*m).to_owned()).collect(),
         };
         world.messages.push(message.clone());
-        let room = world.rooms.iter_mut().find(|r| r.rid == rid).expect("a known room");
+        let Some(room) = world.rooms.iter_mut().find(|r| r.rid == rid) else {
+            tracing::warn!("the local Rocket.Chat has no room {rid}");
+            return id;
+        };
         room.updated_at = now;
         room.last_message = Some(message.clone());
         let (room_t, room_size, room_json) = (room.t, room.users_count, room.to_json(Dates::Ejson));
@@ -472,7 +513,7 @@ impl FakeRocketChat {
             let muted = sub.pref("disableNotifications") == Some(&Value::Bool(true));
             let pref = sub.pref("desktopNotifications").and_then(Value::as_str).map(str::to_owned);
             let record = sub.to_json(Dates::Ejson);
-            let (sub_name, fname) = (sub.name.clone(), sub.fname.clone());
+            let sub_name = sub.name.clone();
             if changed {
                 world.event("subscriptions-changed", json!(["updated", record]));
             }
@@ -493,7 +534,6 @@ impl FakeRocketChat {
                 } else {
                     (format!("#{sub_name}"), format!("{}: {text}", username(from)))
                 };
-                let _ = fname;
                 let payload = json!({
                     "_id": id, "rid": rid, "sender": user(from), "type": room_t,
                     "message": {"msg": text}, "name": sub_name,
@@ -508,9 +548,9 @@ impl FakeRocketChat {
         id
     }
 
-    /// alice reads `rid` on another device.
-    pub fn read_elsewhere(&self, rid: &str) {
-        assert!(self.shared.lock().read(rid), "no subscription to {rid}");
+    /// alice reads `rid` on another device; `false` if she is not in it.
+    pub fn read_elsewhere(&self, rid: &str) -> bool {
+        self.shared.lock().read(rid)
     }
 
     /// Closes every open socket at once (a network drop).
@@ -620,17 +660,17 @@ impl FakeRocketChat {
     }
 
     /// Waits until `pred` holds for the world, re-checking after each
-    /// request, frame or message; fails after `limit`.
-    pub async fn wait_until(&self, what: &str, limit: Duration, pred: impl Fn(&FakeRocketChat) -> bool) {
+    /// request, frame or message; `false` if it still does not after
+    /// `limit`.
+    pub async fn wait_until(&self, limit: Duration, pred: impl Fn(&FakeRocketChat) -> bool) -> bool {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             let changed = self.shared.changed.notified();
             if pred(self) {
-                return;
+                return true;
             }
             if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                assert!(pred(self), "timed out after {limit:?} waiting for {what}");
-                return;
+                return pred(self);
             }
         }
     }
@@ -648,8 +688,10 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
 }
 
 fn query(uri: &Uri) -> HashMap<String, String> {
-    let url = reqwest::Url::parse(&format!("http://fake{uri}")).expect("a request URI");
-    url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+    match reqwest::Url::parse(&format!("http://fake{uri}")) {
+        Ok(url) => url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect(),
+        Err(_) => HashMap::new(),
+    }
 }
 
 async fn rest(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
