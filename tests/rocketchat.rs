@@ -548,3 +548,14 @@ async fn messages_sent_while_vigie_was_not_running_are_announced_once_at_the_nex
     assert_eq!(keys, expected, "the missed messages, and not {seen_live} again");
     snapshot_until(&rig, "the count", |s| unread(s) == (Some(3), false)).await;
 }
+
+#[tokio::test]
+async fn a_ping_before_the_handshake_is_answered_and_the_link_comes_up() {
+    let fake = FakeRocketChat::start(Generation::V7).await.expect("the fake Rocket.Chat starts");
+    fake.ping_at_once();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rig = live(&fake, &dir, settings()).await;
+    assert_eq!(fake.pongs(), 1, "the early ping was answered");
+    let id = fake.post(DM_BOB, BOB, "hello", &[]);
+    assert_eq!(announced(&mut rig).await[0].key, id);
+}

@@ -195,6 +195,11 @@ struct World {
     /// This stream event (`notification`, …) is refused with `nosub`.
     refused_event: Option<String>,
     server_ping_every: Duration,
+    /// Ping right after the greeting, before `connected` (ddp-streamer's
+    /// 30 ms first idle timer).
+    ping_at_once: bool,
+    /// Pongs received.
+    pongs: u32,
     requests: Vec<Request>,
     frames_in: u64,
     frames_out: u64,
@@ -403,6 +408,8 @@ fn seeded(generation: Generation) -> World {
         ddp_limit: None,
         refused_event: None,
         server_ping_every: Duration::from_secs(15),
+        ping_at_once: false,
+        pongs: 0,
         requests: Vec::new(),
         frames_in: 0,
         frames_out: 0,
@@ -594,6 +601,17 @@ impl FakeRocketChat {
     /// Subscriptions to `<uid>/<event>` are refused with `nosub`.
     pub fn refuse_subscription(&self, event: &str) {
         self.shared.lock().refused_event = Some(event.to_owned());
+    }
+
+    /// New sockets get a ping right after the greeting, before the
+    /// handshake, as ddp-streamer sends it.
+    pub fn ping_at_once(&self) {
+        self.shared.lock().ping_at_once = true;
+    }
+
+    /// Pongs received so far.
+    pub fn pongs(&self) -> u32 {
+        self.shared.lock().pongs
     }
 
     /// The server pings after this much silence (15 s by default).
@@ -859,14 +877,17 @@ impl Session {
 
 async fn session(shared: Arc<Shared>, socket: WebSocket) {
     let (tx, mut pushes) = mpsc::unbounded_channel();
-    let ping_every = {
+    let (ping_every, ping_at_once) = {
         let mut world = shared.lock();
         world.sockets.push(tx);
-        world.server_ping_every
+        (world.server_ping_every, world.ping_at_once)
     };
     let stop = shared.shutdown.clone();
     let mut s = Session { shared, socket, connected: false, user: None, subs: HashMap::new() };
     if !s.send(json!({"server_id": "0"})).await {
+        return;
+    }
+    if ping_at_once && !s.send(json!({"msg": "ping"})).await {
         return;
     }
     let mut silent = false;
@@ -949,7 +970,10 @@ async fn on_frame(s: &mut Session, frame: Value) -> bool {
             }
             s.send(pong).await
         }
-        "pong" => true,
+        "pong" => {
+            s.shared.lock().pongs += 1;
+            true
+        }
         "method" if frame.get("method").and_then(Value::as_str) == Some("login") => {
             let token = frame.pointer("/params/0/resume").and_then(Value::as_str).unwrap_or_default().to_owned();
             let (limit, valid) = {
