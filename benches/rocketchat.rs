@@ -76,7 +76,7 @@ async fn start(fake: &FakeRocketChat) -> Running {
         server: Some(fake.base_url()),
         username: None,
         auth: vigie::leantime::AuthKind::Token,
-        chat: Some(settings.clone()),
+        chat: settings.clone(),
     };
     let watcher = RocketChatWatcher::new(AccountId::new(ID), &fake.base_url(), settings, secrets);
     let mut setup = Setup::new(dir.path().join("state.json"));

@@ -89,8 +89,8 @@ pub struct AccountConfig {
     pub username: Option<String>,
     /// How it signs in (Leantime: personal token or API key).
     pub auth: AuthKind,
-    /// Rocket.Chat settings (`[account.chat]`).
-    pub chat: Option<crate::rocketchat::ChatSettings>,
+    /// Rocket.Chat settings (`[account.chat]`); defaults for other sources.
+    pub chat: crate::rocketchat::ChatSettings,
 }
 
 /// "An item from `from` whose sender contains `sender_contains` means
@@ -147,7 +147,8 @@ struct RawAccount {
     username: Option<String>,
     #[serde(default)]
     auth: RawAuth,
-    chat: Option<crate::rocketchat::ChatSettings>,
+    #[serde(default)]
+    chat: crate::rocketchat::ChatSettings,
 }
 
 #[derive(Deserialize, Default)]

@@ -274,7 +274,7 @@ pub fn add_to(setup: &mut Setup, settings: &DemoSettings) {
                 server: None,
                 username: None,
                 auth: crate::leantime::AuthKind::Token,
-                chat: None,
+                chat: Default::default(),
             },
             schedule,
             watcher: Box::new(DemoWatcher { world: world.clone(), source, account }),

@@ -753,7 +753,7 @@ mod tests {
         let text = "[[account]]\nid = \"team\"\nsource = \"chat\"\nserver = \"https://chat.example.org\"\n\n\
                     [account.chat]\nuser_id = \"aobEdbYhXfu5hkeqG\"\nopen_in = \"desktop-app\"\n";
         let config = crate::config::Config::parse(std::path::Path::new("config.toml"), text).expect("valid");
-        let chat = config.accounts[0].chat.clone().expect("the sub-table");
+        let chat = config.accounts[0].chat.clone();
         assert_eq!(chat.user_id.as_deref(), Some("aobEdbYhXfu5hkeqG"));
         assert_eq!(chat.open_in, OpenIn::DesktopApp);
         assert_eq!(chat.max_room_members, 100, "the server default");

@@ -67,7 +67,7 @@ fn watcher_for(account: &AccountConfig, secrets: &Arc<dyn SecretStore>) -> Box<d
             return Box::new(NotInThisBuild("set `server` to the Leantime address, e.g. https://pm.example.com".to_owned()));
         }
         (Source::Chat, Some(server)) => {
-            let settings = account.chat.clone().unwrap_or_default();
+            let settings = account.chat.clone();
             return Box::new(RocketChatWatcher::new(account.id.clone(), server, settings, secrets.clone()));
         }
         (Source::Chat, None) => {

@@ -49,7 +49,7 @@ fn chat_account(fake: &FakeRocketChat, settings: ChatSettings, token: Option<&st
     if let Some(token) = token {
         secrets.set(&AccountId::new(ID), TOKEN_SECRET, &SecretString::from(token.to_owned())).expect("store");
     }
-    let config = AccountConfig { server: Some(fake.base_url()), chat: Some(settings.clone()), ..account_config(ID, Source::Chat) };
+    let config = AccountConfig { server: Some(fake.base_url()), chat: settings.clone(), ..account_config(ID, Source::Chat) };
     let watcher = RocketChatWatcher::new(AccountId::new(ID), &fake.base_url(), settings, secrets).with_timeouts(quick());
     AccountSpec { config, schedule: on_demand(), watcher: Box::new(watcher) }
 }

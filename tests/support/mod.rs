@@ -101,7 +101,7 @@ pub fn account_config(id: &str, source: Source) -> AccountConfig {
         server: None,
         username: None,
         auth: vigie::leantime::AuthKind::Token,
-        chat: None,
+        chat: vigie::rocketchat::ChatSettings::default(),
     }
 }
 
