@@ -39,18 +39,27 @@ fn on_demand() -> ScheduleConfig {
     }
 }
 
+/// Heartbeat timeouts that a slow machine never trips by accident.
+fn patient() -> Timeouts {
+    Timeouts { connect: Duration::from_secs(5), ping_after: Duration::from_secs(5), dead_after: Duration::from_secs(15) }
+}
+
 /// Heartbeat timeouts that a test can wait out.
 fn quick() -> Timeouts {
     Timeouts { connect: Duration::from_secs(5), ping_after: Duration::from_millis(300), dead_after: Duration::from_millis(900) }
 }
 
 fn chat_account(fake: &FakeRocketChat, settings: ChatSettings, token: Option<&str>) -> AccountSpec {
+    chat_account_with(fake, settings, token, patient())
+}
+
+fn chat_account_with(fake: &FakeRocketChat, settings: ChatSettings, token: Option<&str>, timeouts: Timeouts) -> AccountSpec {
     let secrets: Arc<dyn SecretStore> = Arc::new(MemorySecrets::default());
     if let Some(token) = token {
         secrets.set(&AccountId::new(ID), TOKEN_SECRET, &SecretString::from(token.to_owned())).expect("store");
     }
     let config = AccountConfig { server: Some(fake.base_url()), chat: settings.clone(), ..account_config(ID, Source::Chat) };
-    let watcher = RocketChatWatcher::new(AccountId::new(ID), &fake.base_url(), settings, secrets).with_timeouts(quick());
+    let watcher = RocketChatWatcher::new(AccountId::new(ID), &fake.base_url(), settings, secrets).with_timeouts(timeouts);
     AccountSpec { config, schedule: on_demand(), watcher: Box::new(watcher) }
 }
 
@@ -68,7 +77,12 @@ async fn connectivity(rig: &mut Rig, what: &str, wanted: impl Fn(&Connectivity) 
 
 /// A core watching `fake` with alice's token, live and past its baseline.
 async fn live(fake: &FakeRocketChat, dir: &tempfile::TempDir, settings: ChatSettings) -> Rig {
-    let mut rig = Rig::start(&dir.path().join("state.json"), vec![chat_account(fake, settings, Some(TOKEN))]);
+    live_with(fake, dir, settings, patient()).await
+}
+
+/// The same with other heartbeat timeouts.
+async fn live_with(fake: &FakeRocketChat, dir: &tempfile::TempDir, settings: ChatSettings, timeouts: Timeouts) -> Rig {
+    let mut rig = Rig::start(&dir.path().join("state.json"), vec![chat_account_with(fake, settings, Some(TOKEN), timeouts)]);
     connectivity(&mut rig, "live push", |c| *c == Connectivity::LivePush).await;
     rig
 }
@@ -295,7 +309,7 @@ async fn messages_sent_while_the_socket_was_down_are_each_announced_once_after_t
 async fn a_silent_link_is_declared_dead_by_the_ping_timeout_and_reconnected() {
     let fake = FakeRocketChat::start(Generation::V7).await.expect("the fake Rocket.Chat starts");
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut rig = live(&fake, &dir, settings()).await;
+    let mut rig = live_with(&fake, &dir, settings(), quick()).await;
     fake.go_silent();
     let state = connectivity(&mut rig, "the dead link noticed", |c| matches!(c, Connectivity::BackingOff { .. })).await;
     assert!(matches!(&state, Connectivity::BackingOff { reason, .. } if reason.contains("dead link")), "{state:?}");
