@@ -13,6 +13,7 @@
 //! Later versions replace the world with local servers that speak each real
 //! protocol.
 
+pub mod chat;
 pub mod fake_rocketchat;
 
 use std::sync::{Arc, Mutex, PoisonError};

@@ -573,3 +573,31 @@ async fn a_ping_before_the_handshake_is_answered_and_the_link_comes_up() {
     let id = fake.post(DM_BOB, BOB, "hello", &[]);
     assert_eq!(announced(&mut rig).await[0].key, id);
 }
+
+#[tokio::test]
+async fn the_demo_chat_account_talks_to_its_local_server_and_rides_out_its_drops() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rig = Rig::start_with(&dir.path().join("state.json"), Vec::new(), |setup| {
+        vigie::demo::chat::add_to(setup, Duration::from_millis(200)).expect("a loopback port");
+    });
+    let mut announced: Vec<String> = Vec::new();
+    let mut dropped = false;
+    // Bob's DM, mention and plain message come first, then a drop (step 6).
+    loop {
+        match within(PATIENCE, "the demo chat", rig.events.recv()).await.expect("events") {
+            CoreEvent::NewItems { items, .. } => {
+                for item in items {
+                    assert!(!announced.contains(&item.key), "{} announced twice", item.key);
+                    announced.push(item.key);
+                }
+            }
+            CoreEvent::Connectivity { state: Connectivity::BackingOff { .. }, .. } => dropped = true,
+            CoreEvent::Connectivity { state: Connectivity::LivePush, .. } if dropped => break,
+            _ => {}
+        }
+    }
+    // At least the DM, the mention and the plain message in a small room
+    // before the drop (more if the reconnect came after the next round).
+    assert!(announced.len() >= 3, "{announced:?}");
+    rig.stop().await;
+}
