@@ -318,6 +318,11 @@ impl RocketChatWatcher {
     }
 
     /// Catches up over REST from the cursor and publishes the result.
+    ///
+    /// Every request is made before anything is changed: a resync that
+    /// fails half-way (a rate limit, a drop) leaves the cursor and the
+    /// judged messages as they were, so the next attempt fetches the same
+    /// span again instead of skipping the rooms it did not reach.
     async fn resync(&self, ctx: &mut WatcherContext, rest: &Rest) -> Result<(), WatchError> {
         let (since, have_full) = {
             let state = self.state();
@@ -325,6 +330,22 @@ impl RocketChatWatcher {
         };
         let since_iso = since.map(wire::iso);
         let delta = rest.subscriptions(if have_full { since_iso.as_deref() } else { None }).await.map_err(rest_error)?;
+        let mut rooms = Vec::new();
+        let mut messages: Vec<Message> = Vec::new();
+        if let (Some(since), Some(since_iso)) = (since, &since_iso) {
+            rooms = rest.rooms(since_iso).await.map_err(rest_error)?;
+            for room in &rooms {
+                // The room's subscription as it will be after this resync.
+                let sub = delta.update.iter().find(|s| s.rid == room.id).cloned().or_else(|| self.state().sub(&room.id).cloned());
+                // Muted rooms and rooms read since need no messages.
+                let Some(sub) = sub.filter(|s| !s.is_silenced() && !s.is_read()) else { continue };
+                let seen_until = sub.ls.map(|d| d.0);
+                let fetched = rest.messages_since(&room.id, since_iso).await.map_err(rest_error)?;
+                messages.extend(fetched.into_iter().filter(|m| {
+                    m.ts.is_some_and(|Date(ts)| ts > since && seen_until.is_none_or(|ls| ts > ls))
+                }));
+            }
+        }
         let mut read = Vec::new();
         {
             let mut state = self.state();
@@ -337,33 +358,12 @@ impl RocketChatWatcher {
             for id in &delta.remove {
                 read.extend(state.remove(&RemovedSubscription { id: id.clone(), rid: None }));
             }
-        }
-        let mut items = Vec::new();
-        if let Some(since_iso) = since_iso {
-            let rooms = rest.rooms(&since_iso).await.map_err(rest_error)?;
-            for room in rooms {
-                let sub = {
-                    let mut state = self.state();
-                    state.note_room(&room);
-                    state.sub(&room.id).cloned()
-                };
-                // Muted rooms and rooms read since need no messages.
-                let Some(sub) = sub.filter(|s| !s.is_silenced() && !s.is_read()) else { continue };
-                let mut messages = rest.messages_since(&room.id, &since_iso).await.map_err(rest_error)?;
-                messages.sort_by_key(|m| m.ts);
-                let seen_until = sub.ls.map(|d| d.0);
-                for message in messages {
-                    let newer = match (message.ts, seen_until, since) {
-                        (Some(ts), Some(ls), Some(since)) => ts.0 > ls && ts.0 > since,
-                        (Some(ts), None, Some(since)) => ts.0 > since,
-                        _ => false,
-                    };
-                    if newer && let Some(item) = self.judge_message(&message) {
-                        items.push(item);
-                    }
-                }
+            for room in &rooms {
+                state.note_room(room);
             }
         }
+        messages.sort_by_key(|m| m.ts);
+        let items = messages.iter().filter_map(|m| self.judge_message(m)).collect();
         let mut update = self.state_update();
         update.items = items;
         update.read.extend(read);

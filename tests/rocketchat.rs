@@ -601,3 +601,33 @@ async fn the_demo_chat_account_talks_to_its_local_server_and_rides_out_its_drops
     assert!(announced.len() >= 3, "{announced:?}");
     rig.stop().await;
 }
+
+#[tokio::test]
+async fn a_resync_cut_short_by_a_rate_limit_fetches_the_same_span_again() {
+    let fake = FakeRocketChat::start(Generation::V7).await.expect("the fake Rocket.Chat starts");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rig = live(&fake, &dir, settings()).await;
+    fake.go_silent();
+    let sent = [fake.post(DM_BOB, BOB, "one", &[]), fake.post(GENERAL, BOB, "@alice two", &[ALICE])];
+    // The second room's messages are refused once: the first room's were
+    // read already, and must not count as done.
+    fake.rate_limit_rest_path("/api/v1/chat.syncMessages", 1, 1, Duration::from_secs(1));
+    fake.drop_sockets();
+    connectivity(&mut rig, "rate-limited", |c| matches!(c, Connectivity::BackingOff { reason, .. } if reason.contains("rate-limiting"))).await;
+    let events = within(
+        PATIENCE,
+        "live again",
+        rig.events_until("live again", |e| matches!(e, CoreEvent::Connectivity { state: Connectivity::LivePush, .. })),
+    )
+    .await;
+    let mut keys: Vec<String> = events
+        .iter()
+        .filter_map(|e| if let CoreEvent::NewItems { items, .. } = e { Some(items) } else { None })
+        .flatten()
+        .map(|i| i.key.clone())
+        .collect();
+    keys.sort();
+    let mut expected = sent.to_vec();
+    expected.sort();
+    assert_eq!(keys, expected, "both messages, after the second attempt");
+}

@@ -133,6 +133,16 @@ pub struct Request {
     pub body: String,
 }
 
+/// After `skip` more, the next `times` REST requests whose path starts
+/// with `path` get 429.
+#[derive(Debug, Clone)]
+struct RestLimit {
+    path: String,
+    skip: u32,
+    times: u32,
+    wait: Duration,
+}
+
 /// What is pushed to the open sockets.
 #[derive(Debug, Clone)]
 enum Push {
@@ -187,9 +197,8 @@ struct World {
     messages: Vec<Msg>,
     next_id: u64,
     sockets: Vec<mpsc::UnboundedSender<Push>>,
-    /// The next `n` REST requests (but `/api/info`) get 429, resetting
-    /// `wait` after each refusal.
-    rest_limit: Option<(u32, Duration)>,
+    /// REST requests to refuse with 429.
+    rest_limit: Option<RestLimit>,
     /// The next DDP login is refused by the rate limiter with this wait.
     ddp_limit: Option<Duration>,
     /// This stream event (`notification`, …) is refused with `nosub`.
@@ -574,7 +583,14 @@ impl FakeRocketChat {
     /// The next `times` REST requests get HTTP 429 with a reset `wait`
     /// ahead.
     pub fn rate_limit_rest(&self, times: u32, wait: Duration) {
-        self.shared.lock().rest_limit = Some((times, wait));
+        self.rate_limit_rest_path("/api/v1/", 0, times, wait);
+    }
+
+    /// Of the REST requests whose path starts with `path`, lets `skip`
+    /// through, then answers the next `times` with HTTP 429 and a reset
+    /// `wait` ahead.
+    pub fn rate_limit_rest_path(&self, path: &str, skip: u32, times: u32, wait: Duration) {
+        self.shared.lock().rest_limit = Some(RestLimit { path: path.to_owned(), skip, times, wait });
     }
 
     /// The next DDP login is refused by the rate limiter with `wait`.
@@ -730,8 +746,15 @@ fn answer(world: &mut World, method: &Method, uri: &Uri, headers: &HeaderMap, bo
     if path == "/api/info" {
         return reply(StatusCode::OK, json!({"version": world.generation.version(), "success": true}));
     }
-    if let Some((times, wait)) = world.rest_limit {
-        world.rest_limit = (times > 1).then_some((times - 1, wait));
+    if let Some(limit) = world.rest_limit.as_mut()
+        && path.starts_with(&limit.path)
+        && limit.skip > 0
+    {
+        limit.skip -= 1;
+    } else if let Some(RestLimit { path: limited, skip: _, times, wait }) = world.rest_limit.clone()
+        && path.starts_with(&limited)
+    {
+        world.rest_limit = (times > 1).then(|| RestLimit { path: limited, skip: 0, times: times - 1, wait });
         let reset = Timestamp::now().as_millisecond() + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
         let body = json!({"success": false, "error": format!(
             "Error, too many requests. Please slow down. You must wait {} seconds before trying this endpoint again. [error-too-many-requests]",
