@@ -131,6 +131,10 @@ struct State {
     judged: HashSet<String>,
     judged_order: VecDeque<String>,
     cursor: Option<Timestamp>,
+    /// The cursor of the very first sync: what came before it is the
+    /// baseline, never judged, so a resync must not look back past it
+    /// (the overlap would bring its last messages back as new).
+    floor: Option<Timestamp>,
     me: Me,
     /// The token's user, when not configured (asked once per process).
     user_id: Option<String>,
@@ -197,7 +201,10 @@ impl RocketChatWatcher {
         {
             let mut state = self.state();
             if state.cursor.is_none() {
-                state.cursor = ctx.cursor().and_then(|c| c.parse().ok());
+                // "<cursor> <floor>" (see `State::floor`).
+                let mut parts = ctx.cursor().unwrap_or_default().split_whitespace().map(|p| p.parse::<Timestamp>().ok());
+                state.cursor = parts.next().flatten();
+                state.floor = parts.next().flatten();
             }
             state.me = me.clone();
         }
@@ -326,14 +333,16 @@ impl RocketChatWatcher {
     async fn resync(&self, ctx: &mut WatcherContext, rest: &Rest) -> Result<(), WatchError> {
         let (since, have_full) = {
             let state = self.state();
-            (state.cursor.map(|c| c.saturating_sub(RESYNC_OVERLAP).unwrap_or(c)), state.subs.is_some())
+            (state.since(), state.subs.is_some())
         };
         let since_iso = since.map(wire::iso);
         let delta = rest.subscriptions(if have_full { since_iso.as_deref() } else { None }).await.map_err(rest_error)?;
-        let mut rooms = Vec::new();
+        // Also on the very first sync: the rooms' dates move with every
+        // message (a subscription's do not when it already had `alert`),
+        // so only they put the cursor after what is already there.
+        let rooms = rest.rooms(since_iso.as_deref()).await.map_err(rest_error)?;
         let mut messages: Vec<Message> = Vec::new();
         if let (Some(since), Some(since_iso)) = (since, &since_iso) {
-            rooms = rest.rooms(since_iso).await.map_err(rest_error)?;
             for room in &rooms {
                 // The room's subscription as it will be after this resync.
                 let sub = delta.update.iter().find(|s| s.rid == room.id).cloned().or_else(|| self.state().sub(&room.id).cloned());
@@ -360,6 +369,9 @@ impl RocketChatWatcher {
             }
             for room in &rooms {
                 state.note_room(room);
+            }
+            if since.is_none() {
+                state.floor = state.cursor;
             }
         }
         messages.sort_by_key(|m| m.ts);
@@ -407,7 +419,7 @@ impl RocketChatWatcher {
                 let Ok(room) = serde_json::from_value::<Room>(record) else { return None };
                 let since = {
                     let mut state = self.state();
-                    let since = state.cursor;
+                    let since = state.since();
                     state.note_room(&room);
                     since
                 };
@@ -415,7 +427,7 @@ impl RocketChatWatcher {
                 // A room change that is not a new message repeats an old
                 // lastMessage: only messages after the cursor are new.
                 let fresh = match (message.ts, since) {
-                    (Some(ts), Some(since)) => ts.0 > since.saturating_sub(RESYNC_OVERLAP).unwrap_or(since),
+                    (Some(ts), Some(since)) => ts.0 > since,
                     (Some(_), None) => true,
                     (None, _) => false,
                 };
@@ -516,7 +528,11 @@ impl RocketChatWatcher {
         let state = self.state();
         let subs: Vec<&Subscription> = state.subs.iter().flat_map(|m| m.values()).collect();
         let (unread, dot) = badge(subs.iter().copied(), state.me.settings.preferences.unread_alert != Some(false));
-        Update { unread: Some(unread), dot: Some(dot), cursor: state.cursor.map(wire::iso), ..Update::default() }
+        let cursor = match (state.cursor, state.floor) {
+            (Some(cursor), Some(floor)) => Some(format!("{} {}", wire::iso(cursor), wire::iso(floor))),
+            (cursor, _) => cursor.map(wire::iso),
+        };
+        Update { unread: Some(unread), dot: Some(dot), cursor, ..Update::default() }
     }
 
     async fn mark_read(&self, key: &str) -> Result<(), ActionError> {
@@ -533,6 +549,13 @@ impl RocketChatWatcher {
 }
 
 impl State {
+    /// Where a resync starts: a little before the cursor, never before the
+    /// floor.
+    fn since(&self) -> Option<Timestamp> {
+        let since = self.cursor.map(|c| c.saturating_sub(RESYNC_OVERLAP).unwrap_or(c))?;
+        Some(self.floor.map_or(since, |floor| since.max(floor)))
+    }
+
     fn sub(&self, rid: &str) -> Option<&Subscription> {
         self.subs.as_ref()?.get(rid)
     }

@@ -631,3 +631,25 @@ async fn a_resync_cut_short_by_a_rate_limit_fetches_the_same_span_again() {
     expected.sort();
     assert_eq!(keys, expected, "both messages, after the second attempt");
 }
+
+#[tokio::test]
+async fn messages_from_before_the_first_start_are_not_announced_after_a_reconnect() {
+    let fake = FakeRocketChat::start(Generation::V7).await.expect("the fake Rocket.Chat starts");
+    // Old unread chatter: the first message set `alert` (the subscription
+    // changed 50 minutes ago), the second changed only the room.
+    let minutes_ago = |m: i64| jiff::Timestamp::now() - jiff::SignedDuration::from_mins(m);
+    fake.post_at(GENERAL, BOB, "old news", &[], minutes_ago(50));
+    fake.post_at(GENERAL, BOB, "older news still unread", &[], minutes_ago(10));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rig = live(&fake, &dir, settings()).await;
+    fake.drop_sockets();
+    let events = within(
+        PATIENCE,
+        "live again",
+        rig.events_until("live again", |e| matches!(e, CoreEvent::Connectivity { state: Connectivity::LivePush, .. })),
+    )
+    .await;
+    assert!(events.iter().any(|e| matches!(e, CoreEvent::Connectivity { state: Connectivity::BackingOff { .. }, .. })));
+    assert!(!crate::support::any_new_items(&events), "old messages announced: {events:#?}");
+    fence(&fake, &mut rig).await;
+}

@@ -490,9 +490,14 @@ impl FakeRocketChat {
     /// Posts `text` from `from` to room `rid`, mentioning the user ids (or
     /// `all`/`here`) in `mentions`; returns the message id.
     pub fn post(&self, rid: &str, from: &'static str, text: &str, mentions: &[&str]) -> String {
+        self.post_at(rid, from, text, mentions, Timestamp::now())
+    }
+
+    /// [`FakeRocketChat::post`] with the server's clock at `now` (to stamp
+    /// a message in the past, as if posted before the client started).
+    pub fn post_at(&self, rid: &str, from: &'static str, text: &str, mentions: &[&str], now: Timestamp) -> String {
         let mut world = self.shared.lock();
         let id = world.id();
-        let now = Timestamp::now();
         let message = Msg {
             id: id.clone(),
             rid: rid.to_owned(),

@@ -93,10 +93,11 @@ impl Rest {
         Ok(SubscriptionDelta { update, remove })
     }
 
-    /// Rooms changed after `since` (each with its member count and newest
-    /// message).
-    pub async fn rooms(&self, since: &str) -> Result<Vec<Room>, RestError> {
-        let body = self.get("/api/v1/rooms.get", &[("updatedSince", since)]).await?;
+    /// Every room (`since = None`) or those changed after `since`, each
+    /// with its member count and newest message.
+    pub async fn rooms(&self, since: Option<&str>) -> Result<Vec<Room>, RestError> {
+        let query: Vec<(&str, &str)> = since.map(|s| vec![("updatedSince", s)]).unwrap_or_default();
+        let body = self.get("/api/v1/rooms.get", &query).await?;
         decode("rooms.get", body.get("update").cloned().unwrap_or(Value::Array(Vec::new())))
     }
 
