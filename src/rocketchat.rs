@@ -14,10 +14,15 @@
 //!
 //! Invariants:
 //! - The cursor is the newest server `_updatedAt` seen (subscriptions and
-//!   rooms). A resync asks `subscriptions.get?updatedSince=` and
-//!   `rooms.get?updatedSince=` a little before it, then the messages of the
-//!   rooms that moved; overlap is harmless because the item key is the
-//!   message `_id` and the hub never announces a key twice.
+//!   rooms; only the rooms' move with every message). A resync asks
+//!   `subscriptions.get?updatedSince=` and `rooms.get?updatedSince=` a
+//!   little before it (never before the first sync's cursor, the baseline),
+//!   then the messages of the rooms that moved; overlap is harmless because
+//!   the item key is the message `_id`, each message is judged once and the
+//!   hub never announces a key twice. A resync makes all its requests
+//!   before it changes anything, so one that fails is repeated in full.
+//! - Pushed events are gathered ([`batch`]): a lone message is announced at
+//!   once, a flood as a few announcements.
 //! - Toasts follow the server's own rule (`shouldNotifyDesktop`), decided
 //!   here from the subscription's preferences so that live and resynced
 //!   messages are judged alike ([`toast_rule`]); a server `notification`
