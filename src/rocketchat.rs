@@ -520,7 +520,10 @@ impl RocketChatWatcher {
         match self.settings.open_in {
             OpenIn::Browser => format!("{}/{path}", self.base_url),
             OpenIn::DesktopApp => {
-                let host = self.base_url.split_once("://").map_or(self.base_url.as_str(), |(_, h)| h);
+                // The desktop app (`deepLinks`: `room?host&rid&path`) adds
+                // `https://` to a bare host; a plain-HTTP server keeps its
+                // scheme so it is not turned into HTTPS.
+                let host = self.base_url.strip_prefix("https://").unwrap_or(&self.base_url);
                 let mut url = reqwest::Url::parse("rocketchat://room").unwrap_or_else(|_| unreachable!("a valid constant URL"));
                 url.query_pairs_mut().append_pair("host", host).append_pair("rid", &sub.rid).append_pair("path", &path);
                 url.to_string()

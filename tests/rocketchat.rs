@@ -456,7 +456,12 @@ async fn the_desktop_app_link_opens_the_room_at_the_message() {
     let mut rig = live(&fake, &dir, ChatSettings { open_in: OpenIn::DesktopApp, ..settings() }).await;
     let id = fake.post(GENERAL, BOB, "@alice see here", &[ALICE]);
     let link = announced(&mut rig).await[0].link.clone().expect("a link");
-    assert!(link.starts_with("rocketchat://room?host=127.0.0.1"), "{link}");
+    let host: String = reqwest::Url::parse(&fake.base_url()).expect("a URL").as_str().trim_end_matches('/').to_owned();
+    let parsed = reqwest::Url::parse(&link).expect("a URL");
+    assert_eq!((parsed.scheme(), parsed.host_str()), ("rocketchat", Some("room")), "{link}");
+    let query: std::collections::HashMap<String, String> = parsed.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    assert_eq!(query.get("host"), Some(&host), "a plain-HTTP server keeps its scheme: {link}");
+    assert_eq!(query.get("path").map(String::as_str), Some(format!("channel/general?msg={id}").as_str()));
     assert!(link.contains(&format!("rid={GENERAL}")) && link.contains(&id), "{link}");
 }
 
