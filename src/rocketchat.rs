@@ -202,7 +202,14 @@ impl RocketChatWatcher {
         let token = self.token().await?;
         let rest = self.rest(&token).await?;
         let version = rest.version().await.map_err(rest_error)?;
-        let me = rest.me().await.map_err(rest_error)?;
+        let me = rest.me().await.map_err(|e| match (rest_error(e), &self.settings.user_id) {
+            // The first signed-in call: a configured user id that is not the
+            // token's owner is refused the same way as a bad token.
+            (WatchError::AuthFailed(reason), Some(id)) => {
+                WatchError::AuthFailed(format!("{reason} (or `user_id = \"{id}\"` in [account.chat] is not the token's owner)"))
+            }
+            (other, _) => other,
+        })?;
         {
             let mut state = self.state();
             if state.cursor.is_none() {

@@ -658,3 +658,13 @@ async fn messages_from_before_the_first_start_are_not_announced_after_a_reconnec
     assert!(!crate::support::any_new_items(&events), "old messages announced: {events:#?}");
     fence(&fake, &mut rig).await;
 }
+
+#[tokio::test]
+async fn a_user_id_that_is_not_the_tokens_owner_is_named_in_the_refusal() {
+    let fake = FakeRocketChat::start(Generation::V7).await.expect("the fake Rocket.Chat starts");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wrong = ChatSettings { user_id: Some(BOB.to_owned()), ..ChatSettings::default() };
+    let mut rig = Rig::start(&dir.path().join("state.json"), vec![chat_account(&fake, wrong, Some(TOKEN))]);
+    let state = connectivity(&mut rig, "auth failed", |c| matches!(c, Connectivity::AuthFailed { .. })).await;
+    assert!(matches!(&state, Connectivity::AuthFailed { reason } if reason.contains(BOB) && reason.contains("user_id")), "{state:?}");
+}
