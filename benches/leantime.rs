@@ -21,7 +21,6 @@ use futures_util::future::BoxFuture;
 use secrecy::SecretString;
 use tokio::sync::{Mutex, mpsc};
 use tokio::time::Instant;
-use vigie::badge::BadgeMode;
 use vigie::config::{AccountConfig, HintRule};
 use vigie::demo::fake_leantime::{FakeLeantime, ServerVersion};
 use vigie::leantime::{AuthKind, LeantimeWatcher, TasksSettings};
@@ -112,18 +111,7 @@ pub fn bench(samples: usize) -> Res<LeantimeResults> {
 }
 
 fn account(fake: &FakeLeantime) -> AccountConfig {
-    AccountConfig {
-        id: AccountId::new(TASKS),
-        name: "Bench tasks".to_owned(),
-        source: Source::Tasks,
-        enabled: true,
-        badge: BadgeMode::Count,
-        poll_interval: Duration::from_secs(60),
-        server: Some(fake.base_url()),
-        username: None,
-        auth: AuthKind::Token,
-        tasks: TasksSettings::default(),
-    }
+    AccountConfig { server: Some(fake.base_url()), ..AccountConfig::new(AccountId::new(TASKS), "Bench tasks", Source::Tasks) }
 }
 
 fn tasks_spec(fake: &FakeLeantime, schedule: ScheduleConfig, settings: TasksSettings) -> Res<AccountSpec> {
@@ -193,13 +181,7 @@ impl Watcher for BenchMail {
 
 fn mail_spec() -> (AccountSpec, mpsc::Sender<Update>) {
     let (tx, rx) = mpsc::channel(8);
-    let config = AccountConfig {
-        id: AccountId::new(MAIL),
-        name: "Bench mail".to_owned(),
-        source: Source::Mail,
-        server: None,
-        ..account_template()
-    };
+    let config = AccountConfig::new(AccountId::new(MAIL), "Bench mail", Source::Mail);
     let spec = AccountSpec {
         config,
         schedule: ScheduleConfig { push_resync: None, ..ScheduleConfig::polling(Duration::from_secs(3_600)) },
@@ -208,20 +190,6 @@ fn mail_spec() -> (AccountSpec, mpsc::Sender<Update>) {
     (spec, tx)
 }
 
-fn account_template() -> AccountConfig {
-    AccountConfig {
-        id: AccountId::new(TASKS),
-        name: String::new(),
-        source: Source::Tasks,
-        enabled: true,
-        badge: BadgeMode::Count,
-        poll_interval: Duration::from_secs(60),
-        server: None,
-        username: None,
-        auth: AuthKind::Token,
-        tasks: TasksSettings::default(),
-    }
-}
 
 fn mail_from_leantime(n: usize) -> Update {
     let item = Item {

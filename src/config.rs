@@ -91,6 +91,28 @@ pub struct AccountConfig {
     pub auth: AuthKind,
     /// Leantime settings (`[account.tasks]`); defaults for other sources.
     pub tasks: TasksSettings,
+    /// Rocket.Chat settings (`[account.chat]`); defaults for other sources.
+    pub chat: crate::rocketchat::ChatSettings,
+}
+
+impl AccountConfig {
+    /// An enabled account with every other setting at its default (counted
+    /// in the badge, polled every minute where it polls, no server yet).
+    pub fn new(id: AccountId, name: impl Into<String>, source: Source) -> AccountConfig {
+        AccountConfig {
+            id,
+            name: name.into(),
+            source,
+            enabled: true,
+            badge: BadgeMode::Count,
+            poll_interval: DEFAULT_POLL_INTERVAL,
+            server: None,
+            username: None,
+            auth: AuthKind::Token,
+            tasks: TasksSettings::default(),
+            chat: crate::rocketchat::ChatSettings::default(),
+        }
+    }
 }
 
 /// "An item from `from` whose sender contains `sender_contains` means
@@ -149,6 +171,8 @@ struct RawAccount {
     auth: RawAuth,
     #[serde(default)]
     tasks: TasksSettings,
+    #[serde(default)]
+    chat: crate::rocketchat::ChatSettings,
 }
 
 #[derive(Deserialize, Default)]
@@ -281,6 +305,7 @@ impl Config {
                     RawAuth::ApiKey => AuthKind::ApiKey,
                 },
                 tasks: account.tasks,
+                chat: account.chat,
             });
         }
         Ok(Config { notifications: raw.notifications, demo: raw.demo, accounts, hints: raw.hints })

@@ -16,6 +16,9 @@
 
 pub mod fake_leantime;
 
+pub mod chat;
+pub mod fake_rocketchat;
+
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -26,7 +29,6 @@ use tokio_util::sync::CancellationToken;
 
 use secrecy::SecretString;
 
-use crate::badge::BadgeMode;
 use crate::config::{AccountConfig, DemoSettings, HintRule};
 use crate::core::{AccountSpec, Setup};
 use crate::leantime::{AuthKind, LeantimeWatcher, TasksSettings};
@@ -317,16 +319,5 @@ fn demo_tasks_account(server: &FakeLeantime, every: Duration) -> AccountSpec {
 }
 
 fn demo_account(id: &str, name: &str, source: Source, server: Option<String>) -> AccountConfig {
-    AccountConfig {
-        id: AccountId::new(id),
-        name: name.to_owned(),
-        source,
-        enabled: true,
-        badge: BadgeMode::Count,
-        poll_interval: Duration::from_secs(60),
-        server,
-        username: None,
-        auth: AuthKind::Token,
-        tasks: TasksSettings::default(),
-    }
+    AccountConfig { server, ..AccountConfig::new(AccountId::new(id), name, source) }
 }

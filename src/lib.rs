@@ -23,6 +23,7 @@
 //!   locked, session idle) or back. [`demo`]: the built-in demo world.
 //! - [`sources`]: from config to watchers. [`headless`]: JSON lines on stdout.
 //! - [`leantime`]: the Leantime poller and its JSON-RPC wire layer.
+//! - [`rocketchat`]: the Rocket.Chat watcher: DDP push, REST resync, login.
 //! - [`logging`]: rotating log files.
 
 pub mod backoff;
@@ -40,6 +41,7 @@ pub mod model;
 pub mod netwatch;
 pub mod pause;
 pub mod presence;
+pub mod rocketchat;
 pub mod scheduler;
 pub mod secrets;
 pub mod sources;

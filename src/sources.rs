@@ -11,6 +11,7 @@ use crate::config::{AccountConfig, Config};
 use crate::core::{AccountSpec, Setup};
 use crate::demo;
 use crate::leantime::LeantimeWatcher;
+use crate::rocketchat::RocketChatWatcher;
 use crate::secrets::SecretStore;
 use crate::model::Source;
 use crate::scheduler::ScheduleConfig;
@@ -57,7 +58,10 @@ pub fn schedule_for(account: &AccountConfig) -> ScheduleConfig {
             away_interval: Some(AWAY_INTERVAL),
             ..ScheduleConfig::polling(account.poll_interval)
         },
-        Source::Mail | Source::Chat => ScheduleConfig::polling(account.poll_interval),
+        // Rocket.Chat pushes; while live, a safety resync every 15 minutes
+        // (and on wake, network back or "Refresh now").
+        Source::Chat => ScheduleConfig { push_resync: Some(Duration::from_secs(900)), ..ScheduleConfig::polling(account.poll_interval) },
+        Source::Mail => ScheduleConfig::polling(account.poll_interval),
     }
 }
 
@@ -75,8 +79,14 @@ fn watcher_for(account: &AccountConfig, secrets: &Arc<dyn SecretStore>) -> Box<d
         (Source::Tasks, None) => {
             return Box::new(NotInThisBuild("set `server` to the Leantime address, e.g. https://pm.example.com".to_owned()));
         }
+        (Source::Chat, Some(server)) => {
+            let settings = account.chat.clone();
+            return Box::new(RocketChatWatcher::new(account.id.clone(), server, settings, secrets.clone()));
+        }
+        (Source::Chat, None) => {
+            return Box::new(NotInThisBuild("set `server` to the Rocket.Chat address, e.g. https://chat.example.com".to_owned()));
+        }
         (Source::Mail, _) => "Mail (IMAP)",
-        (Source::Chat, _) => "Rocket.Chat",
     };
     Box::new(NotInThisBuild(format!(
         "{what} accounts are not supported by this version of Vigie yet; the account is kept and will work after an update"

@@ -17,6 +17,11 @@
 //! - `leantime_fake`: the fake Leantime server (`vigie::demo::fake_leantime`,
 //!   also the demo's server)
 //!   answers, refuses and rate-limits like the fixtures say.
+//! - `rocketchat`: the Rocket.Chat watcher against the fake Rocket.Chat in
+//!   `support::fake_rocketchat` (REST and DDP), through the real core.
+//! - `rocketchat_login`: password and two-factor sign-in against the fake.
+//! - `rocketchat_fake`: the fake Rocket.Chat speaks the fixtures' wire
+//!   format (raw WebSocket and HTTP clients).
 
 mod support;
 
@@ -26,5 +31,8 @@ mod headless;
 mod leantime;
 mod leantime_poller;
 mod leantime_fake;
+mod rocketchat;
+mod rocketchat_fake;
+mod rocketchat_login;
 mod scheduler;
 mod store;

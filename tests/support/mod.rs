@@ -19,7 +19,6 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use jiff::Timestamp;
 use tokio::sync::{Mutex, mpsc};
-use vigie::badge::BadgeMode;
 use vigie::config::AccountConfig;
 use vigie::model::{AccountId, Item, Source};
 use vigie::scheduler::{ScheduleConfig, Trigger};
@@ -27,6 +26,7 @@ use vigie::watcher::{Action, ActionError, Update, WatchError, Watcher, WatcherCo
 use vigie::{AccountSpec, Core, CoreEvent, CoreHandle, Setup};
 
 pub use vigie::demo::fake_leantime;
+pub use vigie::demo::fake_rocketchat;
 
 // ---------------------------------------------------------------------------
 // Time
@@ -90,18 +90,7 @@ pub fn update(items: Vec<Item>, unread: u32) -> Update {
 
 /// An enabled, counted account.
 pub fn account_config(id: &str, source: Source) -> AccountConfig {
-    AccountConfig {
-        id: AccountId::new(id),
-        name: format!("{id} (test)"),
-        source,
-        enabled: true,
-        badge: BadgeMode::Count,
-        poll_interval: secs(60),
-        server: None,
-        username: None,
-        auth: vigie::leantime::AuthKind::Token,
-        tasks: Default::default(),
-    }
+    AccountConfig::new(AccountId::new(id), format!("{id} (test)"), source)
 }
 
 /// An account running `watcher`, polled every minute with the default

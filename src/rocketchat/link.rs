@@ -1,0 +1,315 @@
+//! One DDP connection to Rocket.Chat's `/websocket`: handshake, resume
+//! login, stream subscriptions and the heartbeat.
+//!
+//! Invariants: every server `ping` is answered at once, at any stage (some
+//! servers ping before `connected`); any incoming frame proves the link
+//! alive; after [`Timeouts::ping_after`] of silence we ping, and after
+//! [`Timeouts::dead_after`] of silence the link is declared dead, since a
+//! half-open TCP connection would otherwise look idle forever. Stream events
+//! that arrive while we still wait for a method result or a `ready` are kept
+//! in order and handed out first, so nothing is lost between subscribing and
+//! the first read.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+
+use super::ddp::{self, ChangedFields, MeteorError, ServerFrame};
+
+/// The heartbeat and connect timeouts (short ones for tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Opening the socket and each handshake step.
+    pub connect: Duration,
+    /// Silence after which we ping.
+    pub ping_after: Duration,
+    /// Silence after which the link is dead.
+    pub dead_after: Duration,
+}
+
+impl Default for Timeouts {
+    /// The official client's values: ping after 30 s of silence, dead after
+    /// 60 s.
+    fn default() -> Self {
+        Timeouts { connect: Duration::from_secs(20), ping_after: Duration::from_secs(30), dead_after: Duration::from_secs(60) }
+    }
+}
+
+/// Why the link failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LinkError {
+    /// The socket closed or failed.
+    #[error("the realtime connection was lost ({0})")]
+    Closed(String),
+    /// Nothing came for too long, not even a pong.
+    #[error("the realtime connection went silent for {} s (no answer to our ping): dead link", .0.as_secs())]
+    Dead(Duration),
+    /// The server broke the protocol or refused the handshake.
+    #[error("the realtime connection failed: {0}")]
+    Protocol(String),
+    /// The login token was refused (DDP error 403).
+    #[error("{0}")]
+    LoggedOut(String),
+    /// The DDP rate limiter refused a call.
+    #[error("the server is rate-limiting the realtime connection")]
+    RateLimited(Duration),
+    /// A stream subscription was refused (`nosub`).
+    #[error("the server refused the realtime subscription to `{event}`: {reason}")]
+    Refused {
+        /// The event name.
+        event: String,
+        /// The server's words.
+        reason: String,
+    },
+}
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// An open, handshaken DDP connection.
+pub struct Link {
+    socket: Socket,
+    timeouts: Timeouts,
+    last_rx: Instant,
+    pinged: bool,
+    next_id: u64,
+    pending: VecDeque<(String, ChangedFields)>,
+}
+
+/// What one received WebSocket message meant.
+pub enum Received {
+    /// A stream event.
+    Event(String, ChangedFields),
+    /// Nothing for the caller (heartbeat, greeting, bookkeeping frames).
+    Nothing,
+}
+
+impl Link {
+    /// Opens `{base}/websocket` (ws/wss after the base's http/https) and
+    /// completes the DDP handshake.
+    pub async fn open(base: &str, timeouts: Timeouts) -> Result<Link, LinkError> {
+        let base = base.trim_end_matches('/');
+        let url = if let Some(rest) = base.strip_prefix("https://") {
+            format!("wss://{rest}/websocket")
+        } else if let Some(rest) = base.strip_prefix("http://") {
+            format!("ws://{rest}/websocket")
+        } else {
+            format!("wss://{base}/websocket")
+        };
+        let connector = if url.starts_with("wss://") { Some(Connector::Rustls(Arc::new(tls_config()?))) } else { None };
+        let opening = tokio_tungstenite::connect_async_tls_with_config(url.as_str(), None, true, connector);
+        let (socket, _) = tokio::time::timeout(timeouts.connect, opening)
+            .await
+            .map_err(|_| LinkError::Closed(format!("{url}: no answer within {} s", timeouts.connect.as_secs())))?
+            .map_err(|e| LinkError::Closed(format!("{url}: {e}")))?;
+        let mut link = Link { socket, timeouts, last_rx: Instant::now(), pinged: false, next_id: 0, pending: VecDeque::new() };
+        link.send(ddp::connect()).await?;
+        link.expect(|frame| match frame {
+            ServerFrame::Connected { .. } => Some(Ok(())),
+            ServerFrame::Failed { version } => Some(Err(LinkError::Protocol(format!(
+                "the server refused DDP version 1 (it offers {})",
+                version.unwrap_or_else(|| "none".to_owned())
+            )))),
+            _ => None,
+        })
+        .await?
+        .map(|()| link)
+    }
+
+    /// Logs in with a resume token or personal access token; returns the
+    /// user id the server says it belongs to.
+    pub async fn login(&mut self, token: &SecretString) -> Result<String, LinkError> {
+        let id = self.id();
+        self.send(ddp::login_resume(&id, token.expose_secret())).await?;
+        self.expect(|frame| match frame {
+            ServerFrame::Result { id: got, result, error } if got == id => Some(match error {
+                Some(e) => Err(method_error(&e)),
+                None => result
+                    .as_ref()
+                    .and_then(|r| r.get("id"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .ok_or_else(|| LinkError::Protocol("the login answer names no user".to_owned())),
+            }),
+            _ => None,
+        })
+        .await?
+    }
+
+    /// Subscribes to `stream-notify-user` `<uid>/<event>` for each event and
+    /// waits until each is ready or refused; returns the refusals
+    /// ([`LinkError::Refused`]). A rate-limited subscription fails the
+    /// whole call.
+    pub async fn subscribe(&mut self, uid: &str, events: &[&str]) -> Result<Vec<LinkError>, LinkError> {
+        let mut waiting: Vec<(String, String)> = Vec::with_capacity(events.len());
+        for event in events {
+            let id = format!("sub-{event}-{}", self.id());
+            self.send(ddp::sub_notify_user(&id, uid, event)).await?;
+            waiting.push((id, format!("{uid}/{event}")));
+        }
+        let mut refused = Vec::new();
+        while !waiting.is_empty() {
+            let outcome = self
+                .expect(|frame| match frame {
+                    ServerFrame::Ready { subs } => Some(Ok(subs)),
+                    ServerFrame::Nosub { id, error } => Some(Err((id, error))),
+                    _ => None,
+                })
+                .await?;
+            match outcome {
+                Ok(subs) => waiting.retain(|(id, _)| !subs.contains(id)),
+                Err((id, error)) => {
+                    let Some(at) = waiting.iter().position(|(w, _)| *w == id) else { continue };
+                    let (_, event) = waiting.remove(at);
+                    let error = error.unwrap_or_default();
+                    if let Some(wait) = error.rate_limit() {
+                        return Err(LinkError::RateLimited(wait));
+                    }
+                    refused.push(LinkError::Refused { event, reason: error.describe() });
+                }
+            }
+        }
+        Ok(refused)
+    }
+
+    /// A stream event that arrived while we waited for something else.
+    pub fn take_pending(&mut self) -> Option<(String, ChangedFields)> {
+        self.pending.pop_front()
+    }
+
+    /// The next raw message from the socket. Cancel-safe: use it in
+    /// `select!` and hand what it gives to [`Link::handle`]. Take
+    /// [`Link::take_pending`] events first.
+    pub async fn recv(&mut self) -> Option<Result<WsMessage, tokio_tungstenite::tungstenite::Error>> {
+        self.socket.next().await
+    }
+
+    /// When the heartbeat needs attention ([`Link::heartbeat`]).
+    pub fn deadline(&self) -> Instant {
+        if self.pinged { self.last_rx + self.timeouts.dead_after } else { self.last_rx + self.timeouts.ping_after }
+    }
+
+    /// At [`Link::deadline`]: pings, or declares the link dead.
+    pub async fn heartbeat(&mut self) -> Result<(), LinkError> {
+        if self.pinged {
+            return Err(LinkError::Dead(self.timeouts.dead_after));
+        }
+        self.pinged = true;
+        let id = self.id();
+        self.send(ddp::ping(&id)).await
+    }
+
+    /// Interprets one message from [`Link::recv`]: answers pings, notes
+    /// life, returns stream events.
+    pub async fn handle(&mut self, message: Option<Result<WsMessage, tokio_tungstenite::tungstenite::Error>>) -> Result<Received, LinkError> {
+        match self.frame(message).await? {
+            Some(ServerFrame::Changed { collection, fields }) => Ok(Received::Event(collection, fields)),
+            Some(ServerFrame::Error { reason }) => Err(LinkError::Protocol(reason)),
+            _ => Ok(Received::Nothing),
+        }
+    }
+
+    /// Closes the socket politely (best effort).
+    pub async fn close(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.socket.close(None)).await;
+    }
+
+    fn id(&mut self) -> String {
+        self.next_id += 1;
+        self.next_id.to_string()
+    }
+
+    async fn send(&mut self, text: String) -> Result<(), LinkError> {
+        tokio::time::timeout(self.timeouts.connect, self.socket.send(WsMessage::text(text)))
+            .await
+            .map_err(|_| LinkError::Closed("the server stopped reading".to_owned()))?
+            .map_err(|e| LinkError::Closed(e.to_string()))
+    }
+
+    /// Reads one message into a frame, handling the heartbeat.
+    async fn frame(&mut self, message: Option<Result<WsMessage, tokio_tungstenite::tungstenite::Error>>) -> Result<Option<ServerFrame>, LinkError> {
+        let text = match message {
+            None => return Err(LinkError::Closed("closed by the server".to_owned())),
+            Some(Err(e)) => return Err(LinkError::Closed(e.to_string())),
+            Some(Ok(WsMessage::Close(frame))) => {
+                let why = frame.map(|f| format!("code {}: {}", u16::from(f.code), f.reason)).unwrap_or_else(|| "no reason".to_owned());
+                return Err(LinkError::Closed(format!("closed by the server, {why}")));
+            }
+            Some(Ok(WsMessage::Text(text))) => text,
+            Some(Ok(_)) => {
+                self.alive();
+                return Ok(None);
+            }
+        };
+        self.alive();
+        let frame = ddp::parse(text.as_str()).map_err(|e| LinkError::Protocol(format!("unreadable frame ({e})")))?;
+        if let Some(ServerFrame::Ping { id }) = &frame {
+            self.send(ddp::pong(id.as_deref())).await?;
+        }
+        Ok(frame)
+    }
+
+    fn alive(&mut self) {
+        self.last_rx = Instant::now();
+        self.pinged = false;
+    }
+
+    /// Reads frames until `pick` accepts one, keeping stream events for
+    /// later and minding the heartbeat.
+    async fn expect<T>(&mut self, mut pick: impl FnMut(ServerFrame) -> Option<T>) -> Result<T, LinkError> {
+        let limit = Instant::now() + self.timeouts.connect;
+        loop {
+            let deadline = self.deadline().min(limit);
+            let message = tokio::select! {
+                message = self.socket.next() => message,
+                () = tokio::time::sleep_until(deadline) => {
+                    if Instant::now() >= limit {
+                        return Err(LinkError::Protocol(format!("no answer within {} s", self.timeouts.connect.as_secs())));
+                    }
+                    self.heartbeat().await?;
+                    continue;
+                }
+            };
+            match self.frame(Some(message.unwrap_or_else(|| Err(tokio_tungstenite::tungstenite::Error::ConnectionClosed)))).await? {
+                Some(ServerFrame::Changed { collection, fields }) => self.pending.push_back((collection, fields)),
+                Some(ServerFrame::Error { reason }) => return Err(LinkError::Protocol(reason)),
+                Some(frame) => {
+                    if let Some(done) = pick(frame) {
+                        return Ok(done);
+                    }
+                }
+                None => {}
+            }
+        }
+    }
+}
+
+fn method_error(e: &MeteorError) -> LinkError {
+    if e.is_logged_out() {
+        LinkError::LoggedOut(format!("the login token was refused or has expired ({})", e.describe()))
+    } else if let Some(wait) = e.rate_limit() {
+        LinkError::RateLimited(wait)
+    } else {
+        LinkError::Protocol(format!("login failed: {}", e.describe()))
+    }
+}
+
+/// rustls with the ring provider and the platform's verifier, like the
+/// REST client.
+fn tls_config() -> Result<rustls::ClientConfig, LinkError> {
+    use rustls_platform_verifier::BuilderVerifierExt;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| LinkError::Protocol(format!("cannot set up TLS: {e}")))?
+        .with_platform_verifier()
+        .map(|b| b.with_no_client_auth())
+        .map_err(|e| LinkError::Protocol(format!("cannot set up TLS: {e}")))
+}
