@@ -10,6 +10,8 @@
 //!   location does not stop the core.
 //! - `demo`: the built-in demo world through the real core (hints, drops).
 //! - `headless`: the `vigie --headless` binary and its JSON-lines contract.
+//! - `imap_dovecot`: the real Dovecot the mail tests start
+//!   (`support::dovecot`).
 //! - `leantime_poller`: the Leantime watcher against the fake server,
 //!   through the real core.
 //! - `leantime`: Leantime's JSON-RPC wire format against the fixtures in
@@ -22,6 +24,7 @@ mod support;
 mod core;
 mod demo;
 mod headless;
+mod imap_dovecot;
 mod leantime;
 mod leantime_poller;
 mod leantime_fake;
