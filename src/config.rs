@@ -13,6 +13,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::badge::BadgeMode;
+use crate::imap::MailSettings;
 use crate::leantime::AuthKind;
 use crate::model::{AccountId, Source};
 
@@ -89,6 +90,8 @@ pub struct AccountConfig {
     pub username: Option<String>,
     /// How it signs in (Leantime: personal token or API key).
     pub auth: AuthKind,
+    /// Mail settings (`[account.mail]`); defaults when absent.
+    pub mail: Option<MailSettings>,
 }
 
 /// "An item from `from` whose sender contains `sender_contains` means
@@ -145,6 +148,7 @@ struct RawAccount {
     username: Option<String>,
     #[serde(default)]
     auth: RawAuth,
+    mail: Option<MailSettings>,
 }
 
 #[derive(Deserialize, Default)]
@@ -276,6 +280,7 @@ impl Config {
                     RawAuth::Token => AuthKind::Token,
                     RawAuth::ApiKey => AuthKind::ApiKey,
                 },
+                mail: account.mail,
             });
         }
         Ok(Config { notifications: raw.notifications, demo: raw.demo, accounts, hints: raw.hints })

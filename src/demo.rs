@@ -272,6 +272,7 @@ pub fn add_to(setup: &mut Setup, settings: &DemoSettings) {
                 server: None,
                 username: None,
                 auth: crate::leantime::AuthKind::Token,
+                mail: None,
             },
             schedule,
             watcher: Box::new(DemoWatcher { world: world.clone(), source, account }),

@@ -22,6 +22,8 @@
 //! - [`wake`]: sleep/resume detection. [`demo`]: the built-in demo world.
 //! - [`sources`]: from config to watchers. [`headless`]: JSON lines on stdout.
 //! - [`leantime`]: the Leantime poller and its JSON-RPC wire layer.
+//! - [`imap`]: the IMAP mail watcher (IDLE per folder, UID cursors, TLS
+//!   pinning).
 //! - [`logging`]: rotating log files.
 
 pub mod backoff;
@@ -33,6 +35,7 @@ pub mod event;
 pub mod headless;
 mod hub;
 pub mod icon;
+pub mod imap;
 pub mod leantime;
 pub mod logging;
 pub mod model;

@@ -10,6 +10,7 @@ use futures_util::future::BoxFuture;
 use crate::config::{AccountConfig, Config};
 use crate::core::{AccountSpec, Setup};
 use crate::demo;
+use crate::imap::ImapWatcher;
 use crate::leantime::LeantimeWatcher;
 use crate::secrets::SecretStore;
 use crate::model::Source;
@@ -62,7 +63,12 @@ fn watcher_for(account: &AccountConfig, secrets: &Arc<dyn SecretStore>) -> Box<d
         (Source::Tasks, None) => {
             return Box::new(NotInThisBuild("set `server` to the Leantime address, e.g. https://pm.example.com".to_owned()));
         }
-        (Source::Mail, _) => "Mail (IMAP)",
+        (Source::Mail, _) => {
+            return match ImapWatcher::from_config(account, secrets.clone()) {
+                Ok(watcher) => Box::new(watcher),
+                Err(reason) => Box::new(NotInThisBuild(reason)),
+            };
+        }
         (Source::Chat, _) => "Rocket.Chat",
     };
     Box::new(NotInThisBuild(format!(

@@ -101,6 +101,7 @@ pub fn account_config(id: &str, source: Source) -> AccountConfig {
         server: None,
         username: None,
         auth: vigie::leantime::AuthKind::Token,
+        mail: None,
     }
 }
 

@@ -1,0 +1,451 @@
+//! Mail over IMAP: new messages in the watched folders (INBOX by default)
+//! as items, the unseen count across them as the badge.
+//!
+//! Push first: each watched folder gets its own connection in IDLE, up to
+//! the account's connection cap; folders beyond the cap, and every folder of
+//! a server without IDLE, share one connection that polls them with STATUS
+//! on the hybrid scheduler. [`folder`] runs one connection; this module
+//! starts them, merges what they report into updates, turns scheduler
+//! triggers (wake, manual refresh, network back) into resyncs, and marks
+//! messages read on a connection of its own.
+//!
+//! Detection is by UID: the cursor keeps each folder's (UIDVALIDITY,
+//! highest UID seen) ([`cursor`]), so mail that arrived while the app was
+//! closed is announced once after the restart, and a folder seen for the
+//! first time or whose UIDVALIDITY changed is re-baselined silently. Item
+//! keys are `<folder>:<uidvalidity>:<uid>`. Messages are only peeked at
+//! (`BODY.PEEK`, folders opened with EXAMINE): watching never marks mail
+//! read.
+//!
+//! Security: TLS (implicit or STARTTLS) verified against the platform's
+//! roots or a pinned certificate fingerprint ([`tls`]); plaintext only to a
+//! loopback address and only when the account allows it. The password comes
+//! from the keyring (secret `password`) at each connect and goes nowhere but
+//! the LOGIN command.
+
+pub mod connect;
+pub mod cursor;
+pub mod folder;
+pub mod message;
+pub mod tls;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::{BoxFuture, try_join_all};
+use secrecy::SecretString;
+use serde::Deserialize;
+use tokio::sync::{Notify, mpsc};
+
+use crate::config::AccountConfig;
+use crate::model::AccountId;
+use crate::secrets::SecretStore;
+use crate::watcher::{Action, ActionError, Update, WatchError, Watcher, WatcherContext};
+use connect::Target;
+use cursor::{Mark, Marks};
+use folder::{Report, Shared, Synced};
+use tls::Fingerprint;
+
+/// The keyring entry holding the account's password (or app password).
+pub const PASSWORD_SECRET: &str = "password";
+
+/// How the connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// TLS from the first byte (port 993).
+    #[default]
+    Implicit,
+    /// Plain connection upgraded with STARTTLS before login (port 143).
+    Starttls,
+    /// No TLS at all: only to a loopback address, and only with
+    /// `allow_plaintext_on_loopback = true`.
+    None,
+}
+
+impl TlsMode {
+    fn default_port(self) -> u16 {
+        match self {
+            TlsMode::Implicit => 993,
+            TlsMode::Starttls | TlsMode::None => 143,
+        }
+    }
+}
+
+/// The `[account.mail]` settings of a mail account.
+///
+/// ```toml
+/// [account.mail]
+/// folders = ["INBOX", "Projects"]
+/// tls = "starttls"                      # "implicit" (default), "starttls", "none"
+/// pinned_fingerprint = "AB:CD:…"        # a self-signed server's SHA-256
+/// webmail_link = "https://mail.example.com/#/{folder}/{uid}"
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailSettings {
+    /// Folders to watch.
+    pub folders: Vec<String>,
+    /// The server's port; by default 993 for implicit TLS, else 143.
+    pub port: Option<u16>,
+    /// How the connection is secured.
+    pub tls: TlsMode,
+    /// Allow `tls = "none"` when the server is a loopback address (a local
+    /// bridge such as Proton Bridge or a test server). Ignored otherwise.
+    pub allow_plaintext_on_loopback: bool,
+    /// Accept exactly the certificate with this SHA-256 fingerprint instead
+    /// of checking it against the platform's roots (self-signed servers).
+    pub pinned_fingerprint: Option<String>,
+    /// Where "Open" goes, with `{folder}`, `{uid}`, `{uidvalidity}` and
+    /// `{message_id}` filled in; without it, a `mid:` link the system mail
+    /// client opens.
+    pub webmail_link: Option<String>,
+    /// Most connections this account opens at once (Gmail allows about 15).
+    pub max_connections: u32,
+    /// Re-issue IDLE this often, in seconds (servers end idle connections
+    /// after 30 minutes).
+    pub idle_reissue_secs: u64,
+    /// A connection in IDLE that has received nothing at all (not even a
+    /// keepalive) for this many seconds is checked with `DONE` and dropped
+    /// if that gets no answer. Set it above the server's keepalive.
+    pub idle_silence_secs: u64,
+}
+
+impl Default for MailSettings {
+    fn default() -> Self {
+        MailSettings {
+            folders: vec!["INBOX".to_owned()],
+            port: None,
+            tls: TlsMode::Implicit,
+            allow_plaintext_on_loopback: false,
+            pinned_fingerprint: None,
+            webmail_link: None,
+            max_connections: 10,
+            idle_reissue_secs: 25 * 60,
+            // Dovecot's default keepalive is 2 minutes.
+            idle_silence_secs: 5 * 60,
+        }
+    }
+}
+
+/// A mail account's watcher.
+pub struct ImapWatcher {
+    shared: Shared,
+    folders: Vec<String>,
+    max_connections: usize,
+    secrets: Arc<dyn SecretStore>,
+}
+
+impl std::fmt::Debug for ImapWatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImapWatcher").field("shared", &self.shared).field("folders", &self.folders).finish_non_exhaustive()
+    }
+}
+
+impl ImapWatcher {
+    /// The watcher of `account`, or why its settings cannot work (shown as
+    /// the account's "disabled" reason).
+    pub fn from_config(account: &AccountConfig, secrets: Arc<dyn SecretStore>) -> Result<ImapWatcher, String> {
+        let settings = account.mail.clone().unwrap_or_default();
+        let host = account
+            .server
+            .clone()
+            .filter(|s| !s.trim().is_empty())
+            .ok_or("set `server` to the IMAP server's host name, e.g. imap.example.com")?;
+        let username = account.username.clone().ok_or("set `username` to the IMAP login name")?;
+        if settings.tls == TlsMode::None && !(settings.allow_plaintext_on_loopback && connect::is_loopback(&host)) {
+            return Err(format!(
+                "refusing to send the password without TLS to {host}: plaintext is only allowed to a loopback \
+                 address with allow_plaintext_on_loopback = true"
+            ));
+        }
+        let pinned = match &settings.pinned_fingerprint {
+            None => None,
+            Some(text) => Some(Fingerprint::parse(text).ok_or_else(|| {
+                format!("pinned_fingerprint \"{text}\" is not a SHA-256 fingerprint (64 hex digits, colons allowed)")
+            })?),
+        };
+        let mut folders: Vec<String> = Vec::new();
+        for folder in settings.folders {
+            if !folders.contains(&folder) {
+                folders.push(folder);
+            }
+        }
+        if folders.is_empty() {
+            return Err("`folders` is empty: name at least one folder to watch, e.g. [\"INBOX\"]".to_owned());
+        }
+        let target = Target {
+            port: settings.port.unwrap_or(settings.tls.default_port()),
+            host,
+            tls: settings.tls,
+            pinned,
+            username,
+        };
+        Ok(ImapWatcher {
+            shared: Shared {
+                account: account.id.clone(),
+                target,
+                webmail_link: settings.webmail_link,
+                reissue: Duration::from_secs(settings.idle_reissue_secs.clamp(10, 29 * 60)),
+                dead_link: Duration::from_secs(settings.idle_silence_secs.max(5)),
+            },
+            folders,
+            max_connections: usize::try_from(settings.max_connections.max(1)).unwrap_or(1),
+            secrets,
+        })
+    }
+
+    async fn password(&self) -> Result<SecretString, WatchError> {
+        let (secrets, account) = (self.secrets.clone(), self.shared.account.clone());
+        let found = tokio::task::spawn_blocking(move || secrets.get(&account, PASSWORD_SECRET))
+            .await
+            .map_err(|e| WatchError::Transient(format!("the keyring lookup failed: {e}")))?
+            .map_err(|e| WatchError::Transient(e.to_string()))?;
+        found.ok_or_else(|| {
+            WatchError::AuthFailed(format!(
+                "no password is stored for this account; add it in the settings or with `vigie --set-secret {} {PASSWORD_SECRET}`",
+                self.shared.account
+            ))
+        })
+    }
+
+    /// The folders of each connection: one folder each while the cap
+    /// allows, the rest together on the last connection.
+    fn connections(&self) -> Vec<Vec<String>> {
+        if self.folders.len() <= self.max_connections {
+            return self.folders.iter().map(|f| vec![f.clone()]).collect();
+        }
+        let alone = self.max_connections - 1;
+        let mut groups: Vec<Vec<String>> = self.folders[..alone].iter().map(|f| vec![f.clone()]).collect();
+        groups.push(self.folders[alone..].to_vec());
+        groups
+    }
+
+    async fn run_once(&self, ctx: &mut WatcherContext) -> Result<(), WatchError> {
+        let password = self.password().await?;
+        let marks = cursor::decode(ctx.cursor());
+        let groups = self.connections();
+        let pokes: Vec<Notify> = groups.iter().map(|_| Notify::new()).collect();
+        let (reports, mut received) = mpsc::channel(32);
+        let connections = try_join_all(groups.iter().zip(&pokes).map(|(folders, poke)| {
+            let start: Vec<Option<Mark>> = folders.iter().map(|f| marks.get(f).copied()).collect();
+            folder::watch(&self.shared, &password, folders, start, reports.clone(), poke)
+        }));
+        drop(reports);
+        tokio::pin!(connections);
+        let mut merged = Merged::new(marks, groups.len());
+        let cancel = ctx.cancel_token().clone();
+        loop {
+            enum Next {
+                Stop,
+                Failed(WatchError),
+                Report(Report),
+                Poll,
+            }
+            let next = tokio::select! {
+                () = cancel.cancelled() => Next::Stop,
+                ended = &mut connections => match ended {
+                    Err(error) => Next::Failed(error),
+                    Ok(_) => Next::Stop,
+                },
+                Some(report) = received.recv() => Next::Report(report),
+                trigger = ctx.next_poll() => match trigger {
+                    Some(trigger) => {
+                        tracing::debug!(account = %self.shared.account, ?trigger, "resync");
+                        Next::Poll
+                    }
+                    None => Next::Stop,
+                },
+            };
+            match next {
+                Next::Stop => return Ok(()),
+                Next::Failed(error) => return Err(error),
+                Next::Poll => pokes.iter().for_each(Notify::notify_one),
+                Next::Report(Report::Up { push }) => match merged.connection_up(push) {
+                    Some(true) => ctx.set_live().await,
+                    Some(false) => ctx.set_polling().await,
+                    None => {}
+                },
+                Next::Report(Report::Synced(synced)) => {
+                    let update = merged.synced(&self.shared.account, synced);
+                    let changed = !update.items.is_empty() || !update.read.is_empty();
+                    ctx.publish(update).await;
+                    ctx.poll_succeeded(changed);
+                }
+            }
+        }
+    }
+
+    async fn mark_read(&self, key: &str) -> Result<(), ActionError> {
+        let (folder, uidvalidity, uid) =
+            folder::parse_key(key).ok_or_else(|| ActionError::Unsupported(format!("`{key}` is not a mail of this account")))?;
+        let password = self.password().await.map_err(|e| ActionError::Failed(e.to_string()))?;
+        let target = &self.shared.target;
+        let mut session = connect::open(target, &password).await.map_err(|e| ActionError::Failed(e.to_string()))?;
+        let failed = |doing: &str, e: async_imap::error::Error| ActionError::Failed(connect::transient(target, doing, &e).to_string());
+        let work = async {
+            let mailbox = session.select(folder).await.map_err(|e| failed("SELECT", e))?;
+            if mailbox.uid_validity != Some(uidvalidity) {
+                return Err(ActionError::Failed(format!("the folder {folder} was rebuilt on the server; the message is gone")));
+            }
+            let answers: Vec<_> = async {
+                let stream = session.uid_store(uid.to_string(), "+FLAGS.SILENT (\\Seen)").await?;
+                futures_util::TryStreamExt::try_collect::<Vec<_>>(stream).await
+            }
+            .await
+            .map_err(|e| failed("UID STORE", e))?;
+            drop(answers);
+            let _ = session.logout().await;
+            Ok(())
+        };
+        tokio::time::timeout(Duration::from_secs(60), work)
+            .await
+            .map_err(|_| ActionError::Failed(format!("{}:{}: the server did not answer", target.host, target.port)))?
+    }
+}
+
+impl Watcher for ImapWatcher {
+    fn run<'a>(&'a self, ctx: &'a mut WatcherContext) -> BoxFuture<'a, Result<(), WatchError>> {
+        Box::pin(self.run_once(ctx))
+    }
+
+    fn act<'a>(&'a self, key: &'a str, action: Action) -> BoxFuture<'a, Result<(), ActionError>> {
+        Box::pin(async move {
+            match action {
+                Action::MarkRead => self.mark_read(key).await,
+                Action::MarkDone => Err(ActionError::Unsupported("mail cannot be marked done".to_owned())),
+            }
+        })
+    }
+}
+
+/// What the connections of one run have reported, merged into updates.
+struct Merged {
+    marks: Marks,
+    /// Per folder synced in this run: its UIDVALIDITY and unseen UIDs.
+    unseen: BTreeMap<String, (u32, BTreeSet<u32>)>,
+    /// `push` of each connection that is up.
+    up: Vec<bool>,
+    connections: usize,
+}
+
+impl Merged {
+    fn new(marks: Marks, connections: usize) -> Merged {
+        Merged { marks, unseen: BTreeMap::new(), up: Vec::new(), connections }
+    }
+
+    /// Records a connection's first pass; once all are up, whether the
+    /// account is live (all push) or polling (any polls).
+    fn connection_up(&mut self, push: bool) -> Option<bool> {
+        self.up.push(push);
+        (self.up.len() == self.connections).then(|| self.up.iter().all(|p| *p))
+    }
+
+    fn synced(&mut self, account: &AccountId, synced: Synced) -> Update {
+        let Synced { folder, mark, unseen, new } = synced;
+        let read: Vec<String> = match self.unseen.get(&folder) {
+            Some((validity, before)) if *validity == mark.uidvalidity => {
+                before.difference(&unseen).map(|uid| folder::key(&folder, *validity, *uid)).collect()
+            }
+            // Rebuilt folder: the old keys are gone for good.
+            Some((validity, before)) => before.iter().map(|uid| folder::key(&folder, *validity, *uid)).collect(),
+            None => Vec::new(),
+        };
+        self.unseen.insert(folder.clone(), (mark.uidvalidity, unseen));
+        self.marks.insert(folder, mark);
+        let unread = self.unseen.values().map(|(_, uids)| uids.len()).sum::<usize>();
+        tracing::debug!(%account, new = new.len(), read = read.len(), unread, "mail synced");
+        Update {
+            items: new,
+            read,
+            unread: Some(u32::try_from(unread).unwrap_or(u32::MAX)),
+            dot: None,
+            cursor: Some(cursor::encode(&self.marks)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Source;
+    use crate::secrets::MemorySecrets;
+
+    fn account(mail: MailSettings, server: &str) -> AccountConfig {
+        AccountConfig {
+            id: AccountId::new("m"),
+            name: "m".into(),
+            source: Source::Mail,
+            enabled: true,
+            badge: crate::badge::BadgeMode::Count,
+            poll_interval: Duration::from_secs(60),
+            server: Some(server.into()),
+            username: Some("me".into()),
+            auth: crate::leantime::AuthKind::Token,
+            mail: Some(mail),
+        }
+    }
+
+    fn watcher(mail: MailSettings, server: &str) -> Result<ImapWatcher, String> {
+        ImapWatcher::from_config(&account(mail, server), Arc::new(MemorySecrets::default()))
+    }
+
+    #[test]
+    fn plaintext_needs_loopback_and_explicit_consent() {
+        let plain = MailSettings { tls: TlsMode::None, ..MailSettings::default() };
+        let allowed = MailSettings { allow_plaintext_on_loopback: true, ..plain.clone() };
+        assert!(watcher(plain.clone(), "127.0.0.1").is_err());
+        assert!(watcher(allowed.clone(), "imap.example.com").expect_err("refused").contains("without TLS"));
+        let ok = watcher(allowed, "127.0.0.1").expect("allowed");
+        assert_eq!(ok.shared.target.port, 143);
+    }
+
+    #[test]
+    fn the_port_follows_the_tls_mode() {
+        assert_eq!(watcher(MailSettings::default(), "h").expect("ok").shared.target.port, 993);
+        let starttls = MailSettings { tls: TlsMode::Starttls, ..MailSettings::default() };
+        assert_eq!(watcher(starttls, "h").expect("ok").shared.target.port, 143);
+    }
+
+    #[test]
+    fn a_malformed_pin_is_refused_with_the_expected_form() {
+        let bad = MailSettings { pinned_fingerprint: Some("abc".into()), ..MailSettings::default() };
+        assert!(watcher(bad, "h").expect_err("refused").contains("64 hex digits"));
+    }
+
+    #[test]
+    fn folders_beyond_the_cap_share_the_last_connection() {
+        let folders: Vec<String> = (1..=5).map(|i| format!("F{i}")).collect();
+        let capped = MailSettings { folders: folders.clone(), max_connections: 3, ..MailSettings::default() };
+        let groups = watcher(capped, "h").expect("ok").connections();
+        assert_eq!(groups, vec![vec!["F1".to_owned()], vec!["F2".to_owned()], vec!["F3".into(), "F4".into(), "F5".into()]]);
+        let roomy = MailSettings { folders, max_connections: 5, ..MailSettings::default() };
+        assert_eq!(watcher(roomy, "h").expect("ok").connections().len(), 5);
+    }
+
+    #[test]
+    fn merged_updates_count_all_folders_and_name_what_was_read_elsewhere() {
+        let account = AccountId::new("m");
+        let mut merged = Merged::new(Marks::new(), 2);
+        let synced = |folder: &str, validity, unseen: &[u32]| Synced {
+            folder: folder.into(),
+            mark: Mark { uidvalidity: validity, highest: 9 },
+            unseen: unseen.iter().copied().collect(),
+            new: Vec::new(),
+        };
+        let first = merged.synced(&account, synced("INBOX", 1, &[3, 4, 5]));
+        assert_eq!(first.unread, Some(3));
+        assert!(first.read.is_empty());
+        let second = merged.synced(&account, synced("Work", 2, &[1]));
+        assert_eq!(second.unread, Some(4));
+        let third = merged.synced(&account, synced("INBOX", 1, &[5]));
+        assert_eq!(third.unread, Some(2));
+        assert_eq!(third.read, vec!["INBOX:1:3".to_owned(), "INBOX:1:4".to_owned()]);
+        let rebuilt = merged.synced(&account, synced("INBOX", 7, &[]));
+        assert_eq!(rebuilt.read, vec!["INBOX:1:5".to_owned()]);
+        assert_eq!(cursor::decode(rebuilt.cursor.as_deref()).get("INBOX"), Some(&Mark { uidvalidity: 7, highest: 9 }));
+        assert_eq!(merged.connection_up(true), None);
+        assert_eq!(merged.connection_up(false), Some(false));
+    }
+}

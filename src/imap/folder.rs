@@ -1,0 +1,394 @@
+//! One IMAP connection watching its folders: a single folder in IDLE, or
+//! several (the ones beyond the connection cap, or any folder of a server
+//! without IDLE) polled one after the other with STATUS.
+//!
+//! A sync of a folder is: which UIDs are above the folder's mark, which are
+//! unseen, and (unless this is a baseline) the headers and the start of the
+//! text of the new unseen ones, peeked so nothing is marked `\Seen`. A
+//! baseline (no mark, or the UIDVALIDITY changed) only moves the mark: it
+//! announces nothing, however big the folder.
+//!
+//! The IDLE loop: sync until no unsolicited data came in meanwhile (the
+//! EXISTS race: mail that arrives between our last command and IDLE is
+//! reported to that command, not to IDLE), then IDLE until the server says
+//! something, the watcher pokes us (wake, manual refresh, network back),
+//! the re-issue time passes, or the link has been silent so long that a
+//! `DONE` must prove it alive. Every command has a deadline, so a half-open
+//! connection ends in an error (and a reconnect), never in a hang.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use async_imap::extensions::idle::IdleResponse;
+use async_imap::types::{Fetch, Flag};
+use futures_util::TryStreamExt;
+use jiff::Timestamp;
+use secrecy::SecretString;
+use tokio::sync::{Notify, mpsc};
+
+use super::connect::{self, ImapSession, Target};
+use super::cursor::{Mark, uid_set};
+use super::message::summarize;
+use crate::model::{AccountId, Item, Source};
+use crate::watcher::WatchError;
+
+/// Longest wait for the answer to one command.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest wait for the tagged OK after `DONE`: a live server answers at
+/// once, so silence means the link is gone.
+const DONE_TIMEOUT: Duration = Duration::from_secs(15);
+/// At most this many new messages are fetched in one sync (the newest); the
+/// rest still count, and more than a few become one summary toast anyway.
+const MAX_FETCH: usize = 50;
+/// How much of the text is peeked at for the preview.
+const PREVIEW_BYTES: u32 = 2048;
+/// Syncs in a row while the server keeps reporting changes, before IDLE
+/// gets a chance (IDLE reports them too).
+const MAX_RESYNCS: usize = 5;
+
+/// A polled folder's STATUS (MESSAGES, UIDNEXT, UIDVALIDITY, UNSEEN): while
+/// it stays the same, the folder is not opened.
+type StatusSeen = (u32, Option<u32>, Option<u32>, Option<u32>);
+
+/// What every connection of one account shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub account: AccountId,
+    pub target: Target,
+    pub webmail_link: Option<String>,
+    /// Re-issue IDLE this often.
+    pub reissue: Duration,
+    /// No byte at all for this long during IDLE: check the link.
+    pub dead_link: Duration,
+}
+
+/// What a connection tells the watcher.
+#[derive(Debug)]
+pub(crate) enum Report {
+    /// A folder was synced.
+    Synced(Synced),
+    /// The connection made its first full pass; it pushes (IDLE) or polls.
+    Up {
+        /// Whether it idles (push) rather than polls.
+        push: bool,
+    },
+}
+
+/// The outcome of one folder sync.
+#[derive(Debug)]
+pub(crate) struct Synced {
+    pub folder: String,
+    pub mark: Mark,
+    /// Every unseen UID in the folder.
+    pub unseen: BTreeSet<u32>,
+    /// New unseen messages since the previous mark, oldest first.
+    pub new: Vec<Item>,
+}
+
+/// The stable item key of a message.
+pub(crate) fn key(folder: &str, uidvalidity: u32, uid: u32) -> String {
+    format!("{folder}:{uidvalidity}:{uid}")
+}
+
+/// Splits a key made by [`key`] (folder names may contain `:`).
+pub(crate) fn parse_key(key: &str) -> Option<(&str, u32, u32)> {
+    let mut parts = key.rsplitn(3, ':');
+    let uid = parts.next()?.parse().ok()?;
+    let uidvalidity = parts.next()?.parse().ok()?;
+    let folder = parts.next()?;
+    Some((folder, uidvalidity, uid))
+}
+
+async fn bounded<T>(
+    target: &Target,
+    doing: &str,
+    limit: Duration,
+    future: impl Future<Output = async_imap::error::Result<T>>,
+) -> Result<T, WatchError> {
+    match tokio::time::timeout(limit, future).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(connect::transient(target, doing, &error)),
+        Err(_) => Err(WatchError::Transient(format!(
+            "{}:{}: no answer to {doing} for {} s; the connection seems dead",
+            target.host,
+            target.port,
+            limit.as_secs()
+        ))),
+    }
+}
+
+/// Empties async-imap's channel of unsolicited responses (it drops new ones
+/// when full) and says whether anything was in it.
+fn drain(session: &mut ImapSession) -> bool {
+    let mut any = false;
+    while session.unsolicited_responses.try_recv().is_ok() {
+        any = true;
+    }
+    any
+}
+
+/// Watches `folders` on one connection until it fails; the caller drops the
+/// future to stop it. `marks` are where each folder was left.
+pub(crate) async fn watch(
+    shared: &Shared,
+    password: &SecretString,
+    folders: &[String],
+    mut marks: Vec<Option<Mark>>,
+    reports: mpsc::Sender<Report>,
+    poke: &Notify,
+) -> Result<(), WatchError> {
+    let target = &shared.target;
+    let mut session = connect::open(target, password).await?;
+    let capabilities = bounded(target, "CAPABILITY", COMMAND_TIMEOUT, session.capabilities()).await?;
+    let push = folders.len() == 1 && capabilities.has_str("IDLE");
+    if push {
+        let folder = &folders[0];
+        let mailbox = bounded(target, &format!("EXAMINE {folder}"), COMMAND_TIMEOUT, session.examine(folder)).await?;
+        let uidvalidity = mailbox.uid_validity.unwrap_or(0);
+        let mut mark = marks[0];
+        let mut first = true;
+        loop {
+            for _ in 0..MAX_RESYNCS {
+                let synced = sync(shared, &mut session, folder, uidvalidity, &mut mark).await?;
+                if reports.send(Report::Synced(synced)).await.is_err() {
+                    return Ok(());
+                }
+                if !drain(&mut session) {
+                    break;
+                }
+            }
+            if first {
+                first = false;
+                if reports.send(Report::Up { push: true }).await.is_err() {
+                    return Ok(());
+                }
+            }
+            loop {
+                let (next, woke) = idle(shared, session, poke).await?;
+                session = next;
+                if woke {
+                    break;
+                }
+            }
+        }
+    } else {
+        let mut last_status: Vec<Option<StatusSeen>> = vec![None; folders.len()];
+        let mut first = true;
+        loop {
+            for (i, folder) in folders.iter().enumerate() {
+                let status = bounded(
+                    target,
+                    &format!("STATUS {folder}"),
+                    COMMAND_TIMEOUT,
+                    session.status(folder, "(MESSAGES UIDNEXT UIDVALIDITY UNSEEN)"),
+                )
+                .await?;
+                let now = (status.exists, status.uid_next, status.uid_validity, status.unseen);
+                if last_status[i] == Some(now) {
+                    continue;
+                }
+                let mailbox = bounded(target, &format!("EXAMINE {folder}"), COMMAND_TIMEOUT, session.examine(folder)).await?;
+                let synced = sync(shared, &mut session, folder, mailbox.uid_validity.unwrap_or(0), &mut marks[i]).await?;
+                // STATUS is not for the selected folder (RFC 3501): leave it.
+                // CLOSE on a folder opened read-only expunges nothing.
+                bounded(target, "CLOSE", COMMAND_TIMEOUT, session.close()).await?;
+                drain(&mut session);
+                last_status[i] = Some(now);
+                if reports.send(Report::Synced(synced)).await.is_err() {
+                    return Ok(());
+                }
+            }
+            if first {
+                first = false;
+                if reports.send(Report::Up { push: false }).await.is_err() {
+                    return Ok(());
+                }
+            }
+            poke.notified().await;
+        }
+    }
+}
+
+/// One IDLE round. Returns the session and whether the folder may have
+/// changed (so it must be synced), or an error if the link is gone.
+async fn idle(shared: &Shared, session: ImapSession, poke: &Notify) -> Result<(ImapSession, bool), WatchError> {
+    let target = &shared.target;
+    let pending = session.unsolicited_responses.clone();
+    let mut handle = session.idle();
+    bounded(target, "IDLE", COMMAND_TIMEOUT, handle.init()).await?;
+    enum Woke {
+        Data,
+        Poked,
+        Silent,
+        Reissue,
+        Closed,
+    }
+    // Whatever the server sent before `+ idling` went to the channel, not to
+    // the IDLE stream: it must not wait for the next change.
+    let woke = if pending.is_empty() {
+        let (wait, _stop) = handle.wait_with_timeout(shared.dead_link);
+        tokio::select! {
+            answer = wait => match answer {
+                Ok(IdleResponse::NewData(_)) => Woke::Data,
+                Ok(IdleResponse::Timeout) => Woke::Silent,
+                // `_stop` is alive, so this is the stream ending (EOF).
+                Ok(IdleResponse::ManualInterrupt) => Woke::Closed,
+                Err(error) => return Err(connect::transient(target, "IDLE", &error)),
+            },
+            () = poke.notified() => Woke::Poked,
+            () = tokio::time::sleep(shared.reissue) => Woke::Reissue,
+        }
+    } else {
+        Woke::Data
+    };
+    if matches!(woke, Woke::Closed) {
+        return Err(WatchError::Transient(format!("{}:{}: the server closed the connection", target.host, target.port)));
+    }
+    let mut session = match tokio::time::timeout(DONE_TIMEOUT, handle.done()).await {
+        Ok(Ok(session)) => session,
+        Ok(Err(error)) => return Err(connect::transient(target, "IDLE", &error)),
+        Err(_) => {
+            return Err(WatchError::Transient(format!(
+                "{}:{}: the server stopped answering; the connection seems dead",
+                target.host, target.port
+            )));
+        }
+    };
+    let data = drain(&mut session);
+    let changed = data || matches!(woke, Woke::Data | Woke::Poked);
+    Ok((session, changed))
+}
+
+/// Syncs the selected `folder` against `mark` and moves the mark.
+async fn sync(
+    shared: &Shared,
+    session: &mut ImapSession,
+    folder: &str,
+    uidvalidity: u32,
+    mark: &mut Option<Mark>,
+) -> Result<Synced, WatchError> {
+    let target = &shared.target;
+    drain(session);
+    let known = mark.filter(|m| m.uidvalidity == uidvalidity);
+    let from = known.map_or(0, |m| m.highest);
+    // `N:*` always matches the last message, even below N: filter.
+    let above = bounded(target, "UID SEARCH", COMMAND_TIMEOUT, session.uid_search(format!("UID {}:*", from.saturating_add(1))))
+        .await?;
+    let mut newer: Vec<u32> = above.into_iter().filter(|uid| *uid > from).collect();
+    newer.sort_unstable();
+    let highest = newer.last().copied().unwrap_or(from);
+    let unseen: BTreeSet<u32> =
+        bounded(target, "UID SEARCH UNSEEN", COMMAND_TIMEOUT, session.uid_search("UNSEEN")).await?.into_iter().collect();
+    let mut new = Vec::new();
+    if known.is_some() {
+        let fresh: Vec<u32> = newer.iter().copied().filter(|uid| unseen.contains(uid)).collect();
+        let fresh = &fresh[fresh.len().saturating_sub(MAX_FETCH)..];
+        if !fresh.is_empty() {
+            new = fetch(shared, session, folder, uidvalidity, fresh).await?;
+        }
+    } else {
+        tracing::info!(account = %shared.account, folder, uidvalidity, highest, unseen = unseen.len(), "baseline: nothing announced");
+    }
+    let synced_mark = Mark { uidvalidity, highest };
+    *mark = Some(synced_mark);
+    Ok(Synced { folder: folder.to_owned(), mark: synced_mark, unseen, new })
+}
+
+async fn fetch(
+    shared: &Shared,
+    session: &mut ImapSession,
+    folder: &str,
+    uidvalidity: u32,
+    uids: &[u32],
+) -> Result<Vec<Item>, WatchError> {
+    let target = &shared.target;
+    let query = format!("(UID FLAGS BODY.PEEK[HEADER] BODY.PEEK[TEXT]<0.{PREVIEW_BYTES}>)");
+    let fetches: Vec<Fetch> = bounded(target, "UID FETCH", COMMAND_TIMEOUT, async {
+        session.uid_fetch(uid_set(uids), &query).await?.try_collect().await
+    })
+    .await?;
+    let mut items: Vec<(u32, Item)> = fetches
+        .iter()
+        .filter_map(|f| {
+            let uid = f.uid?;
+            // Read in the meantime: not new any more.
+            if !uids.contains(&uid) || f.flags().any(|flag| flag == Flag::Seen) {
+                return None;
+            }
+            Some((uid, item(shared, folder, uidvalidity, uid, f)))
+        })
+        .collect();
+    items.sort_by_key(|(uid, _)| *uid);
+    items.dedup_by_key(|(uid, _)| *uid);
+    Ok(items.into_iter().map(|(_, item)| item).collect())
+}
+
+fn item(shared: &Shared, folder: &str, uidvalidity: u32, uid: u32, fetch: &Fetch) -> Item {
+    let summary = summarize(fetch.header().unwrap_or_default(), fetch.text().unwrap_or_default());
+    Item {
+        source: Source::Mail,
+        account: shared.account.clone(),
+        key: key(folder, uidvalidity, uid),
+        title: if summary.subject.is_empty() { "(no subject)".to_owned() } else { summary.subject },
+        preview: summary.preview,
+        sender: if summary.sender.is_empty() { "(unknown sender)".to_owned() } else { summary.sender },
+        link: link(shared.webmail_link.as_deref(), folder, uidvalidity, uid, summary.message_id.as_deref()),
+        time: summary.date.unwrap_or_else(Timestamp::now),
+    }
+}
+
+/// Where "Open" goes: the account's webmail template with `{folder}`,
+/// `{uid}`, `{uidvalidity}` and `{message_id}` filled in (folder and id
+/// percent-encoded), else an RFC 2392 `mid:` URL that mail clients open, or
+/// nothing without a Message-ID.
+pub(crate) fn link(template: Option<&str>, folder: &str, uidvalidity: u32, uid: u32, message_id: Option<&str>) -> Option<String> {
+    match template {
+        Some(template) => Some(
+            template
+                .replace("{folder}", &percent_encode(folder))
+                .replace("{uidvalidity}", &uidvalidity.to_string())
+                .replace("{uid}", &uid.to_string())
+                .replace("{message_id}", &percent_encode(message_id.unwrap_or_default())),
+        ),
+        None => message_id.filter(|id| !id.is_empty()).map(|id| format!("mid:{}", percent_encode(id))),
+    }
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters and `@`.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~@".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_even_with_colons_in_the_folder() {
+        for folder in ["INBOX", "Work/Q3: plans", ""] {
+            let k = key(folder, 17, 42);
+            assert_eq!(parse_key(&k), Some((folder, 17, 42)), "{k}");
+        }
+        assert_eq!(parse_key("INBOX:x:1"), None);
+        assert_eq!(parse_key("42"), None);
+    }
+
+    #[test]
+    fn links_fill_the_webmail_template_or_fall_back_to_mid() {
+        let template = "https://mail.example.test/#/{folder}/{uid}?v={uidvalidity}&id={message_id}";
+        assert_eq!(
+            link(Some(template), "Work/Q3", 7, 42, Some("a+b@x.test")).as_deref(),
+            Some("https://mail.example.test/#/Work%2FQ3/42?v=7&id=a%2Bb@x.test")
+        );
+        assert_eq!(link(None, "INBOX", 7, 42, Some("a b@x.test")).as_deref(), Some("mid:a%20b@x.test"));
+        assert_eq!(link(None, "INBOX", 7, 42, None), None);
+    }
+}
