@@ -12,6 +12,8 @@
 //! - `headless`: the `vigie --headless` binary and its JSON-lines contract.
 //! - `imap_dovecot`: the real Dovecot the mail tests start
 //!   (`support::dovecot`).
+//! - `imap_watcher`: the IMAP watcher against that Dovecot, through the
+//!   real core.
 //! - `leantime_poller`: the Leantime watcher against the fake server,
 //!   through the real core.
 //! - `leantime`: Leantime's JSON-RPC wire format against the fixtures in
@@ -25,6 +27,7 @@ mod core;
 mod demo;
 mod headless;
 mod imap_dovecot;
+mod imap_watcher;
 mod leantime;
 mod leantime_poller;
 mod leantime_fake;

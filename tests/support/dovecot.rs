@@ -206,9 +206,13 @@ imap_idle_notify_interval = 5 secs
 
     async fn launch(&mut self) {
         assert!(self.child.is_none(), "Dovecot is already running");
+        // Its own process group (id = its PID), so that stopping it reaches
+        // the workers too: the master alone leaves clients connected to
+        // orphaned workers for 30 s.
         let child = self
             .command("dovecot")
             .arg("-F")
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -235,11 +239,13 @@ imap_idle_notify_interval = 5 secs
         }
     }
 
-    /// Stops the server (SIGTERM to its master, by PID) and waits until it
-    /// has exited and the port no longer answers.
+    /// Stops the server as a service manager would (SIGTERM to the process
+    /// group we started it in, which every worker shares; connected clients
+    /// get `* BYE`) and waits until the master has exited and the port no
+    /// longer answers.
     pub async fn stop(&mut self) {
         let Some(mut child) = self.child.take() else { return };
-        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        terminate_group(&child);
         let waited = tokio::task::spawn_blocking(move || child.wait()).await;
         assert!(matches!(waited, Ok(Ok(_))), "dovecot did not exit");
         let deadline = tokio::time::Instant::now() + STARTUP;
@@ -266,6 +272,22 @@ imap_idle_notify_interval = 5 secs
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Delivers `message` into `folder` the way a local delivery agent
+    /// does (a file written to the Maildir's `tmp/`, then moved to `new/`),
+    /// without the server: works while it is stopped. The folder must have
+    /// been opened once (so the Maildir exists).
+    pub fn deliver(&self, folder: &str, message: &str) {
+        let maildir = self.dir.path().join("home").join(USER).join("Maildir");
+        let folder_dir = if folder == "INBOX" { maildir } else { maildir.join(format!(".{}", folder.replace('/', "."))) };
+        let name = format!("{}.{}.vigie-test", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()), fastrand::u64(..));
+        let tmp = folder_dir.join("tmp").join(&name);
+        std::fs::write(&tmp, message).expect("write the message into tmp/");
+        if let Some((uid, gid)) = self.run_as {
+            std::os::unix::fs::chown(&tmp, Some(uid), Some(gid)).expect("chown the message");
+        }
+        std::fs::rename(&tmp, folder_dir.join("new").join(&name)).expect("move the message into new/");
+    }
+
     /// Gives `folder` of the test user a new UIDVALIDITY, as when a server
     /// rebuilds its index.
     pub fn change_uidvalidity(&self, folder: &str, uidvalidity: u32) {
@@ -280,12 +302,16 @@ imap_idle_notify_interval = 5 secs
 
 impl Drop for Dovecot {
     fn drop(&mut self) {
-        // SIGTERM to the master (our child, by PID), which stops its workers.
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            terminate_group(&child);
             let _ = child.wait();
         }
     }
+}
+
+/// SIGTERM to the process group led by `child` (its id is the child's PID).
+fn terminate_group(child: &Child) {
+    let _ = Command::new("kill").args(["-TERM", "--", &format!("-{}", child.id())]).status();
 }
 
 fn chown_tree(path: &Path, uid: u32, gid: u32) {
