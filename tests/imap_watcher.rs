@@ -76,7 +76,7 @@ pub async fn connectivity(rig: &mut Rig, what: &str, wanted: impl Fn(&Connectivi
 
 /// Waits for the account to go live (IDLE on every folder after the first
 /// sync); returns the events before it.
-async fn live(rig: &mut Rig) -> Vec<CoreEvent> {
+pub async fn live(rig: &mut Rig) -> Vec<CoreEvent> {
     within(
         PATIENCE,
         "the account going live",
@@ -93,7 +93,7 @@ async fn watching(settings: MailSettings, dir: &tempfile::TempDir) -> Rig {
 }
 
 /// The next announced items.
-async fn announced(rig: &mut Rig, what: &str) -> Vec<Item> {
+pub async fn announced(rig: &mut Rig, what: &str) -> Vec<Item> {
     let (items, silent) = within(PATIENCE, what, rig.next_new_items(ID)).await;
     assert!(!silent, "notifications are not paused");
     items

@@ -14,6 +14,8 @@
 //!   (`support::dovecot`).
 //! - `imap_watcher`: the IMAP watcher against that Dovecot, through the
 //!   real core.
+//! - `imap_tls`: the same over TLS with a self-signed certificate:
+//!   refused, then pinned.
 //! - `leantime_poller`: the Leantime watcher against the fake server,
 //!   through the real core.
 //! - `leantime`: Leantime's JSON-RPC wire format against the fixtures in
@@ -27,6 +29,7 @@ mod core;
 mod demo;
 mod headless;
 mod imap_dovecot;
+mod imap_tls;
 mod imap_watcher;
 mod leantime;
 mod leantime_poller;
