@@ -1,10 +1,11 @@
 //! Mail over IMAP: new messages in the watched folders (INBOX by default)
 //! as items, the unseen count across them as the badge.
 //!
-//! Push first: each watched folder gets its own connection in IDLE, up to
-//! the account's connection cap; folders beyond the cap, and every folder of
-//! a server without IDLE, share one connection that polls them with STATUS
-//! on the hybrid scheduler. [`folder`] runs one connection; this module
+//! Push first: when the server has NOTIFY (RFC 5465), one connection hears
+//! about every watched folder; otherwise each folder gets its own connection
+//! in IDLE, up to the account's connection cap, and the folders beyond the
+//! cap (or every folder of a server without IDLE) share one connection that
+//! polls them with STATUS on the hybrid scheduler. [`folder`] runs one connection; this module
 //! starts them, merges what they report into updates, turns scheduler
 //! triggers (wake, manual refresh, network back) into resyncs, and marks
 //! messages read on a connection of its own.
@@ -44,7 +45,7 @@ use crate::secrets::SecretStore;
 use crate::watcher::{Action, ActionError, Update, WatchError, Watcher, WatcherContext};
 use connect::Target;
 use cursor::{Mark, Marks};
-use folder::{Report, Shared, Synced};
+use folder::{Features, Report, Shared, Synced};
 use tls::Fingerprint;
 
 /// The keyring entry holding the account's password (or app password).
@@ -210,9 +211,13 @@ impl ImapWatcher {
         })
     }
 
-    /// The folders of each connection: one folder each while the cap
-    /// allows, the rest together on the last connection.
-    fn connections(&self) -> Vec<Vec<String>> {
+    /// The folders of each connection: all on one when the server has
+    /// NOTIFY; else one folder each while the cap allows, the rest together
+    /// on the last connection.
+    fn connections(&self, features: Features) -> Vec<Vec<String>> {
+        if features.idle && features.notify || self.max_connections == 1 {
+            return vec![self.folders.clone()];
+        }
         if self.folders.len() <= self.max_connections {
             return self.folders.iter().map(|f| vec![f.clone()]).collect();
         }
@@ -225,12 +230,16 @@ impl ImapWatcher {
     async fn run_once(&self, ctx: &mut WatcherContext) -> Result<(), WatchError> {
         let password = self.password().await?;
         let marks = cursor::decode(ctx.cursor());
-        let groups = self.connections();
+        // The first connection's capabilities decide how many more we need.
+        let (session, features) = folder::open(&self.shared, &password).await?;
+        let groups = self.connections(features);
+        tracing::info!(account = %self.shared.account, ?features, connections = groups.len(), "signed in");
+        let mut first = Some((session, features));
         let pokes: Vec<Notify> = groups.iter().map(|_| Notify::new()).collect();
         let (reports, mut received) = mpsc::channel(32);
         let connections = try_join_all(groups.iter().zip(&pokes).map(|(folders, poke)| {
             let start: Vec<Option<Mark>> = folders.iter().map(|f| marks.get(f).copied()).collect();
-            folder::watch(&self.shared, &password, folders, start, reports.clone(), poke)
+            folder::watch(&self.shared, &password, first.take(), folders, start, reports.clone(), poke)
         }));
         drop(reports);
         tokio::pin!(connections);
@@ -418,10 +427,13 @@ mod tests {
     fn folders_beyond_the_cap_share_the_last_connection() {
         let folders: Vec<String> = (1..=5).map(|i| format!("F{i}")).collect();
         let capped = MailSettings { folders: folders.clone(), max_connections: 3, ..MailSettings::default() };
-        let groups = watcher(capped, "h").expect("ok").connections();
+        let idle = Features { idle: true, notify: false };
+        let groups = watcher(capped, "h").expect("ok").connections(idle);
         assert_eq!(groups, vec![vec!["F1".to_owned()], vec!["F2".to_owned()], vec!["F3".into(), "F4".into(), "F5".into()]]);
         let roomy = MailSettings { folders, max_connections: 5, ..MailSettings::default() };
-        assert_eq!(watcher(roomy, "h").expect("ok").connections().len(), 5);
+        let roomy = watcher(roomy, "h").expect("ok");
+        assert_eq!(roomy.connections(idle).len(), 5);
+        assert_eq!(roomy.connections(Features { idle: true, notify: true }).len(), 1, "NOTIFY: one for all");
     }
 
     #[test]

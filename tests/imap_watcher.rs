@@ -36,7 +36,7 @@ fn on_demand() -> ScheduleConfig {
 }
 
 /// Plaintext to the loopback Dovecot, watching `folders`.
-fn plain(dovecot: &Dovecot, folders: &[&str]) -> MailSettings {
+pub fn plain(dovecot: &Dovecot, folders: &[&str]) -> MailSettings {
     MailSettings {
         folders: folders.iter().map(|f| (*f).to_owned()).collect(),
         port: Some(dovecot.port()),
@@ -100,7 +100,7 @@ pub async fn announced(rig: &mut Rig, what: &str) -> Vec<Item> {
 }
 
 /// Waits until the account's unread count is `count`.
-async fn count_becomes(rig: &mut Rig, count: u32) {
+pub async fn count_becomes(rig: &mut Rig, count: u32) {
     let mut snapshots = rig.handle.subscribe();
     let reached = |s: &vigie::Snapshot| s.accounts[0].unread.count == Some(count);
     let wait = async {

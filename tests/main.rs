@@ -14,6 +14,8 @@
 //!   (`support::dovecot`).
 //! - `imap_watcher`: the IMAP watcher against that Dovecot, through the
 //!   real core.
+//! - `imap_notify`: connections per folder with and without NOTIFY, and
+//!   the connection cap.
 //! - `imap_tls`: the same over TLS with a self-signed certificate:
 //!   refused, then pinned.
 //! - `leantime_poller`: the Leantime watcher against the fake server,
@@ -29,6 +31,7 @@ mod core;
 mod demo;
 mod headless;
 mod imap_dovecot;
+mod imap_notify;
 mod imap_tls;
 mod imap_watcher;
 mod leantime;

@@ -1,6 +1,9 @@
-//! One IMAP connection watching its folders: a single folder in IDLE, or
-//! several (the ones beyond the connection cap, or any folder of a server
-//! without IDLE) polled one after the other with STATUS.
+//! One IMAP connection watching its folders: a single folder in IDLE;
+//! several folders at once with NOTIFY (the server sends `* STATUS` for any
+//! change in them while we IDLE with no folder selected); or several polled
+//! one after the other (the ones beyond the connection cap, or any folder of
+//! a server without IDLE). In the last two cases a folder is only opened
+//! when its STATUS changed.
 //!
 //! A sync of a folder is: which UIDs are above the folder's mark, which are
 //! unseen, and (unless this is a baseline) the headers and the start of the
@@ -127,21 +130,59 @@ fn drain(session: &mut ImapSession) -> bool {
     any
 }
 
-/// Watches `folders` on one connection until it fails; the caller drops the
-/// future to stop it. `marks` are where each folder was left.
+/// What the server offers that changes how we watch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Features {
+    /// IDLE (RFC 2177).
+    pub idle: bool,
+    /// NOTIFY (RFC 5465): one connection can hear about every folder.
+    pub notify: bool,
+}
+
+/// Opens a session and reads what it offers (after login: the list can
+/// grow once authenticated).
+pub(crate) async fn open(shared: &Shared, password: &SecretString) -> Result<(ImapSession, Features), WatchError> {
+    let target = &shared.target;
+    let mut session = connect::open(target, password).await?;
+    let capabilities = bounded(target, "CAPABILITY", COMMAND_TIMEOUT, session.capabilities()).await?;
+    let features = Features { idle: capabilities.has_str("IDLE"), notify: capabilities.has_str("NOTIFY") };
+    Ok((session, features))
+}
+
+/// How one connection learns of changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// IDLE in its one selected folder.
+    Idle,
+    /// NOTIFY for all its folders, heard during IDLE with none selected.
+    Notify,
+    /// Nothing: the scheduler's polls.
+    Poll,
+}
+
+/// Watches `folders` on one connection (`opened`, or a new one) until it
+/// fails; the caller drops the future to stop it. `marks` are where each
+/// folder was left.
 pub(crate) async fn watch(
     shared: &Shared,
     password: &SecretString,
+    opened: Option<(ImapSession, Features)>,
     folders: &[String],
     mut marks: Vec<Option<Mark>>,
     reports: mpsc::Sender<Report>,
     poke: &Notify,
 ) -> Result<(), WatchError> {
     let target = &shared.target;
-    let mut session = connect::open(target, password).await?;
-    let capabilities = bounded(target, "CAPABILITY", COMMAND_TIMEOUT, session.capabilities()).await?;
-    let push = folders.len() == 1 && capabilities.has_str("IDLE");
-    if push {
+    let (mut session, features) = match opened {
+        Some(opened) => opened,
+        None => open(shared, password).await?,
+    };
+    let wait = match (folders.len(), features) {
+        (1, Features { idle: true, .. }) => Wait::Idle,
+        (_, Features { idle: true, notify: true }) => Wait::Notify,
+        _ => Wait::Poll,
+    };
+    if wait == Wait::Idle {
         let folder = &folders[0];
         let mailbox = bounded(target, &format!("EXAMINE {folder}"), COMMAND_TIMEOUT, session.examine(folder)).await?;
         let uidvalidity = mailbox.uid_validity.unwrap_or(0);
@@ -171,10 +212,19 @@ pub(crate) async fn watch(
                 }
             }
         }
-    } else {
-        let mut last_status: Vec<Option<StatusSeen>> = vec![None; folders.len()];
-        let mut first = true;
-        loop {
+    }
+    if wait == Wait::Notify {
+        // For folders other than the selected one (and we keep none selected
+        // while waiting) the server sends `* STATUS` on new mail, expunges
+        // and flag changes (verified with Dovecot 2.3).
+        let list: Vec<String> = folders.iter().map(|f| quote(f)).collect();
+        let command = format!("NOTIFY SET (mailboxes ({}) (MessageNew MessageExpunge FlagChange))", list.join(" "));
+        bounded(target, "NOTIFY SET", COMMAND_TIMEOUT, session.run_command_and_check_ok(&command)).await?;
+    }
+    let mut last_status: Vec<Option<StatusSeen>> = vec![None; folders.len()];
+    let mut first = true;
+    loop {
+        for _ in 0..MAX_RESYNCS {
             for (i, folder) in folders.iter().enumerate() {
                 let status = bounded(
                     target,
@@ -192,21 +242,39 @@ pub(crate) async fn watch(
                 // STATUS is not for the selected folder (RFC 3501): leave it.
                 // CLOSE on a folder opened read-only expunges nothing.
                 bounded(target, "CLOSE", COMMAND_TIMEOUT, session.close()).await?;
-                drain(&mut session);
                 last_status[i] = Some(now);
                 if reports.send(Report::Synced(synced)).await.is_err() {
                     return Ok(());
                 }
             }
-            if first {
-                first = false;
-                if reports.send(Report::Up { push: false }).await.is_err() {
-                    return Ok(());
-                }
+            // Notifications that came in during the pass were answered to
+            // its commands, not to the coming IDLE: another pass.
+            if !drain(&mut session) || wait != Wait::Notify {
+                break;
             }
-            poke.notified().await;
+        }
+        if first {
+            first = false;
+            if reports.send(Report::Up { push: wait == Wait::Notify }).await.is_err() {
+                return Ok(());
+            }
+        }
+        match wait {
+            Wait::Notify => loop {
+                let (next, woke) = idle(shared, session, poke).await?;
+                session = next;
+                if woke {
+                    break;
+                }
+            },
+            Wait::Idle | Wait::Poll => poke.notified().await,
         }
     }
+}
+
+/// An IMAP quoted string.
+fn quote(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 /// One IDLE round. Returns the session and whether the folder may have
@@ -370,6 +438,12 @@ fn percent_encode(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn folder_names_are_quoted_for_notify() {
+        assert_eq!(quote("INBOX"), "\"INBOX\"");
+        assert_eq!(quote("a \"b\" \\c"), "\"a \\\"b\\\" \\\\c\"");
+    }
 
     #[test]
     fn keys_round_trip_even_with_colons_in_the_folder() {

@@ -294,6 +294,11 @@ imap_idle_notify_interval = 5 secs
         self.doveadm(&["mailbox", "update", "-u", USER, "--uid-validity", &uidvalidity.to_string(), folder]);
     }
 
+    /// How many IMAP sessions [`USER`] has open right now (`doveadm who`).
+    pub fn sessions(&self) -> usize {
+        self.doveadm(&["who", "-1"]).lines().filter(|l| l.split_whitespace().next() == Some(USER)).count()
+    }
+
     /// A raw IMAP connection logged in as [`USER`] (plain, on [`Self::port`]).
     pub async fn client(&self) -> ImapClient {
         ImapClient::login(self.port).await
