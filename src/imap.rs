@@ -20,10 +20,11 @@
 //!
 //! Security: TLS (implicit or STARTTLS) verified against the platform's
 //! roots or a pinned certificate fingerprint ([`tls`]); plaintext only to a
-//! loopback address and only when the account allows it. The password comes
-//! from the keyring (secret `password`) at each connect and goes nowhere but
-//! the LOGIN command.
+//! loopback address and only when the account allows it. The password or
+//! OAuth token comes from the keyring at each connect ([`auth`]) and goes
+//! nowhere but the LOGIN or AUTHENTICATE command.
 
+pub mod auth;
 pub mod connect;
 pub mod cursor;
 pub mod folder;
@@ -35,7 +36,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::{BoxFuture, try_join_all};
-use secrecy::SecretString;
 use serde::Deserialize;
 use tokio::sync::{Notify, mpsc};
 
@@ -43,13 +43,13 @@ use crate::config::AccountConfig;
 use crate::model::AccountId;
 use crate::secrets::SecretStore;
 use crate::watcher::{Action, ActionError, Update, WatchError, Watcher, WatcherContext};
+use auth::{Credentials, OAuth};
 use connect::Target;
 use cursor::{Mark, Marks};
 use folder::{Features, Report, Shared, Synced};
 use tls::Fingerprint;
 
-/// The keyring entry holding the account's password (or app password).
-pub const PASSWORD_SECRET: &str = "password";
+pub use auth::{ACCESS_TOKEN_SECRET, CLIENT_SECRET_SECRET, MailAuth, PASSWORD_SECRET, REFRESH_TOKEN_SECRET};
 
 /// How the connection is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -95,6 +95,15 @@ pub struct MailSettings {
     /// Allow `tls = "none"` when the server is a loopback address (a local
     /// bridge such as Proton Bridge or a test server). Ignored otherwise.
     pub allow_plaintext_on_loopback: bool,
+    /// How to sign in: "password" (LOGIN with the keyring's `password`),
+    /// "xoauth2" or "oauthbearer" (an OAuth 2.0 access token: the keyring's
+    /// `access-token`, or refreshed from its `refresh-token` at
+    /// `oauth_token_url`).
+    pub auth: MailAuth,
+    /// The OAuth client id (with `oauth_token_url`).
+    pub oauth_client_id: Option<String>,
+    /// The OAuth token endpoint, e.g. `https://oauth2.googleapis.com/token`.
+    pub oauth_token_url: Option<String>,
     /// Accept exactly the certificate with this SHA-256 fingerprint instead
     /// of checking it against the platform's roots (self-signed servers).
     pub pinned_fingerprint: Option<String>,
@@ -120,6 +129,9 @@ impl Default for MailSettings {
             port: None,
             tls: TlsMode::Implicit,
             allow_plaintext_on_loopback: false,
+            auth: MailAuth::Password,
+            oauth_client_id: None,
+            oauth_token_url: None,
             pinned_fingerprint: None,
             webmail_link: None,
             max_connections: 10,
@@ -135,7 +147,7 @@ pub struct ImapWatcher {
     shared: Shared,
     folders: Vec<String>,
     max_connections: usize,
-    secrets: Arc<dyn SecretStore>,
+    credentials: Credentials,
 }
 
 impl std::fmt::Debug for ImapWatcher {
@@ -176,6 +188,11 @@ impl ImapWatcher {
         if folders.is_empty() {
             return Err("`folders` is empty: name at least one folder to watch, e.g. [\"INBOX\"]".to_owned());
         }
+        let oauth = match (settings.auth, settings.oauth_token_url, settings.oauth_client_id) {
+            (MailAuth::Password, _, _) | (_, None, _) => None,
+            (_, Some(token_url), Some(client_id)) => Some(OAuth { client_id, token_url }),
+            (_, Some(_), None) => return Err("set `oauth_client_id` to refresh tokens at `oauth_token_url`".to_owned()),
+        };
         let target = Target {
             port: settings.port.unwrap_or(settings.tls.default_port()),
             host,
@@ -193,21 +210,7 @@ impl ImapWatcher {
             },
             folders,
             max_connections: usize::try_from(settings.max_connections.max(1)).unwrap_or(1),
-            secrets,
-        })
-    }
-
-    async fn password(&self) -> Result<SecretString, WatchError> {
-        let (secrets, account) = (self.secrets.clone(), self.shared.account.clone());
-        let found = tokio::task::spawn_blocking(move || secrets.get(&account, PASSWORD_SECRET))
-            .await
-            .map_err(|e| WatchError::Transient(format!("the keyring lookup failed: {e}")))?
-            .map_err(|e| WatchError::Transient(e.to_string()))?;
-        found.ok_or_else(|| {
-            WatchError::AuthFailed(format!(
-                "no password is stored for this account; add it in the settings or with `vigie --set-secret {} {PASSWORD_SECRET}`",
-                self.shared.account
-            ))
+            credentials: Credentials::new(account.id.clone(), settings.auth, oauth, secrets),
         })
     }
 
@@ -228,10 +231,18 @@ impl ImapWatcher {
     }
 
     async fn run_once(&self, ctx: &mut WatcherContext) -> Result<(), WatchError> {
-        let password = self.password().await?;
+        let outcome = self.watch(ctx).await;
+        if let Err(WatchError::AuthFailed(_)) = &outcome {
+            self.credentials.refused();
+        }
+        outcome
+    }
+
+    async fn watch(&self, ctx: &mut WatcherContext) -> Result<(), WatchError> {
+        let credential = self.credentials.get().await?;
         let marks = cursor::decode(ctx.cursor());
         // The first connection's capabilities decide how many more we need.
-        let (session, features) = folder::open(&self.shared, &password).await?;
+        let (session, features) = folder::open(&self.shared, &credential).await?;
         let groups = self.connections(features);
         tracing::info!(account = %self.shared.account, ?features, connections = groups.len(), "signed in");
         let mut first = Some((session, features));
@@ -239,7 +250,7 @@ impl ImapWatcher {
         let (reports, mut received) = mpsc::channel(32);
         let connections = try_join_all(groups.iter().zip(&pokes).map(|(folders, poke)| {
             let start: Vec<Option<Mark>> = folders.iter().map(|f| marks.get(f).copied()).collect();
-            folder::watch(&self.shared, &password, first.take(), folders, start, reports.clone(), poke)
+            folder::watch(&self.shared, &credential, first.take(), folders, start, reports.clone(), poke)
         }));
         drop(reports);
         tokio::pin!(connections);
@@ -289,9 +300,9 @@ impl ImapWatcher {
     async fn mark_read(&self, key: &str) -> Result<(), ActionError> {
         let (folder, uidvalidity, uid) =
             folder::parse_key(key).ok_or_else(|| ActionError::Unsupported(format!("`{key}` is not a mail of this account")))?;
-        let password = self.password().await.map_err(|e| ActionError::Failed(e.to_string()))?;
+        let credential = self.credentials.get().await.map_err(|e| ActionError::Failed(e.to_string()))?;
         let target = &self.shared.target;
-        let mut session = connect::open(target, &password).await.map_err(|e| ActionError::Failed(e.to_string()))?;
+        let mut session = connect::open(target, &credential).await.map_err(|e| ActionError::Failed(e.to_string()))?;
         let failed = |doing: &str, e: async_imap::error::Error| ActionError::Failed(connect::transient(target, doing, &e).to_string());
         let work = async {
             let mailbox = session.select(folder).await.map_err(|e| failed("SELECT", e))?;

@@ -26,7 +26,7 @@ const ID: &str = "mail";
 const PATIENCE: Duration = Duration::from_secs(30);
 
 /// Fetches only when the watcher or the test asks, and retries quickly.
-fn on_demand() -> ScheduleConfig {
+pub fn on_demand() -> ScheduleConfig {
     ScheduleConfig {
         coalesce: Duration::from_millis(20),
         min_gap: Duration::ZERO,

@@ -14,6 +14,8 @@
 //!   (`support::dovecot`).
 //! - `imap_watcher`: the IMAP watcher against that Dovecot, through the
 //!   real core.
+//! - `imap_oauth`: XOAUTH2 and OAUTHBEARER sign-in, token refresh and
+//!   refusals.
 //! - `imap_notify`: connections per folder with and without NOTIFY, and
 //!   the connection cap.
 //! - `imap_tls`: the same over TLS with a self-signed certificate:
@@ -32,6 +34,7 @@ mod demo;
 mod headless;
 mod imap_dovecot;
 mod imap_notify;
+mod imap_oauth;
 mod imap_tls;
 mod imap_watcher;
 mod leantime;

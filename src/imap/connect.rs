@@ -5,17 +5,19 @@
 //! [`WatchError`] the supervisor acts on: a refused login or an untrusted
 //! certificate waits for the user ([`WatchError::AuthFailed`], with the
 //! server's words or the certificate's fingerprint), anything else is
-//! transient. The password is only ever handed to `LOGIN`.
+//! transient. The password or token is only ever handed to `LOGIN` or
+//! `AUTHENTICATE`.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_imap::{Client, Session};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
+use super::auth::{Bearer, Credential};
 use super::tls::{Fingerprint, Verifier};
 use super::TlsMode;
 use crate::watcher::WatchError;
@@ -54,14 +56,30 @@ pub(crate) fn is_loopback(host: &str) -> bool {
     bare.eq_ignore_ascii_case("localhost") || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Connects, secures, reads the greeting and logs in.
-pub(crate) async fn open(target: &Target, password: &SecretString) -> Result<ImapSession, WatchError> {
+/// Connects, secures, reads the greeting and signs in.
+pub(crate) async fn open(target: &Target, credential: &Credential) -> Result<ImapSession, WatchError> {
     let client = connect(target).await?;
-    let login = client.login(&target.username, password.expose_secret());
-    match tokio::time::timeout(LOGIN_TIMEOUT, login).await {
+    let (signed_in, sasl_error) = match credential {
+        Credential::Password(password) => {
+            let login = client.login(&target.username, password.expose_secret());
+            (tokio::time::timeout(LOGIN_TIMEOUT, login).await, None)
+        }
+        Credential::Bearer { mechanism, token } => {
+            let (name, bearer, error) = Bearer::new(*mechanism, &target.username, &target.host, target.port, token);
+            (tokio::time::timeout(LOGIN_TIMEOUT, client.authenticate(name, bearer)).await, Some(error))
+        }
+    };
+    match signed_in {
         Err(_) => Err(WatchError::Transient(format!("{}: the server did not answer the login", target.place()))),
         Ok(Ok(session)) => Ok(session),
-        Ok(Err((async_imap::error::Error::No(words), _))) => Err(WatchError::AuthFailed(words.trim().to_owned())),
+        Ok(Err((async_imap::error::Error::No(words), _))) => {
+            let mut words = words.trim().to_owned();
+            let detail = sasl_error.and_then(|e| e.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take());
+            if let Some(detail) = detail.filter(|d| !d.is_empty()) {
+                words.push_str(&format!(" (the server said: {detail})"));
+            }
+            Err(WatchError::AuthFailed(words))
+        }
         Ok(Err((error, _))) => Err(transient(target, "login", &error)),
     }
 }

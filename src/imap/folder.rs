@@ -26,9 +26,9 @@ use async_imap::extensions::idle::IdleResponse;
 use async_imap::types::{Fetch, Flag};
 use futures_util::TryStreamExt;
 use jiff::Timestamp;
-use secrecy::SecretString;
 use tokio::sync::{Notify, mpsc};
 
+use super::auth::Credential;
 use super::connect::{self, ImapSession, Target};
 use super::cursor::{Mark, uid_set};
 use super::message::summarize;
@@ -141,9 +141,9 @@ pub(crate) struct Features {
 
 /// Opens a session and reads what it offers (after login: the list can
 /// grow once authenticated).
-pub(crate) async fn open(shared: &Shared, password: &SecretString) -> Result<(ImapSession, Features), WatchError> {
+pub(crate) async fn open(shared: &Shared, credential: &Credential) -> Result<(ImapSession, Features), WatchError> {
     let target = &shared.target;
-    let mut session = connect::open(target, password).await?;
+    let mut session = connect::open(target, credential).await?;
     let capabilities = bounded(target, "CAPABILITY", COMMAND_TIMEOUT, session.capabilities()).await?;
     let features = Features { idle: capabilities.has_str("IDLE"), notify: capabilities.has_str("NOTIFY") };
     Ok((session, features))
@@ -165,7 +165,7 @@ enum Wait {
 /// folder was left.
 pub(crate) async fn watch(
     shared: &Shared,
-    password: &SecretString,
+    credential: &Credential,
     opened: Option<(ImapSession, Features)>,
     folders: &[String],
     mut marks: Vec<Option<Mark>>,
@@ -175,7 +175,7 @@ pub(crate) async fn watch(
     let target = &shared.target;
     let (mut session, features) = match opened {
         Some(opened) => opened,
-        None => open(shared, password).await?,
+        None => open(shared, credential).await?,
     };
     let wait = match (folders.len(), features) {
         (1, Features { idle: true, .. }) => Wait::Idle,

@@ -9,8 +9,9 @@
 //! connection, so mail is injected and flags are read back without the code
 //! under test.
 //!
-//! One user, [`USER`] with password [`PASSWORD`]; plaintext LOGIN is allowed
-//! (loopback only). [`Options::tls`] adds an implicit-TLS listener and
+//! Two users: [`USER`] with password [`PASSWORD`], and [`OAUTH_USER`] whose
+//! bearer token [`OAUTH_TOKEN`] Dovecot checks as a password; plaintext
+//! LOGIN is allowed (loopback only). [`Options::tls`] adds an implicit-TLS listener and
 //! STARTTLS with a self-signed certificate made at test time;
 //! [`Options::capability`] replaces the capability list announced after login
 //! (to look like a server without IDLE or NOTIFY).
@@ -32,6 +33,12 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 pub const USER: &str = "alice";
 /// Its password.
 pub const PASSWORD: &str = "secret";
+/// A user who signs in with an OAuth bearer token (XOAUTH2/OAUTHBEARER):
+/// Dovecot 2.3 checks the token as the password, so this is the one valid
+/// token.
+pub const OAUTH_USER: &str = "carol@example.test";
+/// [`OAUTH_USER`]'s valid access token.
+pub const OAUTH_TOKEN: &str = "ya29.test-token";
 
 /// How long Dovecot may take to start or stop.
 const STARTUP: Duration = Duration::from_secs(20);
@@ -162,7 +169,7 @@ imap_idle_notify_interval = 5 secs
 {capability}"
         );
         std::fs::write(root.join("dovecot.conf"), config).expect("write dovecot.conf");
-        std::fs::write(root.join("passwd"), format!("{USER}:{{PLAIN}}{PASSWORD}\n")).expect("write passwd");
+        std::fs::write(root.join("passwd"), format!("{USER}:{{PLAIN}}{PASSWORD}\n{OAUTH_USER}:{{PLAIN}}{OAUTH_TOKEN}\n")).expect("write passwd");
         if let Some((uid, gid)) = run_as {
             chown_tree(root, uid, gid);
         }
@@ -301,7 +308,13 @@ imap_idle_notify_interval = 5 secs
 
     /// A raw IMAP connection logged in as [`USER`] (plain, on [`Self::port`]).
     pub async fn client(&self) -> ImapClient {
-        ImapClient::login(self.port).await
+        ImapClient::login(self.port, USER, PASSWORD).await
+    }
+
+    /// A raw IMAP connection logged in as [`OAUTH_USER`] (LOGIN with the
+    /// token as password).
+    pub async fn oauth_user_client(&self) -> ImapClient {
+        ImapClient::login(self.port, OAUTH_USER, OAUTH_TOKEN).await
     }
 }
 
@@ -363,14 +376,14 @@ impl Answer {
 }
 
 impl ImapClient {
-    /// Connects to `port` on loopback and logs in as [`USER`].
-    pub async fn login(port: u16) -> ImapClient {
+    /// Connects to `port` on loopback and logs in as `user`.
+    pub async fn login(port: u16, user: &str, password: &str) -> ImapClient {
         let stream = TcpStream::connect(("127.0.0.1", port)).await.expect("connect to dovecot");
         let (read, write) = stream.into_split();
         let mut client = ImapClient { reader: BufReader::new(read), writer: write, tag: 0 };
         let greeting = client.line().await;
         assert!(greeting.starts_with("* OK"), "greeting: {greeting}");
-        client.run(&format!("LOGIN {USER} {PASSWORD}")).await.ok("LOGIN");
+        client.run(&format!("LOGIN \"{user}\" \"{password}\"")).await.ok("LOGIN");
         client
     }
 

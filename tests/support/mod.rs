@@ -28,6 +28,7 @@ use vigie::{AccountSpec, Core, CoreEvent, CoreHandle, Setup};
 
 pub mod dovecot;
 pub mod fake_leantime;
+pub mod fake_oauth;
 
 // ---------------------------------------------------------------------------
 // Time
