@@ -108,8 +108,8 @@ pub struct MailSettings {
     /// of checking it against the platform's roots (self-signed servers).
     pub pinned_fingerprint: Option<String>,
     /// Where "Open" goes, with `{folder}`, `{uid}`, `{uidvalidity}` and
-    /// `{message_id}` filled in; without it, a `mid:` link the system mail
-    /// client opens.
+    /// `{message_id}` filled in; without it, a `mid:` link (RFC 2392) for
+    /// whichever mail client handles that scheme.
     pub webmail_link: Option<String>,
     /// Most connections this account opens at once (Gmail allows about 15).
     pub max_connections: u32,

@@ -407,8 +407,8 @@ fn item(shared: &Shared, folder: &str, uidvalidity: u32, uid: u32, fetch: &Fetch
 
 /// Where "Open" goes: the account's webmail template with `{folder}`,
 /// `{uid}`, `{uidvalidity}` and `{message_id}` filled in (folder and id
-/// percent-encoded), else an RFC 2392 `mid:` URL that mail clients open, or
-/// nothing without a Message-ID.
+/// percent-encoded), else an RFC 2392 `mid:` URL (for whichever mail client
+/// handles the scheme), or nothing without a Message-ID.
 pub(crate) fn link(template: Option<&str>, folder: &str, uidvalidity: u32, uid: u32, message_id: Option<&str>) -> Option<String> {
     match template {
         Some(template) => Some(
