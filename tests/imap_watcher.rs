@@ -19,6 +19,7 @@ use vigie::secrets::{MemorySecrets, SecretStore};
 use vigie::watcher::Action;
 use vigie::{AccountSpec, CoreEvent};
 
+use crate::support::blackhole::Blackhole;
 use crate::support::dovecot::{Dovecot, ImapClient, Options, PASSWORD, USER, message};
 use crate::support::{Rig, account_config, any_new_items, if_within, keys, within};
 
@@ -369,4 +370,24 @@ async fn a_wrong_password_shows_the_servers_refusal_and_is_not_retried() {
     )
     .await;
     assert!(retried.is_none(), "no storm of refused logins");
+}
+
+#[tokio::test]
+async fn a_half_open_connection_is_detected_and_mail_sent_meanwhile_is_announced() {
+    let dovecot = Dovecot::start().await;
+    let relay = Blackhole::start(dovecot.port()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Dovecot says "still here" every 5 s: 6 s of silence means trouble.
+    let settings = MailSettings { port: Some(relay.port()), idle_silence_secs: 6, ..plain(&dovecot, &["INBOX"]) };
+    let mut rig = Rig::start(&dir.path().join("state.json"), vec![mail_account(settings, PASSWORD)]);
+    live(&mut rig).await;
+    within(PATIENCE, "IDLE through the relay", relay.server_sent("+ idling")).await;
+
+    relay.swallow_open_connections();
+    let mut client = dovecot.client().await;
+    client.append("INBOX", &message("a@example.test", "Sent into the void", "x"), false).await;
+    let state = connectivity(&mut rig, "the dead link noticed", |c| matches!(c, Connectivity::BackingOff { .. })).await;
+    assert!(matches!(&state, Connectivity::BackingOff { reason, .. } if reason.contains("dead")), "{state:?}");
+    let items = announced(&mut rig, "the mail after reconnecting").await;
+    assert_eq!(items[0].title, "Sent into the void");
 }

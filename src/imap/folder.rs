@@ -283,7 +283,8 @@ async fn idle(shared: &Shared, session: ImapSession, poke: &Notify) -> Result<(I
     let target = &shared.target;
     let pending = session.unsolicited_responses.clone();
     let mut handle = session.idle();
-    bounded(target, "IDLE", COMMAND_TIMEOUT, handle.init()).await?;
+    // `+ idling` comes at once from a live server.
+    bounded(target, "IDLE", COMMAND_TIMEOUT.min(shared.dead_link), handle.init()).await?;
     enum Woke {
         Data,
         Poked,
@@ -312,7 +313,9 @@ async fn idle(shared: &Shared, session: ImapSession, poke: &Notify) -> Result<(I
     if matches!(woke, Woke::Closed) {
         return Err(WatchError::Transient(format!("{}:{}: the server closed the connection", target.host, target.port)));
     }
-    let mut session = match tokio::time::timeout(DONE_TIMEOUT, handle.done()).await {
+    // After a silent spell, DONE is the liveness probe: no longer patience
+    // for it than for the silence itself.
+    let mut session = match tokio::time::timeout(DONE_TIMEOUT.min(shared.dead_link), handle.done()).await {
         Ok(Ok(session)) => session,
         Ok(Err(error)) => return Err(connect::transient(target, "IDLE", &error)),
         Err(_) => {

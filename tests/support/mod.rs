@@ -26,6 +26,7 @@ use vigie::scheduler::{ScheduleConfig, Trigger};
 use vigie::watcher::{Action, ActionError, Update, WatchError, Watcher, WatcherContext};
 use vigie::{AccountSpec, Core, CoreEvent, CoreHandle, Setup};
 
+pub mod blackhole;
 pub mod dovecot;
 pub mod fake_leantime;
 pub mod fake_oauth;
