@@ -26,6 +26,7 @@
 
 pub mod auth;
 pub mod connect;
+pub mod consent;
 pub mod cursor;
 pub mod folder;
 pub mod message;

@@ -144,12 +144,37 @@ impl Credentials {
     }
 }
 
+/// Why an HTTP exchange with the OAuth provider failed.
 #[derive(Debug, thiserror::Error)]
-enum HttpFailure {
+pub(crate) enum HttpFailure {
     #[error(transparent)]
     Request(#[from] reqwest::Error),
     #[error(transparent)]
     Response(#[from] oauth2::http::Error),
+}
+
+/// The HTTP client for token requests: rustls (ring), no redirects (a token
+/// endpoint must not bounce a refresh token or code elsewhere).
+pub(crate) fn token_http() -> Result<reqwest::Client, WatchError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(TOKEN_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| WatchError::Transient(format!("cannot set up HTTPS: {e}")))
+}
+
+/// Sends one `oauth2` request over `http` (the crate's own reqwest
+/// integration is for an older reqwest).
+pub(crate) async fn send(http: reqwest::Client, request: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, HttpFailure> {
+    let (parts, body) = request.into_parts();
+    let response = http.request(parts.method, parts.uri.to_string()).headers(parts.headers).body(body).send().await?;
+    let mut answer = oauth2::http::Response::builder().status(response.status());
+    for (name, value) in response.headers() {
+        answer = answer.header(name, value);
+    }
+    let body = response.bytes().await?;
+    Ok(answer.body(body.to_vec())?)
 }
 
 /// Exchanges the refresh token for an access token: the token, how long it
@@ -159,26 +184,8 @@ async fn refresh_token(
     refresh: &SecretString,
     client_secret: Option<&SecretString>,
 ) -> Result<(SecretString, Duration, Option<SecretString>), WatchError> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::Client::builder()
-        .timeout(TOKEN_TIMEOUT)
-        // The token endpoint must not bounce the refresh token elsewhere.
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| WatchError::Transient(format!("cannot set up HTTPS: {e}")))?;
-    let send = |request: oauth2::HttpRequest| {
-        let http = http.clone();
-        async move {
-            let (parts, body) = request.into_parts();
-            let response = http.request(parts.method, parts.uri.to_string()).headers(parts.headers).body(body).send().await?;
-            let mut answer = oauth2::http::Response::builder().status(response.status());
-            for (name, value) in response.headers() {
-                answer = answer.header(name, value);
-            }
-            let body = response.bytes().await?;
-            Ok::<_, HttpFailure>(answer.body(body.to_vec())?)
-        }
-    };
+    let http = token_http()?;
+    let send = |request| send(http.clone(), request);
     let token_url = TokenUrl::new(oauth.token_url.clone())
         .map_err(|e| WatchError::Unsupported(format!("oauth_token_url \"{}\" is not a URL ({e})", oauth.token_url)))?;
     let mut client = BasicClient::new(ClientId::new(oauth.client_id.clone())).set_token_uri(token_url);
@@ -200,7 +207,7 @@ async fn refresh_token(
     Ok((token, lifetime, rotated))
 }
 
-fn token_error(
+pub(crate) fn token_error(
     url: &str,
     error: RequestTokenError<HttpFailure, StandardErrorResponse<BasicErrorResponseType>>,
 ) -> WatchError {
