@@ -118,7 +118,7 @@ pub async fn count_becomes(rig: &mut Rig, count: u32) {
     }
 }
 
-fn unread(rig: &Rig) -> Option<u32> {
+fn unread_count(rig: &Rig) -> Option<u32> {
     rig.handle.snapshot().accounts[0].unread.count
 }
 
@@ -133,7 +133,7 @@ async fn a_new_mail_in_inbox_is_announced_once_with_decoded_sender_subject_and_p
     client.append("INBOX", &message("old@example.test", "Already there", "old"), false).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let mut rig = watching(plain(&dovecot, &["INBOX"]), &dir).await;
-    assert_eq!(unread(&rig), Some(1), "the mail already there is counted, not announced");
+    assert_eq!(unread_count(&rig), Some(1), "the mail already there is counted, not announced");
 
     let uid = client
         .append("INBOX", &message("=?UTF-8?Q?Zo=C3=A9_Martin?= <zoe@example.test>", "Lunch on Friday?", "Hi!\r\nThe usual place at noon?"), false)
@@ -182,7 +182,7 @@ async fn reading_a_mail_elsewhere_lowers_the_count_and_names_it_read() {
     client.append("INBOX", &message("b@example.test", "Two", "2"), false).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let mut rig = watching(plain(&dovecot, &["INBOX"]), &dir).await;
-    assert_eq!(unread(&rig), Some(2));
+    assert_eq!(unread_count(&rig), Some(2));
 
     client.mark_seen("INBOX", first).await;
     let validity = uidvalidity(&mut client, "INBOX").await;
@@ -204,7 +204,7 @@ async fn an_expunged_mail_lowers_the_count() {
     let doomed = client.append("INBOX", &message("b@example.test", "Two", "2"), false).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let mut rig = watching(plain(&dovecot, &["INBOX"]), &dir).await;
-    assert_eq!(unread(&rig), Some(2));
+    assert_eq!(unread_count(&rig), Some(2));
 
     client.expunge("INBOX", doomed).await;
     count_becomes(&mut rig, 1).await;
@@ -222,7 +222,7 @@ async fn the_first_sync_of_a_big_mailbox_announces_nothing_and_counts_everything
     let mut rig = Rig::start(&dir.path().join("state.json"), vec![mail_account(plain(&dovecot, &["INBOX"]), PASSWORD)]);
     let events = live(&mut rig).await;
     assert!(!any_new_items(&events), "the baseline fires no toast");
-    assert_eq!(unread(&rig), Some(2_000));
+    assert_eq!(unread_count(&rig), Some(2_000));
 
     // And the cursor is at the top: the next mail is the only one announced.
     let uid = client.append("INBOX", &message("a@example.test", "Fresh", "x"), false).await;
@@ -298,7 +298,7 @@ async fn a_changed_uidvalidity_rebaselines_without_announcing() {
     let mut rig = Rig::start(&dir.path().join("state.json"), vec![mail_account(plain(&dovecot, &["INBOX"]), PASSWORD)]);
     let events = live(&mut rig).await;
     assert!(!any_new_items(&events), "re-baselined silently: {events:#?}");
-    assert_eq!(unread(&rig), Some(2));
+    assert_eq!(unread_count(&rig), Some(2));
     let uid = client.append("INBOX", &message("a@example.test", "Three", "3"), false).await;
     let items = announced(&mut rig, "the first mail after the re-baseline").await;
     assert_eq!(keys(&items), [format!("INBOX:{}:{uid}", old + 1000).as_str()]);
@@ -349,6 +349,35 @@ async fn a_server_without_idle_is_polled() {
     rig.handle.refresh(&AccountId::new(ID), Trigger::Manual);
     let items = announced(&mut rig, "the polled mail").await;
     assert_eq!(items[0].title, "Polled");
+}
+
+#[tokio::test]
+async fn a_polled_folder_notices_a_swap_of_read_and_unread_through_highestmodseq() {
+    // No IDLE, so the folder is polled with STATUS; CONDSTORE is offered.
+    let capability = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE UIDPLUS ESEARCH CONDSTORE";
+    let dovecot = Dovecot::start_with(Options { capability: Some(capability.to_owned()), ..Options::default() }).await;
+    let mut client = dovecot.client().await;
+    let unread = client.append("INBOX", &message("a@example.test", "Unread", "x"), false).await;
+    let read = client.append("INBOX", &message("b@example.test", "Read", "y"), true).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rig = Rig::start(&dir.path().join("state.json"), vec![mail_account(plain(&dovecot, &["INBOX"]), PASSWORD)]);
+    connectivity(&mut rig, "polling", |c| *c == Connectivity::Polling).await;
+    assert_eq!(unread_count(&rig), Some(1));
+
+    // Same number of messages, same UIDNEXT, same UNSEEN count: only
+    // HIGHESTMODSEQ tells that something changed.
+    client.mark_seen("INBOX", unread).await;
+    client.mark_unseen("INBOX", read).await;
+    rig.handle.refresh(&AccountId::new(ID), Trigger::Manual);
+    let validity = uidvalidity(&mut client, "INBOX").await;
+    let key = format!("INBOX:{validity}:{unread}");
+    within(
+        PATIENCE,
+        "the swap noticed",
+        rig.events_until("item read", |e| matches!(e, CoreEvent::ItemRead { key: k, .. } if *k == key)),
+    )
+    .await;
+    assert_eq!(unread_count(&rig), Some(1));
 }
 
 #[tokio::test]

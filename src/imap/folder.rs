@@ -49,9 +49,11 @@ const PREVIEW_BYTES: u32 = 2048;
 /// gets a chance (IDLE reports them too).
 const MAX_RESYNCS: usize = 5;
 
-/// A polled folder's STATUS (MESSAGES, UIDNEXT, UIDVALIDITY, UNSEEN): while
-/// it stays the same, the folder is not opened.
-type StatusSeen = (u32, Option<u32>, Option<u32>, Option<u32>);
+/// A polled folder's STATUS (MESSAGES, UIDNEXT, UIDVALIDITY, UNSEEN,
+/// HIGHESTMODSEQ): while it stays the same, the folder is not opened.
+/// HIGHESTMODSEQ (with CONDSTORE) moves on any flag change, so it also
+/// catches "one read, another marked unread", which leaves the counts alone.
+type StatusSeen = (u32, Option<u32>, Option<u32>, Option<u32>, Option<u64>);
 
 /// What every connection of one account shares.
 #[derive(Debug)]
@@ -137,6 +139,8 @@ pub(crate) struct Features {
     pub idle: bool,
     /// NOTIFY (RFC 5465): one connection can hear about every folder.
     pub notify: bool,
+    /// CONDSTORE (RFC 7162): STATUS can report HIGHESTMODSEQ.
+    pub condstore: bool,
 }
 
 /// Opens a session and reads what it offers (after login: the list can
@@ -145,7 +149,11 @@ pub(crate) async fn open(shared: &Shared, credential: &Credential) -> Result<(Im
     let target = &shared.target;
     let mut session = connect::open(target, credential).await?;
     let capabilities = bounded(target, "CAPABILITY", COMMAND_TIMEOUT, session.capabilities()).await?;
-    let features = Features { idle: capabilities.has_str("IDLE"), notify: capabilities.has_str("NOTIFY") };
+    let features = Features {
+        idle: capabilities.has_str("IDLE"),
+        notify: capabilities.has_str("NOTIFY"),
+        condstore: capabilities.has_str("CONDSTORE"),
+    };
     Ok((session, features))
 }
 
@@ -179,7 +187,7 @@ pub(crate) async fn watch(
     };
     let wait = match (folders.len(), features) {
         (1, Features { idle: true, .. }) => Wait::Idle,
-        (_, Features { idle: true, notify: true }) => Wait::Notify,
+        (_, Features { idle: true, notify: true, .. }) => Wait::Notify,
         _ => Wait::Poll,
     };
     if wait == Wait::Idle {
@@ -222,6 +230,11 @@ pub(crate) async fn watch(
         bounded(target, "NOTIFY SET", COMMAND_TIMEOUT, session.run_command_and_check_ok(&command)).await?;
     }
     let mut last_status: Vec<Option<StatusSeen>> = vec![None; folders.len()];
+    let items = if features.condstore {
+        "(MESSAGES UIDNEXT UIDVALIDITY UNSEEN HIGHESTMODSEQ)"
+    } else {
+        "(MESSAGES UIDNEXT UIDVALIDITY UNSEEN)"
+    };
     let mut first = true;
     loop {
         for _ in 0..MAX_RESYNCS {
@@ -230,10 +243,10 @@ pub(crate) async fn watch(
                     target,
                     &format!("STATUS {folder}"),
                     COMMAND_TIMEOUT,
-                    session.status(folder, "(MESSAGES UIDNEXT UIDVALIDITY UNSEEN)"),
+                    session.status(folder, items),
                 )
                 .await?;
-                let now = (status.exists, status.uid_next, status.uid_validity, status.unseen);
+                let now = (status.exists, status.uid_next, status.uid_validity, status.unseen, status.highest_modseq);
                 if last_status[i] == Some(now) {
                     continue;
                 }

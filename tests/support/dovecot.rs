@@ -468,6 +468,12 @@ impl ImapClient {
         self.run(&format!("UID STORE {uid} +FLAGS.SILENT (\\Seen)")).await.ok("STORE");
     }
 
+    /// Clears `\Seen` on `uid` in `folder` ("mark as unread").
+    pub async fn mark_unseen(&mut self, folder: &str, uid: u32) {
+        self.select(folder).await;
+        self.run(&format!("UID STORE {uid} -FLAGS.SILENT (\\Seen)")).await.ok("STORE");
+    }
+
     /// Deletes `uid` from `folder` for good.
     pub async fn expunge(&mut self, folder: &str, uid: u32) {
         self.select(folder).await;
