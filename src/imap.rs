@@ -413,6 +413,32 @@ mod tests {
     }
 
     #[test]
+    fn the_mail_table_parses_and_a_typo_in_it_names_its_line() {
+        let text = r#"
+[[account]]
+id = "work-mail"
+source = "mail"
+server = "imap.example.com"
+username = "me@example.com"
+[account.mail]
+folders = ["INBOX", "Projects/2026"]
+tls = "starttls"
+pinned_fingerprint = "AB:CD"
+webmail_link = "https://mail.example.com/#/{folder}/{uid}"
+auth = "xoauth2"
+"#;
+        let config = crate::config::Config::parse(std::path::Path::new("c.toml"), text).expect("valid");
+        let mail = config.accounts[0].mail.clone().expect("a mail table");
+        assert_eq!(mail.folders, ["INBOX", "Projects/2026"]);
+        assert_eq!(mail.tls, TlsMode::Starttls);
+        assert_eq!(mail.auth, MailAuth::Xoauth2);
+        assert_eq!(mail.max_connections, 10, "unset fields keep their defaults");
+        let typo = text.replace("tls = \"starttls\"", "tsl = \"starttls\"");
+        let error = crate::config::Config::parse(std::path::Path::new("c.toml"), &typo).expect_err("refused").to_string();
+        assert!(error.contains("line 9") && error.contains("tsl"), "{error}");
+    }
+
+    #[test]
     fn plaintext_needs_loopback_and_explicit_consent() {
         let plain = MailSettings { tls: TlsMode::None, ..MailSettings::default() };
         let allowed = MailSettings { allow_plaintext_on_loopback: true, ..plain.clone() };
