@@ -420,3 +420,23 @@ async fn a_half_open_connection_is_detected_and_mail_sent_meanwhile_is_announced
     let items = announced(&mut rig, "the mail after reconnecting").await;
     assert_eq!(items[0].title, "Sent into the void");
 }
+
+#[tokio::test]
+async fn idle_is_reissued_on_its_schedule_and_mail_still_arrives() {
+    let dovecot = Dovecot::start().await;
+    let relay = Blackhole::start(dovecot.port()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = MailSettings { port: Some(relay.port()), idle_reissue_secs: 10, ..plain(&dovecot, &["INBOX"]) };
+    let mut rig = Rig::start(&dir.path().join("state.json"), vec![mail_account(settings, PASSWORD)]);
+    live(&mut rig).await;
+    let started = std::time::Instant::now();
+    // The first IDLE, possibly a second after the start-up resync, then one
+    // after the re-issue period with nothing else happening.
+    within(PATIENCE, "a re-issued IDLE", relay.server_sent_times("+ idling", 3)).await;
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_secs(8), "the third IDLE came after {elapsed:?}, not on the 10 s schedule");
+    assert_eq!(relay.server_sent_count("Idle completed"), 2, "each re-issue is one DONE, no busy loop");
+
+    dovecot.client().await.append("INBOX", &message("a@example.test", "After the re-issue", "x"), false).await;
+    assert_eq!(announced(&mut rig, "the mail").await[0].title, "After the re-issue");
+}

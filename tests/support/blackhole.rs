@@ -1,7 +1,8 @@
 //! A TCP relay on loopback that can silently stop carrying the bytes of the
 //! connections open through it, without closing them: what a NAT or a
 //! firewall that forgot a flow does to an idle IMAP connection. Connections
-//! opened later pass normally.
+//! opened later pass normally. It also keeps what the server sent, so a
+//! test can wait for a protocol step (`+ idling`) instead of sleeping.
 //!
 //! Every task lives in a `JoinSet` owned by the relay's accept task, which
 //! is aborted when the relay is dropped.
@@ -51,8 +52,18 @@ impl Blackhole {
     /// Waits until the server has sent `text` through the relay (on any
     /// connection, since it started).
     pub async fn server_sent(&self, text: &str) {
+        self.server_sent_times(text, 1).await;
+    }
+
+    /// Waits until the server has sent `text` at least `times` times.
+    pub async fn server_sent_times(&self, text: &str, times: usize) {
         let mut from_server = self.from_server.clone();
-        from_server.wait_for(|sent| sent.contains(text)).await.expect("the relay is running");
+        from_server.wait_for(|sent| sent.matches(text).count() >= times).await.expect("the relay is running");
+    }
+
+    /// How many times the server has sent `text` so far.
+    pub fn server_sent_count(&self, text: &str) -> usize {
+        self.from_server.borrow().matches(text).count()
     }
 
     /// The port to connect to.
