@@ -440,3 +440,16 @@ async fn idle_is_reissued_on_its_schedule_and_mail_still_arrives() {
     dovecot.client().await.append("INBOX", &message("a@example.test", "After the re-issue", "x"), false).await;
     assert_eq!(announced(&mut rig, "the mail").await[0].title, "After the re-issue");
 }
+
+#[tokio::test]
+async fn a_folder_the_server_does_not_have_is_named_in_the_error() {
+    let dovecot = Dovecot::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rig = Rig::start(&dir.path().join("state.json"), vec![mail_account(plain(&dovecot, &["INBOX", "Projcts"]), PASSWORD)]);
+    let state = connectivity(&mut rig, "backing off", |c| matches!(c, Connectivity::BackingOff { .. })).await;
+    assert!(
+        matches!(&state, Connectivity::BackingOff { reason, .. }
+            if reason.contains("\"Projcts\" cannot be opened (Mailbox doesn't exist") && reason.contains("folders")),
+        "{state:?}"
+    );
+}

@@ -73,7 +73,7 @@ pub(crate) async fn open(target: &Target, credential: &Credential) -> Result<Ima
         Err(_) => Err(WatchError::Transient(format!("{}: the server did not answer the login", target.place()))),
         Ok(Ok(session)) => Ok(session),
         Ok(Err((async_imap::error::Error::No(words), _))) => {
-            let mut words = words.trim().to_owned();
+            let mut words = server_words(&words);
             let detail = sasl_error.and_then(|e| e.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take());
             if let Some(detail) = detail.filter(|d| !d.is_empty()) {
                 words.push_str(&format!(" (the server said: {detail})"));
@@ -163,12 +163,59 @@ where
 
 /// Any other IMAP failure: worth another try later.
 pub(crate) fn transient(target: &Target, doing: &str, error: &async_imap::error::Error) -> WatchError {
-    WatchError::Transient(format!("{}: {doing} failed ({error})", target.place()))
+    let what = match error {
+        async_imap::error::Error::No(raw) | async_imap::error::Error::Bad(raw) => server_words(raw),
+        other => other.to_string(),
+    };
+    WatchError::Transient(format!("{}: {doing} failed ({what})", target.place()))
+}
+
+/// The server's own words from async-imap's NO/BAD text, which is a debug
+/// dump of the response (`code: Some(AuthenticationFailed), info:
+/// Some("Authentication failed.")`): `[AUTHENTICATIONFAILED] Authentication
+/// failed.`, without Dovecot's timing suffix.
+pub(crate) fn server_words(raw: &str) -> String {
+    let info = ["info: Some(\"", "information: Some(\""].iter().find_map(|prefix| {
+        let start = raw.find(prefix)? + prefix.len();
+        let end = raw[start..].find("\")")?;
+        Some(raw[start..start + end].replace("\\\"", "\"").replace("\\\\", "\\"))
+    });
+    let code = raw.find("code: Some(").and_then(|at| {
+        let name: String = raw[at + "code: Some(".len()..].chars().take_while(char::is_ascii_alphanumeric).collect();
+        (!name.is_empty() && name != "Other").then(|| name.to_uppercase())
+    });
+    let Some(mut info) = info else { return raw.trim().to_owned() };
+    // Dovecot appends "(0.001 + 0.000 secs)." to every completion.
+    if let Some(open) = info.rfind(" (")
+        && info[open..].contains(" secs)")
+    {
+        info.truncate(open);
+    }
+    match code {
+        Some(code) => format!("[{code}] {}", info.trim()),
+        None => info.trim().to_owned(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_words_are_taken_out_of_async_imaps_debug_text() {
+        let cases = [
+            (r#"code: Some(AuthenticationFailed), info: Some("Authentication failed.")"#, "[AUTHENTICATIONFAILED] Authentication failed."),
+            (
+                r#"outcome: Outcome { code: None, information: Some("Mailbox doesn't exist: Projcts (0.001 + 0.001 secs).") }"#,
+                "Mailbox doesn't exist: Projcts",
+            ),
+            (r#"code: None, info: Some("say \"hi\"")"#, r#"say "hi""#),
+            ("something else", "something else"),
+        ];
+        for (raw, words) in cases {
+            assert_eq!(server_words(raw), words, "{raw}");
+        }
+    }
 
     #[test]
     fn loopback_is_recognised_by_name_and_address() {

@@ -192,7 +192,7 @@ pub(crate) async fn watch(
     };
     if wait == Wait::Idle {
         let folder = &folders[0];
-        let mailbox = bounded(target, &format!("EXAMINE {folder}"), COMMAND_TIMEOUT, session.examine(folder)).await?;
+        let mailbox = examine(target, &mut session, folder).await?;
         let uidvalidity = mailbox.uid_validity.unwrap_or(0);
         let mut mark = marks[0];
         let mut first = true;
@@ -239,18 +239,16 @@ pub(crate) async fn watch(
     loop {
         for _ in 0..MAX_RESYNCS {
             for (i, folder) in folders.iter().enumerate() {
-                let status = bounded(
-                    target,
-                    &format!("STATUS {folder}"),
-                    COMMAND_TIMEOUT,
-                    session.status(folder, items),
-                )
-                .await?;
+                let status = match bounded(target, "STATUS", COMMAND_TIMEOUT, async { Ok(session.status(folder, items).await) }).await? {
+                    Ok(status) => status,
+                    Err(async_imap::error::Error::No(words)) => return Err(missing_folder(folder, &words)),
+                    Err(error) => return Err(connect::transient(target, &format!("STATUS {folder}"), &error)),
+                };
                 let now = (status.exists, status.uid_next, status.uid_validity, status.unseen, status.highest_modseq);
                 if last_status[i] == Some(now) {
                     continue;
                 }
-                let mailbox = bounded(target, &format!("EXAMINE {folder}"), COMMAND_TIMEOUT, session.examine(folder)).await?;
+                let mailbox = examine(target, &mut session, folder).await?;
                 let synced = sync(shared, &mut session, folder, mailbox.uid_validity.unwrap_or(0), &mut marks[i]).await?;
                 // STATUS is not for the selected folder (RFC 3501): leave it.
                 // CLOSE on a folder opened read-only expunges nothing.
@@ -283,6 +281,23 @@ pub(crate) async fn watch(
             Wait::Idle | Wait::Poll => poke.notified().await,
         }
     }
+}
+
+/// Opens `folder` read-only; a folder the server refuses is named as such.
+async fn examine(target: &Target, session: &mut ImapSession, folder: &str) -> Result<async_imap::types::Mailbox, WatchError> {
+    let doing = format!("EXAMINE {folder}");
+    match bounded(target, &doing, COMMAND_TIMEOUT, async { Ok(session.examine(folder).await) }).await? {
+        Ok(mailbox) => Ok(mailbox),
+        Err(async_imap::error::Error::No(words)) => Err(missing_folder(folder, &words)),
+        Err(error) => Err(connect::transient(target, &doing, &error)),
+    }
+}
+
+fn missing_folder(folder: &str, raw: &str) -> WatchError {
+    WatchError::Transient(format!(
+        "the folder \"{folder}\" cannot be opened ({}); check `folders` under [account.mail]",
+        connect::server_words(raw)
+    ))
 }
 
 /// An IMAP quoted string.
