@@ -14,9 +14,10 @@
 //! highest UID seen) ([`cursor`]), so mail that arrived while the app was
 //! closed is announced once after the restart, and a folder seen for the
 //! first time or whose UIDVALIDITY changed is re-baselined silently. Item
-//! keys are `<folder>:<uidvalidity>:<uid>`. Messages are only peeked at
-//! (`BODY.PEEK`, folders opened with EXAMINE): watching never marks mail
-//! read.
+//! keys are `<folder>:<uidvalidity>:<uid>`; on Gmail (X-GM-EXT-1) a message
+//! that shows in two watched label folders is announced once, by its
+//! X-GM-MSGID (within a run). Messages are only peeked at (`BODY.PEEK`,
+//! folders opened with EXAMINE): watching never marks mail read.
 //!
 //! Security: TLS (implicit or STARTTLS) verified against the platform's
 //! roots or a pinned certificate fingerprint ([`tls`]); plaintext only to a
@@ -341,9 +342,15 @@ impl Watcher for ImapWatcher {
     }
 }
 
+/// Gmail message ids remembered to announce a labelled message once.
+const GMAIL_IDS_KEPT: usize = 2_000;
+
 /// What the connections of one run have reported, merged into updates.
 struct Merged {
     marks: Marks,
+    /// X-GM-MSGIDs announced in this run, oldest first: a message with two
+    /// watched labels (INBOX and a label folder) comes from both folders.
+    gmail_ids: std::collections::VecDeque<u64>,
     /// Per folder synced in this run: its UIDVALIDITY and unseen UIDs.
     unseen: BTreeMap<String, (u32, BTreeSet<u32>)>,
     /// `push` of each connection that is up.
@@ -353,7 +360,7 @@ struct Merged {
 
 impl Merged {
     fn new(marks: Marks, connections: usize) -> Merged {
-        Merged { marks, unseen: BTreeMap::new(), up: Vec::new(), connections }
+        Merged { marks, gmail_ids: std::collections::VecDeque::new(), unseen: BTreeMap::new(), up: Vec::new(), connections }
     }
 
     /// Records a connection's first pass; once all are up, whether the
@@ -365,6 +372,19 @@ impl Merged {
 
     fn synced(&mut self, account: &AccountId, synced: Synced) -> Update {
         let Synced { folder, mark, unseen, new } = synced;
+        let mut items = Vec::with_capacity(new.len());
+        for (item, gmail_id) in new {
+            if let Some(id) = gmail_id {
+                if self.gmail_ids.contains(&id) {
+                    continue;
+                }
+                if self.gmail_ids.len() == GMAIL_IDS_KEPT {
+                    self.gmail_ids.pop_front();
+                }
+                self.gmail_ids.push_back(id);
+            }
+            items.push(item);
+        }
         let read: Vec<String> = match self.unseen.get(&folder) {
             Some((validity, before)) if *validity == mark.uidvalidity => {
                 before.difference(&unseen).map(|uid| folder::key(&folder, *validity, *uid)).collect()
@@ -376,9 +396,9 @@ impl Merged {
         self.unseen.insert(folder.clone(), (mark.uidvalidity, unseen));
         self.marks.insert(folder, mark);
         let unread = self.unseen.values().map(|(_, uids)| uids.len()).sum::<usize>();
-        tracing::debug!(%account, new = new.len(), read = read.len(), unread, "mail synced");
+        tracing::debug!(%account, new = items.len(), read = read.len(), unread, "mail synced");
         Update {
-            items: new,
+            items,
             read,
             unread: Some(u32::try_from(unread).unwrap_or(u32::MAX)),
             dot: None,
@@ -465,13 +485,39 @@ auth = "xoauth2"
     fn folders_beyond_the_cap_share_the_last_connection() {
         let folders: Vec<String> = (1..=5).map(|i| format!("F{i}")).collect();
         let capped = MailSettings { folders: folders.clone(), max_connections: 3, ..MailSettings::default() };
-        let idle = Features { idle: true, notify: false, condstore: false };
+        let idle = Features { idle: true, notify: false, condstore: false, gmail: false };
         let groups = watcher(capped, "h").expect("ok").connections(idle);
         assert_eq!(groups, vec![vec!["F1".to_owned()], vec!["F2".to_owned()], vec!["F3".into(), "F4".into(), "F5".into()]]);
         let roomy = MailSettings { folders, max_connections: 5, ..MailSettings::default() };
         let roomy = watcher(roomy, "h").expect("ok");
         assert_eq!(roomy.connections(idle).len(), 5);
-        assert_eq!(roomy.connections(Features { idle: true, notify: true, condstore: true }).len(), 1, "NOTIFY: one for all");
+        assert_eq!(roomy.connections(Features { idle: true, notify: true, condstore: true, gmail: false }).len(), 1, "NOTIFY: one for all");
+    }
+
+    #[test]
+    fn a_gmail_message_in_two_watched_labels_is_announced_once() {
+        let account = AccountId::new("m");
+        let mut merged = Merged::new(Marks::new(), 2);
+        let mail = |folder: &str, uid: u32| crate::model::Item {
+            source: Source::Mail,
+            account: account.clone(),
+            key: folder::key(folder, 1, uid),
+            title: format!("{folder} {uid}"),
+            preview: String::new(),
+            sender: "s".into(),
+            link: None,
+            time: jiff::Timestamp::now(),
+        };
+        let synced = |folder: &str, new: Vec<(crate::model::Item, Option<u64>)>| Synced {
+            folder: folder.into(),
+            mark: Mark { uidvalidity: 1, highest: 9 },
+            unseen: BTreeSet::new(),
+            new,
+        };
+        let inbox = merged.synced(&account, synced("INBOX", vec![(mail("INBOX", 5), Some(77)), (mail("INBOX", 6), None)]));
+        assert_eq!(inbox.items.len(), 2);
+        let label = merged.synced(&account, synced("Work", vec![(mail("Work", 3), Some(77)), (mail("Work", 4), Some(78))]));
+        assert_eq!(label.items.iter().map(|i| i.key.as_str()).collect::<Vec<_>>(), ["Work:1:4"], "77 was announced from INBOX");
     }
 
     #[test]

@@ -86,8 +86,10 @@ pub(crate) struct Synced {
     pub mark: Mark,
     /// Every unseen UID in the folder.
     pub unseen: BTreeSet<u32>,
-    /// New unseen messages since the previous mark, oldest first.
-    pub new: Vec<Item>,
+    /// New unseen messages since the previous mark, oldest first, with
+    /// Gmail's message id where the server has one (a message with several
+    /// labels shows in several folders under one X-GM-MSGID).
+    pub new: Vec<(Item, Option<u64>)>,
 }
 
 /// The stable item key of a message.
@@ -141,6 +143,8 @@ pub(crate) struct Features {
     pub notify: bool,
     /// CONDSTORE (RFC 7162): STATUS can report HIGHESTMODSEQ.
     pub condstore: bool,
+    /// Gmail's X-GM-EXT-1: messages carry X-GM-MSGID.
+    pub gmail: bool,
 }
 
 /// Opens a session and reads what it offers (after login: the list can
@@ -153,6 +157,7 @@ pub(crate) async fn open(shared: &Shared, credential: &Credential) -> Result<(Im
         idle: capabilities.has_str("IDLE"),
         notify: capabilities.has_str("NOTIFY"),
         condstore: capabilities.has_str("CONDSTORE"),
+        gmail: capabilities.has_str("X-GM-EXT-1"),
     };
     Ok((session, features))
 }
@@ -198,7 +203,7 @@ pub(crate) async fn watch(
         let mut first = true;
         loop {
             for _ in 0..MAX_RESYNCS {
-                let synced = sync(shared, &mut session, folder, uidvalidity, &mut mark).await?;
+                let synced = sync(shared, &mut session, features, folder, uidvalidity, &mut mark).await?;
                 if reports.send(Report::Synced(synced)).await.is_err() {
                     return Ok(());
                 }
@@ -249,7 +254,7 @@ pub(crate) async fn watch(
                     continue;
                 }
                 let mailbox = examine(target, &mut session, folder).await?;
-                let synced = sync(shared, &mut session, folder, mailbox.uid_validity.unwrap_or(0), &mut marks[i]).await?;
+                let synced = sync(shared, &mut session, features, folder, mailbox.uid_validity.unwrap_or(0), &mut marks[i]).await?;
                 // STATUS is not for the selected folder (RFC 3501): leave it.
                 // CLOSE on a folder opened read-only expunges nothing.
                 bounded(target, "CLOSE", COMMAND_TIMEOUT, session.close()).await?;
@@ -362,6 +367,7 @@ async fn idle(shared: &Shared, session: ImapSession, poke: &Notify) -> Result<(I
 async fn sync(
     shared: &Shared,
     session: &mut ImapSession,
+    features: Features,
     folder: &str,
     uidvalidity: u32,
     mark: &mut Option<Mark>,
@@ -383,7 +389,7 @@ async fn sync(
         let fresh: Vec<u32> = newer.iter().copied().filter(|uid| unseen.contains(uid)).collect();
         let fresh = &fresh[fresh.len().saturating_sub(MAX_FETCH)..];
         if !fresh.is_empty() {
-            new = fetch(shared, session, folder, uidvalidity, fresh).await?;
+            new = fetch(shared, session, features, folder, uidvalidity, fresh).await?;
         }
     } else {
         tracing::info!(account = %shared.account, folder, uidvalidity, highest, unseen = unseen.len(), "baseline: nothing announced");
@@ -396,17 +402,19 @@ async fn sync(
 async fn fetch(
     shared: &Shared,
     session: &mut ImapSession,
+    features: Features,
     folder: &str,
     uidvalidity: u32,
     uids: &[u32],
-) -> Result<Vec<Item>, WatchError> {
+) -> Result<Vec<(Item, Option<u64>)>, WatchError> {
     let target = &shared.target;
-    let query = format!("(UID FLAGS BODY.PEEK[HEADER] BODY.PEEK[TEXT]<0.{PREVIEW_BYTES}>)");
+    let gmail = if features.gmail { " X-GM-MSGID" } else { "" };
+    let query = format!("(UID FLAGS{gmail} BODY.PEEK[HEADER] BODY.PEEK[TEXT]<0.{PREVIEW_BYTES}>)");
     let fetches: Vec<Fetch> = bounded(target, "UID FETCH", COMMAND_TIMEOUT, async {
         session.uid_fetch(uid_set(uids), &query).await?.try_collect().await
     })
     .await?;
-    let mut items: Vec<(u32, Item)> = fetches
+    let mut items: Vec<(u32, Item, Option<u64>)> = fetches
         .iter()
         .filter_map(|f| {
             let uid = f.uid?;
@@ -414,12 +422,12 @@ async fn fetch(
             if !uids.contains(&uid) || f.flags().any(|flag| flag == Flag::Seen) {
                 return None;
             }
-            Some((uid, item(shared, folder, uidvalidity, uid, f)))
+            Some((uid, item(shared, folder, uidvalidity, uid, f), f.gmail_msg_id().copied()))
         })
         .collect();
-    items.sort_by_key(|(uid, _)| *uid);
-    items.dedup_by_key(|(uid, _)| *uid);
-    Ok(items.into_iter().map(|(_, item)| item).collect())
+    items.sort_by_key(|(uid, _, _)| *uid);
+    items.dedup_by_key(|(uid, _, _)| *uid);
+    Ok(items.into_iter().map(|(_, item, msgid)| (item, msgid)).collect())
 }
 
 fn item(shared: &Shared, folder: &str, uidvalidity: u32, uid: u32, fetch: &Fetch) -> Item {
