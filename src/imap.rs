@@ -311,13 +311,14 @@ impl ImapWatcher {
             if mailbox.uid_validity != Some(uidvalidity) {
                 return Err(ActionError::Failed(format!("the folder {folder} was rebuilt on the server; the message is gone")));
             }
-            let answers: Vec<_> = async {
+            // .SILENT: no FETCH answers, but the stream must still be read
+            // to the tagged OK.
+            async {
                 let stream = session.uid_store(uid.to_string(), "+FLAGS.SILENT (\\Seen)").await?;
                 futures_util::TryStreamExt::try_collect::<Vec<_>>(stream).await
             }
             .await
             .map_err(|e| failed("UID STORE", e))?;
-            drop(answers);
             let _ = session.logout().await;
             Ok(())
         };

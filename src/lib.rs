@@ -22,8 +22,8 @@
 //! - [`wake`]: sleep/resume detection. [`demo`]: the built-in demo world.
 //! - [`sources`]: from config to watchers. [`headless`]: JSON lines on stdout.
 //! - [`leantime`]: the Leantime poller and its JSON-RPC wire layer.
-//! - [`imap`]: the IMAP mail watcher (IDLE per folder, UID cursors, TLS
-//!   pinning).
+//! - [`imap`]: the IMAP mail watcher (IDLE or NOTIFY, UID cursors, TLS
+//!   pinning, OAuth).
 //! - [`logging`]: rotating log files.
 
 pub mod backoff;
