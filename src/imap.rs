@@ -30,6 +30,7 @@ pub mod connect;
 pub mod consent;
 pub mod cursor;
 pub mod folder;
+pub mod local_server;
 pub mod message;
 pub mod tls;
 

@@ -14,6 +14,8 @@
 //!   (`support::dovecot`).
 //! - `imap_watcher`: the IMAP watcher against that Dovecot, through the
 //!   real core.
+//! - `imap_local_server`: the watcher against the built-in local IMAP
+//!   server meant for the demo.
 //! - `imap_oauth`: XOAUTH2 and OAUTHBEARER sign-in, token refresh and
 //!   refusals.
 //! - `imap_notify`: connections per folder with and without NOTIFY, and
@@ -33,6 +35,7 @@ mod core;
 mod demo;
 mod headless;
 mod imap_dovecot;
+mod imap_local_server;
 mod imap_notify;
 mod imap_oauth;
 mod imap_tls;
