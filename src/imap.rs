@@ -19,6 +19,9 @@
 //! X-GM-MSGID (within a run). Messages are only peeked at (`BODY.PEEK`,
 //! folders opened with EXAMINE): watching never marks mail read.
 //!
+//! [`local_server`] is a small in-memory IMAP server on loopback for the
+//! demo; [`consent`] is the first OAuth sign-in.
+//!
 //! Security: TLS (implicit or STARTTLS) verified against the platform's
 //! roots or a pinned certificate fingerprint ([`tls`]); plaintext only to a
 //! loopback address and only when the account allows it. The password or

@@ -20,6 +20,29 @@ use crate::support::{Rig, account_config};
 
 const ID: &str = "mail";
 
+/// The local server, served until the test ends.
+struct Served {
+    server: LocalImapServer,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Served {
+    fn start() -> Served {
+        let (server, serving) = LocalImapServer::bind().expect("the server binds");
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(serving.run(stop.clone()));
+        Served { server, stop, task }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        self.task.abort();
+    }
+}
+
 fn account(server: &LocalImapServer) -> AccountSpec {
     let secrets: Arc<dyn SecretStore> = Arc::new(MemorySecrets::default());
     secrets.set(&AccountId::new(ID), PASSWORD_SECRET, &SecretString::from(PASSWORD.to_owned())).expect("store");
@@ -36,10 +59,11 @@ fn account(server: &LocalImapServer) -> AccountSpec {
 
 #[tokio::test]
 async fn the_local_server_carries_the_whole_mail_path() {
-    let server = LocalImapServer::start(CancellationToken::new()).await.expect("the server starts");
+    let served = Served::start();
+    let server = &served.server;
     server.deliver("Welcome <hello@vigie.localhost>", "Welcome to Vigie", "Old news.");
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut rig = Rig::start(&dir.path().join("state.json"), vec![account(&server)]);
+    let mut rig = Rig::start(&dir.path().join("state.json"), vec![account(server)]);
     live(&mut rig).await;
     assert_eq!(rig.handle.snapshot().accounts[0].unread.count, Some(1), "the old mail is counted, not announced");
 
@@ -56,9 +80,10 @@ async fn the_local_server_carries_the_whole_mail_path() {
 
 #[tokio::test]
 async fn the_local_server_refuses_a_wrong_password_like_a_real_one() {
-    let server = LocalImapServer::start(CancellationToken::new()).await.expect("the server starts");
+    let served = Served::start();
+    let server = &served.server;
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut spec = account(&server);
+    let mut spec = account(server);
     let secrets: Arc<dyn SecretStore> = Arc::new(MemorySecrets::default());
     secrets.set(&AccountId::new(ID), PASSWORD_SECRET, &SecretString::from("wrong".to_owned())).expect("store");
     spec.watcher = Box::new(ImapWatcher::from_config(&spec.config, secrets).expect("valid settings"));

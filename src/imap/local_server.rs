@@ -9,16 +9,15 @@
 //! It is not a general IMAP server: no TLS (loopback plaintext, which the
 //! watcher allows only when told to), no literals from the client, only the
 //! command forms above; anything else is answered `BAD`. Every connection
-//! is a task in a `JoinSet` owned by the server's task, which stops when
-//! the token given to [`LocalImapServer::start`] is cancelled or the server
-//! is dropped.
+//! is a task in a `JoinSet` owned by [`Serving::run`], which ends them all
+//! when its token is cancelled.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// The demo user's name.
@@ -43,40 +42,35 @@ struct Mailbox {
     next_uid: u32,
 }
 
-/// A running server.
-#[derive(Debug)]
+/// The server's handle: where it listens, and mail delivery. Cheap to
+/// clone; serving happens in [`Serving::run`].
+#[derive(Debug, Clone)]
 pub struct LocalImapServer {
     port: u16,
     mailbox: Arc<Mutex<Mailbox>>,
     changes: broadcast::Sender<()>,
-    stop: CancellationToken,
-    task: JoinHandle<()>,
+}
+
+/// The listening socket, served by [`Serving::run`] (the same split as the
+/// demo's local Leantime: bind now, without a runtime; serve in a
+/// background task).
+#[derive(Debug)]
+pub struct Serving {
+    listener: std::net::TcpListener,
+    mailbox: Arc<Mutex<Mailbox>>,
+    changes: broadcast::Sender<()>,
 }
 
 impl LocalImapServer {
-    /// Listens on a free loopback port until `stop` is cancelled (or the
-    /// server is dropped).
-    pub async fn start(stop: CancellationToken) -> std::io::Result<LocalImapServer> {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+    /// Binds a free loopback port; nothing is served until [`Serving::run`].
+    pub fn bind() -> std::io::Result<(LocalImapServer, Serving)> {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+        listener.set_nonblocking(true)?;
         let port = listener.local_addr()?.port();
         let mailbox = Arc::new(Mutex::new(Mailbox { messages: Vec::new(), next_uid: 1 }));
         let (changes, _) = broadcast::channel(16);
-        let (shared, tx, token) = (mailbox.clone(), changes.clone(), stop.clone());
-        let task = tokio::spawn(async move {
-            let mut sessions = JoinSet::new();
-            loop {
-                tokio::select! {
-                    () = token.cancelled() => break,
-                    accepted = listener.accept() => {
-                        let Ok((stream, _)) = accepted else { continue };
-                        sessions.spawn(session(stream, shared.clone(), tx.clone(), token.clone()));
-                        while sessions.try_join_next().is_some() {}
-                    }
-                }
-            }
-            sessions.shutdown().await;
-        });
-        Ok(LocalImapServer { port, mailbox, changes, stop, task })
+        let serving = Serving { listener, mailbox: mailbox.clone(), changes: changes.clone() };
+        Ok((LocalImapServer { port, mailbox, changes }, serving))
     }
 
     /// The port it listens on (on 127.0.0.1).
@@ -110,10 +104,25 @@ impl LocalImapServer {
     }
 }
 
-impl Drop for LocalImapServer {
-    fn drop(&mut self) {
-        self.stop.cancel();
-        self.task.abort();
+impl Serving {
+    /// Serves until `stop` is cancelled; every session ends with it.
+    pub async fn run(self, stop: CancellationToken) {
+        let Ok(listener) = TcpListener::from_std(self.listener) else {
+            tracing::warn!("the demo IMAP server could not start listening");
+            return;
+        };
+        let mut sessions = JoinSet::new();
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                accepted = listener.accept() => {
+                    let Ok((stream, _)) = accepted else { continue };
+                    sessions.spawn(session(stream, self.mailbox.clone(), self.changes.clone(), stop.clone()));
+                    while sessions.try_join_next().is_some() {}
+                }
+            }
+        }
+        sessions.shutdown().await;
     }
 }
 
