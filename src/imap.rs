@@ -7,8 +7,10 @@
 //! cap (or every folder of a server without IDLE) share one connection that
 //! polls them with STATUS on the hybrid scheduler. [`folder`] runs one connection; this module
 //! starts them, merges what they report into updates, turns scheduler
-//! triggers (wake, manual refresh, network back) into resyncs, and marks
-//! messages read on a connection of its own.
+//! triggers into resyncs (manual refresh, polls) or fresh connections (wake
+//! from sleep, network back: the old sockets are probably dead, and probing
+//! them would cost a timeout), and marks messages read on a connection of
+//! its own.
 //!
 //! Detection is by UID: the cursor keeps each folder's (UIDVALIDITY,
 //! highest UID seen) ([`cursor`]), so mail that arrived while the app was
@@ -48,8 +50,9 @@ use tokio::sync::{Notify, mpsc};
 use crate::config::AccountConfig;
 use crate::model::AccountId;
 use crate::secrets::SecretStore;
+use crate::scheduler::Trigger;
 use crate::watcher::{Action, ActionError, Update, WatchError, Watcher, WatcherContext};
-use auth::{Credentials, OAuth};
+use auth::{Credential, Credentials, OAuth};
 use connect::Target;
 use cursor::{Mark, Marks};
 use folder::{Features, Report, Shared, Synced};
@@ -246,28 +249,38 @@ impl ImapWatcher {
 
     async fn watch(&self, ctx: &mut WatcherContext) -> Result<(), WatchError> {
         let credential = self.credentials.get().await?;
-        let marks = cursor::decode(ctx.cursor());
+        let mut merged = Merged::new(cursor::decode(ctx.cursor()));
+        while let Ended::Reconnect = self.connections_once(ctx, &credential, &mut merged).await? {
+            tracing::info!(account = %self.shared.account, "woke up or the network changed: reconnecting");
+        }
+        Ok(())
+    }
+
+    /// One set of connections, until they fail, the watcher stops, or the
+    /// machine wakes or changes network (when the old sockets are likely
+    /// dead: waiting for them to time out would delay the mail).
+    async fn connections_once(&self, ctx: &mut WatcherContext, credential: &Credential, merged: &mut Merged) -> Result<Ended, WatchError> {
         // The first connection's capabilities decide how many more we need.
-        let (session, features) = folder::open(&self.shared, &credential).await?;
+        let (session, features) = folder::open(&self.shared, credential).await?;
         let groups = self.connections(features);
         tracing::info!(account = %self.shared.account, ?features, connections = groups.len(), "signed in");
+        merged.expect_connections(groups.len());
         let mut first = Some((session, features));
         let pokes: Vec<Notify> = groups.iter().map(|_| Notify::new()).collect();
         let (reports, mut received) = mpsc::channel(32);
         let connections = try_join_all(groups.iter().zip(&pokes).map(|(folders, poke)| {
-            let start: Vec<Option<Mark>> = folders.iter().map(|f| marks.get(f).copied()).collect();
-            folder::watch(&self.shared, &credential, first.take(), folders, start, reports.clone(), poke)
+            let start: Vec<Option<Mark>> = folders.iter().map(|f| merged.marks.get(f).copied()).collect();
+            folder::watch(&self.shared, credential, first.take(), folders, start, reports.clone(), poke)
         }));
         drop(reports);
         tokio::pin!(connections);
-        let mut merged = Merged::new(marks, groups.len());
         let cancel = ctx.cancel_token().clone();
         loop {
             enum Next {
                 Stop,
                 Failed(WatchError),
                 Report(Report),
-                Poll,
+                Poll(Trigger),
             }
             let next = tokio::select! {
                 () = cancel.cancelled() => Next::Stop,
@@ -277,17 +290,18 @@ impl ImapWatcher {
                 },
                 Some(report) = received.recv() => Next::Report(report),
                 trigger = ctx.next_poll() => match trigger {
-                    Some(trigger) => {
-                        tracing::debug!(account = %self.shared.account, ?trigger, "resync");
-                        Next::Poll
-                    }
+                    Some(trigger) => Next::Poll(trigger),
                     None => Next::Stop,
                 },
             };
             match next {
-                Next::Stop => return Ok(()),
+                Next::Stop => return Ok(Ended::Stop),
                 Next::Failed(error) => return Err(error),
-                Next::Poll => pokes.iter().for_each(Notify::notify_one),
+                Next::Poll(Trigger::Wake | Trigger::NetworkBack) => return Ok(Ended::Reconnect),
+                Next::Poll(trigger) => {
+                    tracing::debug!(account = %self.shared.account, ?trigger, "resync");
+                    pokes.iter().for_each(Notify::notify_one);
+                }
                 Next::Report(Report::Up { push }) => match merged.connection_up(push) {
                     Some(true) => ctx.set_live().await,
                     Some(false) => ctx.set_polling().await,
@@ -347,6 +361,14 @@ impl Watcher for ImapWatcher {
     }
 }
 
+/// How one set of connections ended without an error.
+enum Ended {
+    /// The watcher is stopping.
+    Stop,
+    /// Open new connections now.
+    Reconnect,
+}
+
 /// Gmail message ids remembered to announce a labelled message once.
 const GMAIL_IDS_KEPT: usize = 2_000;
 
@@ -358,14 +380,20 @@ struct Merged {
     gmail_ids: std::collections::VecDeque<u64>,
     /// Per folder synced in this run: its UIDVALIDITY and unseen UIDs.
     unseen: BTreeMap<String, (u32, BTreeSet<u32>)>,
-    /// `push` of each connection that is up.
+    /// `push` of each connection of the current set that is up.
     up: Vec<bool>,
     connections: usize,
 }
 
 impl Merged {
-    fn new(marks: Marks, connections: usize) -> Merged {
-        Merged { marks, gmail_ids: std::collections::VecDeque::new(), unseen: BTreeMap::new(), up: Vec::new(), connections }
+    fn new(marks: Marks) -> Merged {
+        Merged { marks, gmail_ids: std::collections::VecDeque::new(), unseen: BTreeMap::new(), up: Vec::new(), connections: 0 }
+    }
+
+    /// A new set of `connections` is starting.
+    fn expect_connections(&mut self, connections: usize) {
+        self.up.clear();
+        self.connections = connections;
     }
 
     /// Records a connection's first pass; once all are up, whether the
@@ -502,7 +530,8 @@ auth = "xoauth2"
     #[test]
     fn a_gmail_message_in_two_watched_labels_is_announced_once() {
         let account = AccountId::new("m");
-        let mut merged = Merged::new(Marks::new(), 2);
+        let mut merged = Merged::new(Marks::new());
+        merged.expect_connections(2);
         let mail = |folder: &str, uid: u32| crate::model::Item {
             source: Source::Mail,
             account: account.clone(),
@@ -528,7 +557,8 @@ auth = "xoauth2"
     #[test]
     fn merged_updates_count_all_folders_and_name_what_was_read_elsewhere() {
         let account = AccountId::new("m");
-        let mut merged = Merged::new(Marks::new(), 2);
+        let mut merged = Merged::new(Marks::new());
+        merged.expect_connections(2);
         let synced = |folder: &str, validity, unseen: &[u32]| Synced {
             folder: folder.into(),
             mark: Mark { uidvalidity: validity, highest: 9 },

@@ -453,3 +453,22 @@ async fn a_folder_the_server_does_not_have_is_named_in_the_error() {
         "{state:?}"
     );
 }
+
+#[tokio::test]
+async fn waking_up_reconnects_at_once_instead_of_waiting_for_a_dead_link() {
+    let dovecot = Dovecot::start().await;
+    let relay = Blackhole::start(dovecot.port()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = MailSettings { port: Some(relay.port()), ..plain(&dovecot, &["INBOX"]) };
+    let mut rig = Rig::start(&dir.path().join("state.json"), vec![mail_account(settings, PASSWORD)]);
+    live(&mut rig).await;
+    within(PATIENCE, "IDLE through the relay", relay.server_sent("+ idling")).await;
+
+    // As after a suspend: the old connection is dead without a word.
+    relay.swallow_open_connections();
+    dovecot.client().await.append("INBOX", &message("a@example.test", "While asleep", "x"), false).await;
+    rig.handle.refresh(&AccountId::new(ID), Trigger::Wake);
+    // Probing the old connection would take the 15 s DONE timeout.
+    let (items, _) = within(Duration::from_secs(5), "the mail right after waking", rig.next_new_items(ID)).await;
+    assert_eq!(items[0].title, "While asleep");
+}

@@ -14,7 +14,7 @@
 //! The IDLE loop: sync until no unsolicited data came in meanwhile (the
 //! EXISTS race: mail that arrives between our last command and IDLE is
 //! reported to that command, not to IDLE), then IDLE until the server says
-//! something, the watcher pokes us (wake, manual refresh, network back),
+//! something, the watcher pokes us (a manual refresh, a scheduled poll),
 //! the re-issue time passes, or the link has been silent so long that a
 //! `DONE` must prove it alive. Every command has a deadline, so a half-open
 //! connection ends in an error (and a reconnect), never in a hang.
