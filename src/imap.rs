@@ -54,7 +54,7 @@ use crate::scheduler::Trigger;
 use crate::watcher::{Action, ActionError, Update, WatchError, Watcher, WatcherContext};
 use auth::{Credential, Credentials, OAuth};
 use connect::Target;
-use cursor::{Mark, Marks};
+use cursor::Mark;
 use folder::{Features, Report, Shared, Synced};
 use tls::Fingerprint;
 
@@ -269,7 +269,7 @@ impl ImapWatcher {
         let pokes: Vec<Notify> = groups.iter().map(|_| Notify::new()).collect();
         let (reports, mut received) = mpsc::channel(32);
         let connections = try_join_all(groups.iter().zip(&pokes).map(|(folders, poke)| {
-            let start: Vec<Option<Mark>> = folders.iter().map(|f| merged.marks.get(f).copied()).collect();
+            let start: Vec<Option<Mark>> = folders.iter().map(|f| merged.cursor.marks.get(f).copied()).collect();
             folder::watch(&self.shared, credential, first.take(), folders, start, reports.clone(), poke)
         }));
         drop(reports);
@@ -374,7 +374,8 @@ const GMAIL_IDS_KEPT: usize = 2_000;
 
 /// What the connections of one run have reported, merged into updates.
 struct Merged {
-    marks: Marks,
+    /// Marks and announced-unread UIDs, as saved.
+    cursor: cursor::Cursor,
     /// X-GM-MSGIDs announced in this run, oldest first: a message with two
     /// watched labels (INBOX and a label folder) comes from both folders.
     gmail_ids: std::collections::VecDeque<u64>,
@@ -386,8 +387,8 @@ struct Merged {
 }
 
 impl Merged {
-    fn new(marks: Marks) -> Merged {
-        Merged { marks, gmail_ids: std::collections::VecDeque::new(), unseen: BTreeMap::new(), up: Vec::new(), connections: 0 }
+    fn new(cursor: cursor::Cursor) -> Merged {
+        Merged { cursor, gmail_ids: std::collections::VecDeque::new(), unseen: BTreeMap::new(), up: Vec::new(), connections: 0 }
     }
 
     /// A new set of `connections` is starting.
@@ -418,7 +419,10 @@ impl Merged {
             }
             items.push(item);
         }
-        let read: Vec<String> = match self.unseen.get(&folder) {
+        // What was unread before: this run's last sync of the folder, or at
+        // its first sync the announced-and-unread UIDs saved in the cursor.
+        let before = self.unseen.get(&folder).or_else(|| self.cursor.announced.get(&folder));
+        let read: Vec<String> = match before {
             Some((validity, before)) if *validity == mark.uidvalidity => {
                 before.difference(&unseen).map(|uid| folder::key(&folder, *validity, *uid)).collect()
             }
@@ -426,8 +430,18 @@ impl Merged {
             Some((validity, before)) => before.iter().map(|uid| folder::key(&folder, *validity, *uid)).collect(),
             None => Vec::new(),
         };
+        let mut announced: BTreeSet<u32> = match self.cursor.announced.remove(&folder) {
+            Some((validity, uids)) if validity == mark.uidvalidity => uids,
+            _ => BTreeSet::new(),
+        };
+        announced.extend(items.iter().filter_map(|i| folder::parse_key(&i.key)).map(|(_, _, uid)| uid));
+        announced.retain(|uid| unseen.contains(uid));
+        while announced.len() > cursor::ANNOUNCED_KEPT {
+            announced.pop_first();
+        }
+        self.cursor.announced.insert(folder.clone(), (mark.uidvalidity, announced));
         self.unseen.insert(folder.clone(), (mark.uidvalidity, unseen));
-        self.marks.insert(folder, mark);
+        self.cursor.marks.insert(folder, mark);
         let unread = self.unseen.values().map(|(_, uids)| uids.len()).sum::<usize>();
         tracing::debug!(%account, new = items.len(), read = read.len(), unread, "mail synced");
         Update {
@@ -435,7 +449,7 @@ impl Merged {
             read,
             unread: Some(u32::try_from(unread).unwrap_or(u32::MAX)),
             dot: None,
-            cursor: Some(cursor::encode(&self.marks)),
+            cursor: Some(cursor::encode(&self.cursor)),
         }
     }
 }
@@ -528,9 +542,26 @@ auth = "xoauth2"
     }
 
     #[test]
+    fn mail_announced_before_a_restart_and_read_meanwhile_is_named_read() {
+        let account = AccountId::new("m");
+        let mut saved = cursor::Cursor::default();
+        saved.marks.insert("INBOX".into(), Mark { uidvalidity: 1, highest: 6 });
+        saved.announced.insert("INBOX".into(), (1, [5, 6].into_iter().collect()));
+        let mut merged = Merged::new(saved);
+        merged.expect_connections(1);
+        let update = merged.synced(
+            &account,
+            Synced { folder: "INBOX".into(), mark: Mark { uidvalidity: 1, highest: 7 }, unseen: [6, 7].into_iter().collect(), new: Vec::new() },
+        );
+        assert_eq!(update.read, ["INBOX:1:5"]);
+        let next = cursor::decode(update.cursor.as_deref());
+        assert_eq!(next.announced.get("INBOX"), Some(&(1, [6].into_iter().collect())), "7 was never announced");
+    }
+
+    #[test]
     fn a_gmail_message_in_two_watched_labels_is_announced_once() {
         let account = AccountId::new("m");
-        let mut merged = Merged::new(Marks::new());
+        let mut merged = Merged::new(cursor::Cursor::default());
         merged.expect_connections(2);
         let mail = |folder: &str, uid: u32| crate::model::Item {
             source: Source::Mail,
@@ -557,7 +588,7 @@ auth = "xoauth2"
     #[test]
     fn merged_updates_count_all_folders_and_name_what_was_read_elsewhere() {
         let account = AccountId::new("m");
-        let mut merged = Merged::new(Marks::new());
+        let mut merged = Merged::new(cursor::Cursor::default());
         merged.expect_connections(2);
         let synced = |folder: &str, validity, unseen: &[u32]| Synced {
             folder: folder.into(),
@@ -575,7 +606,7 @@ auth = "xoauth2"
         assert_eq!(third.read, vec!["INBOX:1:3".to_owned(), "INBOX:1:4".to_owned()]);
         let rebuilt = merged.synced(&account, synced("INBOX", 7, &[]));
         assert_eq!(rebuilt.read, vec!["INBOX:1:5".to_owned()]);
-        assert_eq!(cursor::decode(rebuilt.cursor.as_deref()).get("INBOX"), Some(&Mark { uidvalidity: 7, highest: 9 }));
+        assert_eq!(cursor::decode(rebuilt.cursor.as_deref()).marks.get("INBOX"), Some(&Mark { uidvalidity: 7, highest: 9 }));
         assert_eq!(merged.connection_up(true), None);
         assert_eq!(merged.connection_up(false), Some(false));
     }

@@ -472,3 +472,26 @@ async fn waking_up_reconnects_at_once_instead_of_waiting_for_a_dead_link() {
     let (items, _) = within(Duration::from_secs(5), "the mail right after waking", rig.next_new_items(ID)).await;
     assert_eq!(items[0].title, "While asleep");
 }
+
+#[tokio::test]
+async fn mail_read_elsewhere_while_the_app_was_closed_is_named_read_after_the_restart() {
+    let dovecot = Dovecot::start().await;
+    let mut client = dovecot.client().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rig = watching(plain(&dovecot, &["INBOX"]), &dir).await;
+    let uid = client.append("INBOX", &message("a@example.test", "Read on the phone", "x"), false).await;
+    let key = announced(&mut rig, "the mail").await[0].key.clone();
+    count_becomes(&mut rig, 1).await;
+    rig.stop().await;
+    drop(rig);
+
+    client.mark_seen("INBOX", uid).await;
+    let mut rig = Rig::start(&dir.path().join("state.json"), vec![mail_account(plain(&dovecot, &["INBOX"]), PASSWORD)]);
+    within(
+        PATIENCE,
+        "the mail named read",
+        rig.events_until("item read", |e| matches!(e, CoreEvent::ItemRead { key: k, .. } if *k == key)),
+    )
+    .await;
+    count_becomes(&mut rig, 0).await;
+}
