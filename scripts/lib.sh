@@ -9,10 +9,11 @@ BUILD_PACKAGES=(
   libssl-dev libsoup-3.0-dev libgtk-3-dev libjavascriptcoregtk-4.1-dev
 )
 # What the tests drive: a virtual X server and tray host, a private D-Bus, the
-# real Secret Service, screenshots, and Chromium for the UI tests.
+# real Secret Service, screenshots, Chromium for the UI tests, and the
+# Dovecot IMAP server the mail tests start.
 TEST_PACKAGES=(
   xvfb xauth dbus dbus-x11 gnome-keyring libsecret-tools imagemagick x11-utils
-  trayer python3 python3-dbus python3-gi python3-xlib chromium
+  trayer python3 python3-dbus python3-gi python3-xlib chromium dovecot-imapd
 )
 # Vite 8 needs this Node.js or newer.
 NODE_MIN=20.19.0

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::badge::BadgeMode;
+use crate::imap::MailSettings;
 use crate::leantime::{AuthKind, TasksSettings};
 use crate::model::{AccountId, Source};
 
@@ -93,6 +94,8 @@ pub struct AccountConfig {
     pub tasks: TasksSettings,
     /// Rocket.Chat settings (`[account.chat]`); defaults for other sources.
     pub chat: crate::rocketchat::ChatSettings,
+    /// Mail settings (`[account.mail]`); defaults when absent.
+    pub mail: Option<MailSettings>,
 }
 
 impl AccountConfig {
@@ -111,6 +114,7 @@ impl AccountConfig {
             auth: AuthKind::Token,
             tasks: TasksSettings::default(),
             chat: crate::rocketchat::ChatSettings::default(),
+            mail: None,
         }
     }
 }
@@ -173,6 +177,7 @@ struct RawAccount {
     tasks: TasksSettings,
     #[serde(default)]
     chat: crate::rocketchat::ChatSettings,
+    mail: Option<MailSettings>,
 }
 
 #[derive(Deserialize, Default)]
@@ -306,6 +311,7 @@ impl Config {
                 },
                 tasks: account.tasks,
                 chat: account.chat,
+                mail: account.mail,
             });
         }
         Ok(Config { notifications: raw.notifications, demo: raw.demo, accounts, hints: raw.hints })

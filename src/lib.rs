@@ -24,6 +24,8 @@
 //! - [`sources`]: from config to watchers. [`headless`]: JSON lines on stdout.
 //! - [`leantime`]: the Leantime poller and its JSON-RPC wire layer.
 //! - [`rocketchat`]: the Rocket.Chat watcher: DDP push, REST resync, login.
+//! - [`imap`]: the IMAP mail watcher (IDLE or NOTIFY, UID cursors, TLS
+//!   pinning, OAuth).
 //! - [`logging`]: rotating log files.
 
 pub mod backoff;
@@ -35,6 +37,7 @@ pub mod event;
 pub mod headless;
 mod hub;
 pub mod icon;
+pub mod imap;
 pub mod leantime;
 pub mod logging;
 pub mod model;

@@ -10,6 +10,7 @@ use futures_util::future::BoxFuture;
 use crate::config::{AccountConfig, Config};
 use crate::core::{AccountSpec, Setup};
 use crate::demo;
+use crate::imap::ImapWatcher;
 use crate::leantime::LeantimeWatcher;
 use crate::rocketchat::RocketChatWatcher;
 use crate::secrets::SecretStore;
@@ -61,43 +62,32 @@ pub fn schedule_for(account: &AccountConfig) -> ScheduleConfig {
         // Rocket.Chat pushes; while live, a safety resync every 15 minutes
         // (and on wake, network back or "Refresh now").
         Source::Chat => ScheduleConfig { push_resync: Some(Duration::from_secs(900)), ..ScheduleConfig::polling(account.poll_interval) },
-        Source::Mail => ScheduleConfig::polling(account.poll_interval),
+        // IMAP pushes through IDLE or NOTIFY and re-issues IDLE itself;
+        // folders beyond the connection cap (or a server without IDLE) are
+        // polled, slower while the user is away.
+        Source::Mail => ScheduleConfig { away_interval: Some(AWAY_INTERVAL), ..ScheduleConfig::polling(account.poll_interval) },
     }
 }
 
 fn watcher_for(account: &AccountConfig, secrets: &Arc<dyn SecretStore>) -> Box<dyn Watcher> {
-    let what = match (account.source, &account.server) {
-        (Source::Tasks, Some(server)) => {
-            return Box::new(LeantimeWatcher::new(
-                account.id.clone(),
-                server,
-                account.auth,
-                account.tasks.clone(),
-                secrets.clone(),
-            ));
-        }
-        (Source::Tasks, None) => {
-            return Box::new(NotInThisBuild("set `server` to the Leantime address, e.g. https://pm.example.com".to_owned()));
-        }
-        (Source::Chat, Some(server)) => {
-            let settings = account.chat.clone();
-            return Box::new(RocketChatWatcher::new(account.id.clone(), server, settings, secrets.clone()));
-        }
-        (Source::Chat, None) => {
-            return Box::new(NotInThisBuild("set `server` to the Rocket.Chat address, e.g. https://chat.example.com".to_owned()));
-        }
-        (Source::Mail, _) => "Mail (IMAP)",
-    };
-    Box::new(NotInThisBuild(format!(
-        "{what} accounts are not supported by this version of Vigie yet; the account is kept and will work after an update"
-    )))
+    let (id, secrets) = (account.id.clone(), secrets.clone());
+    match (account.source, &account.server) {
+        (Source::Mail, _) => match ImapWatcher::from_config(account, secrets) {
+            Ok(watcher) => Box::new(watcher),
+            Err(reason) => Box::new(CannotRun(reason)),
+        },
+        (Source::Chat, Some(server)) => Box::new(RocketChatWatcher::new(id, server, account.chat.clone(), secrets)),
+        (Source::Tasks, Some(server)) => Box::new(LeantimeWatcher::new(id, server, account.auth, account.tasks.clone(), secrets)),
+        (Source::Chat, None) => Box::new(CannotRun("set `server` to the Rocket.Chat address, e.g. https://chat.example.com".to_owned())),
+        (Source::Tasks, None) => Box::new(CannotRun("set `server` to the Leantime address, e.g. https://pm.example.com".to_owned())),
+    }
 }
 
-/// The watcher of an account that cannot run (a source this build does not
-/// have yet, or a missing setting): shows it as disabled with the reason.
-struct NotInThisBuild(String);
+/// The watcher of an account that cannot run (a missing or invalid
+/// setting): shows it as disabled with the reason.
+struct CannotRun(String);
 
-impl Watcher for NotInThisBuild {
+impl Watcher for CannotRun {
     fn run<'a>(&'a self, _ctx: &'a mut WatcherContext) -> BoxFuture<'a, Result<(), WatchError>> {
         Box::pin(async move { Err(WatchError::Unsupported(self.0.clone())) })
     }

@@ -10,6 +10,18 @@
 //!   location does not stop the core.
 //! - `demo`: the built-in demo world through the real core (hints, drops).
 //! - `headless`: the `vigie --headless` binary and its JSON-lines contract.
+//! - `imap_dovecot`: the real Dovecot the mail tests start
+//!   (`support::dovecot`).
+//! - `imap_watcher`: the IMAP watcher against that Dovecot, through the
+//!   real core.
+//! - `imap_local_server`: the watcher against the built-in local IMAP
+//!   server meant for the demo.
+//! - `imap_oauth`: XOAUTH2 and OAUTHBEARER sign-in, token refresh and
+//!   refusals.
+//! - `imap_notify`: connections per folder with and without NOTIFY, and
+//!   the connection cap.
+//! - `imap_tls`: the same over TLS with a self-signed certificate:
+//!   refused, then pinned.
 //! - `leantime_poller`: the Leantime watcher against the fake server,
 //!   through the real core.
 //! - `leantime`: Leantime's JSON-RPC wire format against the fixtures in
@@ -28,6 +40,12 @@ mod support;
 mod core;
 mod demo;
 mod headless;
+mod imap_dovecot;
+mod imap_local_server;
+mod imap_notify;
+mod imap_oauth;
+mod imap_tls;
+mod imap_watcher;
 mod leantime;
 mod leantime_poller;
 mod leantime_fake;

@@ -27,6 +27,9 @@ use vigie::{AccountSpec, Core, CoreEvent, CoreHandle, Setup};
 
 pub use vigie::demo::fake_leantime;
 pub use vigie::demo::fake_rocketchat;
+pub mod blackhole;
+pub mod dovecot;
+pub mod fake_oauth;
 
 // ---------------------------------------------------------------------------
 // Time

@@ -1,0 +1,229 @@
+//! Opening an IMAP session: TCP, then TLS (implicit or STARTTLS) or, only to
+//! a loopback address the user allowed, plaintext; the greeting; LOGIN.
+//!
+//! Every step is bounded in time, and every failure becomes the
+//! [`WatchError`] the supervisor acts on: a refused login or an untrusted
+//! certificate waits for the user ([`WatchError::AuthFailed`], with the
+//! server's words or the certificate's fingerprint), anything else is
+//! transient. The password or token is only ever handed to `LOGIN` or
+//! `AUTHENTICATE`.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_imap::{Client, Session};
+use secrecy::ExposeSecret;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+
+use super::auth::{Bearer, Credential};
+use super::tls::{Fingerprint, Verifier};
+use super::TlsMode;
+use crate::watcher::WatchError;
+
+/// Anything an IMAP session can run over: TCP or TLS over TCP.
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug> Io for T {}
+
+/// A logged-in session over TCP or TLS.
+pub(crate) type ImapSession = Session<Box<dyn Io>>;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// Generous: Dovecot (and others) delay logins from an address that just
+/// failed one, by several seconds.
+const LOGIN_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// Where and as whom to connect.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub pinned: Option<Fingerprint>,
+    pub username: String,
+}
+
+impl Target {
+    fn place(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+/// Whether `host` names this machine (where plaintext cannot be sniffed).
+pub(crate) fn is_loopback(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.eq_ignore_ascii_case("localhost") || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Connects, secures, reads the greeting and signs in.
+pub(crate) async fn open(target: &Target, credential: &Credential) -> Result<ImapSession, WatchError> {
+    let client = connect(target).await?;
+    let (signed_in, sasl_error) = match credential {
+        Credential::Password(password) => {
+            let login = client.login(&target.username, password.expose_secret());
+            (tokio::time::timeout(LOGIN_TIMEOUT, login).await, None)
+        }
+        Credential::Bearer { mechanism, token } => {
+            let (name, bearer, error) = Bearer::new(*mechanism, &target.username, &target.host, target.port, token);
+            (tokio::time::timeout(LOGIN_TIMEOUT, client.authenticate(name, bearer)).await, Some(error))
+        }
+    };
+    match signed_in {
+        Err(_) => Err(WatchError::Transient(format!("{}: the server did not answer the login", target.place()))),
+        Ok(Ok(session)) => Ok(session),
+        Ok(Err((async_imap::error::Error::No(words), _))) => {
+            let mut words = server_words(&words);
+            let detail = sasl_error.and_then(|e| e.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take());
+            if let Some(detail) = detail.filter(|d| !d.is_empty()) {
+                words.push_str(&format!(" (the server said: {detail})"));
+            }
+            Err(WatchError::AuthFailed(words))
+        }
+        Ok(Err((error, _))) => Err(transient(target, "login", &error)),
+    }
+}
+
+/// The TCP connection, secured as the account says, greeting read.
+pub(crate) async fn connect(target: &Target) -> Result<Client<Box<dyn Io>>, WatchError> {
+    let place = target.place();
+    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((target.host.as_str(), target.port)))
+        .await
+        .map_err(|_| WatchError::Transient(format!("{place}: timed out connecting")))?
+        .map_err(|e| WatchError::Transient(format!("{place}: cannot connect ({e})")))?;
+    let _ = tcp.set_nodelay(true);
+    match target.tls {
+        TlsMode::Implicit => {
+            let tls = secure(target, tcp).await?;
+            let mut client = Client::new(tls);
+            greeting(target, &mut client).await?;
+            Ok(client)
+        }
+        TlsMode::Starttls => {
+            let mut client = Client::new(Box::new(tcp) as Box<dyn Io>);
+            greeting(target, &mut client).await?;
+            tokio::time::timeout(CONNECT_TIMEOUT, client.run_command_and_check_ok("STARTTLS", None))
+                .await
+                .map_err(|_| WatchError::Transient(format!("{place}: no answer to STARTTLS")))?
+                .map_err(|e| WatchError::Transient(format!("{place}: the server refused STARTTLS ({e})")))?;
+            // No greeting after STARTTLS; nothing the server sent before the
+            // handshake may be trusted, so the old client is dropped whole.
+            let tls = secure(target, client.into_inner()).await?;
+            Ok(Client::new(tls))
+        }
+        TlsMode::None => {
+            let mut client = Client::new(Box::new(tcp) as Box<dyn Io>);
+            greeting(target, &mut client).await?;
+            Ok(client)
+        }
+    }
+}
+
+async fn greeting(target: &Target, client: &mut Client<Box<dyn Io>>) -> Result<(), WatchError> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, client.read_response()).await {
+        Ok(Ok(Some(_))) => Ok(()),
+        Ok(Ok(None)) => Err(WatchError::Transient(format!("{}: the server closed the connection at once", target.place()))),
+        Ok(Err(e)) => Err(WatchError::Transient(format!("{}: {e}", target.place()))),
+        Err(_) => Err(WatchError::Transient(format!("{}: the server sent no greeting", target.place()))),
+    }
+}
+
+async fn secure<S>(target: &Target, stream: S) -> Result<Box<dyn Io>, WatchError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug + 'static,
+{
+    let place = target.place();
+    let verifier = Arc::new(
+        Verifier::new(target.pinned).map_err(|e| WatchError::Transient(format!("cannot set up TLS: {e}")))?,
+    );
+    let config = verifier.clone().client_config().map_err(|e| WatchError::Transient(format!("cannot set up TLS: {e}")))?;
+    let name = rustls::pki_types::ServerName::try_from(target.host.clone())
+        .map_err(|_| WatchError::Unsupported(format!("`{}` is not a valid server name", target.host)))?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, stream)).await {
+        Err(_) => Err(WatchError::Transient(format!("{place}: the TLS handshake timed out"))),
+        Ok(Ok(tls)) => Ok(Box::new(tls)),
+        Ok(Err(e)) => {
+            let certificate_refused = e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                .is_some_and(|r| matches!(r, rustls::Error::InvalidCertificate(_) | rustls::Error::General(_)));
+            match verifier.presented() {
+                // Waiting for the user, not retrying: the certificate will
+                // not change by itself, and the user must decide to trust it.
+                Some(fingerprint) if certificate_refused => Err(WatchError::AuthFailed(format!(
+                    "{place}: the server's certificate is not trusted ({e}). Its SHA-256 fingerprint is {fingerprint}; \
+                     if you trust this server, set pinned_fingerprint = \"{fingerprint}\" under [account.mail]"
+                ))),
+                _ => Err(WatchError::Transient(format!("{place}: TLS failed ({e})"))),
+            }
+        }
+    }
+}
+
+/// Any other IMAP failure: worth another try later.
+pub(crate) fn transient(target: &Target, doing: &str, error: &async_imap::error::Error) -> WatchError {
+    let what = match error {
+        async_imap::error::Error::No(raw) | async_imap::error::Error::Bad(raw) => server_words(raw),
+        other => other.to_string(),
+    };
+    WatchError::Transient(format!("{}: {doing} failed ({what})", target.place()))
+}
+
+/// The server's own words from async-imap's NO/BAD text, which is a debug
+/// dump of the response (`code: Some(AuthenticationFailed), info:
+/// Some("Authentication failed.")`): `[AUTHENTICATIONFAILED] Authentication
+/// failed.`, without Dovecot's timing suffix.
+pub(crate) fn server_words(raw: &str) -> String {
+    let info = ["info: Some(\"", "information: Some(\""].iter().find_map(|prefix| {
+        let start = raw.find(prefix)? + prefix.len();
+        let end = raw[start..].find("\")")?;
+        Some(raw[start..start + end].replace("\\\"", "\"").replace("\\\\", "\\"))
+    });
+    let code = raw.find("code: Some(").and_then(|at| {
+        let name: String = raw[at + "code: Some(".len()..].chars().take_while(char::is_ascii_alphanumeric).collect();
+        (!name.is_empty() && name != "Other").then(|| name.to_uppercase())
+    });
+    let Some(mut info) = info else { return raw.trim().to_owned() };
+    // Dovecot appends "(0.001 + 0.000 secs)." to every completion.
+    if let Some(open) = info.rfind(" (")
+        && info[open..].contains(" secs)")
+    {
+        info.truncate(open);
+    }
+    match code {
+        Some(code) => format!("[{code}] {}", info.trim()),
+        None => info.trim().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_words_are_taken_out_of_async_imaps_debug_text() {
+        let cases = [
+            (r#"code: Some(AuthenticationFailed), info: Some("Authentication failed.")"#, "[AUTHENTICATIONFAILED] Authentication failed."),
+            (
+                r#"outcome: Outcome { code: None, information: Some("Mailbox doesn't exist: Projcts (0.001 + 0.001 secs).") }"#,
+                "Mailbox doesn't exist: Projcts",
+            ),
+            (r#"code: None, info: Some("say \"hi\"")"#, r#"say "hi""#),
+            ("something else", "something else"),
+        ];
+        for (raw, words) in cases {
+            assert_eq!(server_words(raw), words, "{raw}");
+        }
+    }
+
+    #[test]
+    fn loopback_is_recognised_by_name_and_address() {
+        for host in ["localhost", "127.0.0.1", "127.4.5.6", "::1", "[::1]"] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in ["imap.example.com", "10.0.0.1", "localhost.example.com", "::2"] {
+            assert!(!is_loopback(host), "{host}");
+        }
+    }
+}
