@@ -154,6 +154,8 @@ pub fn compose(event: &CoreEvent, account_name: &str, settings: &Notifications) 
             }
             let title = match source {
                 Source::Mail => format!("{} — {}", item.sender, item.title),
+                // A direct message's room is named after the sender.
+                Source::Chat if item.sender == item.title => item.sender.clone(),
                 Source::Chat => format!("{} in {}", item.sender, item.title),
                 Source::Tasks => item.title.clone(),
             };
@@ -248,6 +250,14 @@ mod tests {
     fn a_failed_button_says_what_failed_in_the_server_s_words() {
         let toast = action_failed(Action::MarkDone, &ActionError::Failed("permission missing: editing tasks".into()));
         assert_eq!(toast, Toast { title: "Could not mark the task done".into(), body: "permission missing: editing tasks".into() });
+    }
+
+    #[test]
+    fn a_direct_message_is_titled_by_its_sender_and_a_room_message_by_both() {
+        let chat = |sender: &str, room: &str| Item { source: Source::Chat, title: room.into(), ..mail(sender, room, "hi") };
+        let title = |item| compose(&new_items(vec![item], false), "Team", &Notifications::default()).map(|t| t.title);
+        assert_eq!(title(chat("Bob Builder", "Bob Builder")).as_deref(), Some("Bob Builder"));
+        assert_eq!(title(chat("Bob Builder", "general")).as_deref(), Some("Bob Builder in general"));
     }
 
     #[test]

@@ -1,180 +1,102 @@
 //! The built-in demo: three accounts (mail, chat, tasks), so a new user sees
 //! the whole app work before configuring anything.
 //!
-//! The demo travels the real path: its watchers are ordinary [`Watcher`]s
-//! under the supervisor and the scheduler, their updates go through the hub's
-//! deduplication and badge, and the shell toasts them like any other.
+//! Every demo account is a real watcher talking its real protocol to a small
+//! server Vigie runs on loopback, so the demo travels the whole path: TCP,
+//! login, push or polling, the scheduler, the hub's deduplication and badge,
+//! toasts and their buttons.
 //!
-//! - Tasks: the real Leantime watcher polls a local JSON-RPC server on
-//!   loopback ([`fake_leantime`], the same fake the tests use), which now and
-//!   then assigns a task or adds a notification. A "Leantime" mail hints the
-//!   tasks account to refresh at once, which makes the hybrid strategy
-//!   visible: the task shows with its mail, not a poll interval later.
-//! - Mail and chat: a small simulated world that pushes, until their own
-//!   local servers exist. Now and then the chat "server" drops the
-//!   connection, so backoff and resync are visible too.
-
-pub mod fake_leantime;
+//! - Mail: the IMAP watcher on the local IMAP server
+//!   ([`crate::imap::local_server`]), pushed to through IDLE.
+//! - Chat: the Rocket.Chat watcher on the local Rocket.Chat
+//!   ([`fake_rocketchat`], see [`chat`]), which drops the connection now and
+//!   then, so reconnecting and resync show too.
+//! - Tasks: the Leantime watcher polling the local Leantime
+//!   ([`fake_leantime`]). A "Leantime" mail hints the tasks account to
+//!   refresh at once, which makes the hybrid strategy visible: the task
+//!   shows with its mail, not a poll interval later.
+//!
+//! The servers are the tests' fakes; a server that cannot start (no loopback
+//! port) leaves its account out and says so.
 
 pub mod chat;
+pub mod fake_leantime;
 pub mod fake_rocketchat;
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
-use jiff::Timestamp;
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
-
 use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{AccountConfig, DemoSettings, HintRule};
 use crate::core::{AccountSpec, Setup};
+use crate::imap::local_server::{self, LocalImapServer};
+use crate::imap::{ImapWatcher, MailSettings, PASSWORD_SECRET, TlsMode};
 use crate::leantime::{AuthKind, LeantimeWatcher, TasksSettings};
-use crate::model::{AccountId, Item, Source};
+use crate::model::{AccountId, Source};
 use crate::scheduler::ScheduleConfig;
 use crate::secrets::{MemorySecrets, SecretStore};
-use crate::watcher::{Update, WatchError, Watcher, WatcherContext};
 use fake_leantime::{FakeLeantime, ServerVersion};
 
-/// An item in the simulated world.
-#[derive(Debug, Clone)]
-struct DemoItem {
-    key: String,
-    title: String,
-    preview: String,
-    sender: String,
-    time: Timestamp,
-}
+const MAIL: &str = "demo-mail";
+const TASKS: &str = "demo-tasks";
+const LEANTIME_SENDER: &str = "Leantime <notifications@leantime.demo>";
 
-#[derive(Debug, Default)]
-struct WorldState {
-    step: u64,
-    next_id: u64,
-    /// Keys of generated items start with this, so a restarted demo (a new
-    /// world) never reuses an old key, as a real server would not.
-    epoch: i64,
-    unread: [Vec<DemoItem>; 3],
-    /// The chat server drops its connections once at this generation.
-    chat_drops: u64,
-}
-
-/// The simulated servers of the demo, and the local Leantime.
+/// The demo's mail and Leantime servers, moved by one script (so that a
+/// task and its "Leantime" mail arrive together). The chat server has its
+/// own ([`chat`]).
 pub struct DemoWorld {
-    state: Mutex<WorldState>,
-    /// Wakes the push watchers (mail, chat); one stored permit each.
-    changed: [Notify; 3],
-    /// The tasks account's server; `None` if it could not start.
+    mail: Option<LocalImapServer>,
     leantime: Option<FakeLeantime>,
-}
-
-fn slot(source: Source) -> usize {
-    match source {
-        Source::Mail => 0,
-        Source::Chat => 1,
-        Source::Tasks => 2,
-    }
+    step: AtomicU64,
 }
 
 impl DemoWorld {
-    /// A world with a few old unread items (they form the baseline: counted,
-    /// never toasted), whose tasks live on `leantime`.
-    pub fn new(leantime: Option<FakeLeantime>) -> Arc<DemoWorld> {
-        let world = Arc::new(DemoWorld {
-            state: Mutex::default(),
-            changed: Default::default(),
-            leantime,
-        });
-        // The seed items keep fixed keys: they are "the same old mail" in
-        // every run, so a restart must not announce them again.
-        world.add(Source::Mail, "Welcome to Vigie", "This is a demo mailbox.", "Vigie demo");
-        world.add(Source::Mail, "Lunch on Friday?", "Shall we try the new place?", "Camille Durand");
-        world.add(Source::Chat, "#general", "Good morning everyone!", "bob");
-        let epoch = Timestamp::now().as_millisecond();
-        world.lock().epoch = epoch;
-        if let Some(leantime) = &world.leantime {
-            // Its seed items are old news too; new ones get ids no earlier
-            // run used (a few per second at most, so a hundred ids per
-            // second of wall clock is plenty).
-            leantime.number_new_items_from(epoch / 10);
+    /// A world over whichever servers started, with two old unread mails
+    /// (they form the baseline: counted, never toasted).
+    fn new(mail: Option<LocalImapServer>, leantime: Option<FakeLeantime>) -> Arc<DemoWorld> {
+        if let Some(mail) = &mail {
+            mail.deliver("Vigie demo <demo@vigie.localhost>", "Welcome to Vigie", "This is a demo mailbox.");
+            mail.deliver("Camille Durand <camille@vigie.localhost>", "Lunch on Friday?", "Shall we try the new place?");
         }
-        world
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, WorldState> {
-        // A panic elsewhere cannot leave this small state half-updated in a
-        // way that matters to a demo; keep going.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn add(&self, source: Source, title: &str, preview: &str, sender: &str) {
-        let mut state = self.lock();
-        state.next_id += 1;
-        let item = DemoItem {
-            key: match state.epoch {
-                0 => format!("{}-{}", source.as_str(), state.next_id),
-                epoch => format!("{}-{epoch}-{}", source.as_str(), state.next_id),
-            },
-            title: title.to_owned(),
-            preview: preview.to_owned(),
-            sender: sender.to_owned(),
-            time: Timestamp::now(),
-        };
-        state.unread[slot(source)].push(item);
-        drop(state);
-        self.changed[slot(source)].notify_one();
-    }
-
-    fn read_oldest(&self, source: Source) {
-        let mut state = self.lock();
-        if !state.unread[slot(source)].is_empty() {
-            state.unread[slot(source)].remove(0);
+        if let Some(leantime) = &leantime {
+            // Its seed items are old news; new ones get ids no earlier run
+            // used (a few per second at most, so a hundred ids per second of
+            // wall clock is plenty).
+            leantime.number_new_items_from(jiff::Timestamp::now().as_millisecond() / 10);
         }
-        drop(state);
-        self.changed[slot(source)].notify_one();
+        Arc::new(DemoWorld { mail, leantime, step: AtomicU64::new(0) })
     }
 
     /// Advances the world by one scripted event.
     pub fn step(&self) {
-        let step = {
-            let mut state = self.lock();
-            state.step += 1;
-            state.step
+        let step = self.step.fetch_add(1, Ordering::Relaxed) + 1;
+        let deliver = |from: &str, subject: &str, body: &str| {
+            if let Some(mail) = &self.mail {
+                mail.deliver(from, subject, body);
+            }
         };
-        match step % 8 {
-            1 => self.add(Source::Mail, "Quarterly figures", "Here are the numbers we discussed.", "Alice Martin"),
-            2 => self.add(Source::Chat, "Direct message", "Do you have a minute?", "alice"),
-            3 => {
-                // The project tool changed and mailed about it; the tasks
-                // account only learns of it when it polls (or is hinted).
-                if let Some(leantime) = &self.leantime {
+        match (step % 4, &self.mail, &self.leantime) {
+            (1, _, _) => deliver("Alice Martin <alice@vigie.localhost>", "Quarterly figures", "Here are the numbers we discussed."),
+            // The project tool changed and mailed about it; the tasks
+            // account only learns of it when it polls, or is hinted.
+            (2, _, leantime) => {
+                if let Some(leantime) = leantime {
                     leantime.assign_ticket("Fix the login page");
                 }
-                self.add(Source::Mail, "[Leantime] You were assigned a task", "Fix the login page", "Leantime <notifications@leantime.demo>");
+                deliver(LEANTIME_SENDER, "[Leantime] You were assigned a task", "Fix the login page");
             }
-            4 => self.read_oldest(Source::Mail),
-            5 => self.add(Source::Chat, "#release", "@you the build is green", "carol"),
-            6 => {
-                self.lock().chat_drops += 1;
-                self.changed[slot(Source::Chat)].notify_one();
+            (3, Some(mail), _) => {
+                mail.read_oldest_elsewhere();
             }
-            7 => self.read_oldest(Source::Chat),
-            // No mail about this one: the next poll finds it.
-            _ => {
-                if let Some(leantime) = &self.leantime {
-                    leantime.add_notification("Alice Martin mentioned you in <i>Release plan</i>", "Alice Martin");
-                }
+            // No mail about this one: the next count-only poll finds it.
+            (0, _, Some(leantime)) => {
+                leantime.add_notification("Alice Martin mentioned you in <i>Release plan</i>", "Alice Martin");
             }
+            _ => {}
         }
-    }
-
-    fn view(&self, source: Source) -> Vec<DemoItem> {
-        self.lock().unread[slot(source)].clone()
-    }
-
-    fn chat_drops(&self) -> u64 {
-        self.lock().chat_drops
     }
 
     /// Steps the world every `every` until cancelled.
@@ -189,92 +111,42 @@ impl DemoWorld {
     }
 }
 
-/// A push watcher over the demo world's mail or chat.
-struct DemoWatcher {
-    world: Arc<DemoWorld>,
-    source: Source,
-    account: AccountId,
-}
-
-impl DemoWatcher {
-    fn update(&self, previous: &[DemoItem]) -> (Update, Vec<DemoItem>) {
-        let now = self.world.view(self.source);
-        let read = previous
-            .iter()
-            .filter(|old| !now.iter().any(|n| n.key == old.key))
-            .map(|old| old.key.clone())
-            .collect();
-        let items = now
-            .iter()
-            .map(|d| Item {
-                source: self.source,
-                account: self.account.clone(),
-                key: d.key.clone(),
-                title: d.title.clone(),
-                preview: d.preview.clone(),
-                sender: d.sender.clone(),
-                link: None,
-                time: d.time,
-            })
-            .collect();
-        let count = u32::try_from(now.len()).unwrap_or(u32::MAX);
-        (Update { items, read, unread: Some(count), ..Update::default() }, now)
-    }
-
-    async fn push_loop(&self, ctx: &mut WatcherContext) -> Result<(), WatchError> {
-        let drops_at_connect = self.world.chat_drops();
-        let (update, mut seen) = self.update(&[]);
-        ctx.publish(update).await;
-        ctx.set_live().await;
-        loop {
-            tokio::select! {
-                () = self.world.changed[slot(self.source)].notified() => {}
-                poll = ctx.next_poll() => if poll.is_none() { return Ok(()) },
-            }
-            if self.source == Source::Chat && self.world.chat_drops() != drops_at_connect {
-                return Err(WatchError::Transient("the demo chat server closed the connection".to_owned()));
-            }
-            let (update, now) = self.update(&seen);
-            seen = now;
-            ctx.publish(update).await;
-            ctx.poll_succeeded(false);
-        }
-    }
-}
-
-impl Watcher for DemoWatcher {
-    fn run<'a>(&'a self, ctx: &'a mut WatcherContext) -> BoxFuture<'a, Result<(), WatchError>> {
-        Box::pin(self.push_loop(ctx))
-    }
-}
-
-/// Adds the demo accounts, their world, the local Leantime and the
-/// "Leantime mail → refresh tasks" hint to `setup`.
+/// Adds the demo accounts, their local servers and the "Leantime mail →
+/// refresh tasks" hint to `setup`.
 pub fn add_to(setup: &mut Setup, settings: &DemoSettings) {
     let every = settings.every();
+    let problem = |what: &str, e: std::io::Error| {
+        tracing::warn!("the demo's local {what} server could not start: {e}");
+        format!("The demo's local {what} server could not start ({e}); the demo runs without it.")
+    };
+    let mut problems = Vec::new();
+    let mail = match LocalImapServer::bind() {
+        Ok((server, serving)) => {
+            setup.accounts.push(demo_mail_account(&server));
+            Some((server, serving))
+        }
+        Err(e) => {
+            problems.push(problem("mail", e));
+            None
+        }
+    };
+    if let Err(e) = chat::add_to(setup, every) {
+        problems.push(problem("Rocket.Chat", e));
+    }
     let leantime = match FakeLeantime::bind(ServerVersion::V3_9_6) {
         Ok((server, serving)) => {
             setup.accounts.push(demo_tasks_account(&server, every));
             Some((server, serving))
         }
         Err(e) => {
-            setup.problems.push(format!("The demo's local Leantime server could not start ({e}); the demo runs without tasks."));
+            problems.push(problem("Leantime", e));
             None
         }
     };
-    let (leantime, serving) = leantime.unzip();
-    let world = DemoWorld::new(leantime);
-    for (source, id, name) in [(Source::Mail, "demo-mail", "Demo mail"), (Source::Chat, "demo-chat", "Demo chat")] {
-        let account = AccountId::new(id);
-        setup.accounts.push(AccountSpec {
-            config: demo_account(id, name, source, None),
-            schedule: ScheduleConfig {
-                push_resync: Some(Duration::from_secs(900)),
-                ..ScheduleConfig::polling(Duration::from_secs(60))
-            },
-            watcher: Box::new(DemoWatcher { world: world.clone(), source, account }),
-        });
-    }
+    setup.problems.extend(problems);
+    let (mail, mail_serving) = mail.unzip();
+    let (leantime, leantime_serving) = leantime.unzip();
+    let world = DemoWorld::new(mail, leantime);
     // Mail first, then chat, then tasks, as everywhere else.
     setup.accounts.sort_by_key(|a| a.config.source);
     setup.hints.push(HintRule {
@@ -285,39 +157,62 @@ pub fn add_to(setup: &mut Setup, settings: &DemoSettings) {
     setup.demo = true;
     setup.background.push(Box::new(move |cancel| {
         Box::pin(async move {
-            let server = async {
-                if let Some(serving) = serving {
+            let mail = async {
+                if let Some(serving) = mail_serving {
                     serving.run(cancel.clone()).await;
                 }
             };
-            tokio::join!(server, world.run(every, cancel.clone()));
+            let leantime = async {
+                if let Some(serving) = leantime_serving {
+                    serving.run(cancel.clone()).await;
+                }
+            };
+            tokio::join!(mail, leantime, world.run(every, cancel.clone()));
         })
     }));
+}
+
+fn remembered(account: &str, name: &str, secret: &str) -> Arc<dyn SecretStore> {
+    let secrets = Arc::new(MemorySecrets::default());
+    if let Err(e) = secrets.set(&AccountId::new(account), name, &SecretString::from(secret.to_owned())) {
+        tracing::warn!("the demo's {name} could not be kept: {e}");
+    }
+    secrets
+}
+
+/// The demo's mail account: the IMAP watcher on the local server, in plain
+/// text on loopback (allowed for this account only).
+fn demo_mail_account(server: &LocalImapServer) -> AccountSpec {
+    let mail = MailSettings {
+        port: Some(server.port()),
+        tls: TlsMode::None,
+        allow_plaintext_on_loopback: true,
+        ..MailSettings::default()
+    };
+    let config = AccountConfig {
+        server: Some("127.0.0.1".to_owned()),
+        username: Some(local_server::USER.to_owned()),
+        mail: Some(mail),
+        ..AccountConfig::new(AccountId::new(MAIL), "Demo mail", Source::Mail)
+    };
+    let secrets = remembered(MAIL, PASSWORD_SECRET, local_server::PASSWORD);
+    let watcher: Box<dyn crate::watcher::Watcher> = match ImapWatcher::from_config(&config, secrets) {
+        Ok(watcher) => Box::new(watcher),
+        Err(reason) => Box::new(crate::sources::CannotRun(reason)),
+    };
+    AccountSpec { schedule: crate::sources::schedule_for(&config), config, watcher }
 }
 
 /// The demo's tasks account: the real Leantime watcher on the local server,
 /// with the real schedule (slow polls, faster after a change, at once on a
 /// hint).
 fn demo_tasks_account(server: &FakeLeantime, every: Duration) -> AccountSpec {
-    const ID: &str = "demo-tasks";
-    let secrets = Arc::new(MemorySecrets::default());
-    let token = SecretString::from(server.token().to_owned());
-    if let Err(e) = secrets.set(&AccountId::new(ID), AuthKind::Token.secret_name(), &token) {
-        tracing::warn!("the demo token could not be kept: {e}");
-    }
-    let watcher = LeantimeWatcher::new(AccountId::new(ID), &server.base_url(), AuthKind::Token, TasksSettings::default(), secrets);
-    AccountSpec {
-        config: demo_account(ID, "Demo tasks", Source::Tasks, Some(server.base_url())),
-        schedule: ScheduleConfig {
-            rate_limit: Some((10, 3)),
-            boost: Some((every.max(Duration::from_secs(10)), Duration::from_secs(300))),
-            away_interval: Some(Duration::from_secs(300)),
-            ..ScheduleConfig::polling(Duration::from_secs(60))
-        },
-        watcher: Box::new(watcher),
-    }
-}
-
-fn demo_account(id: &str, name: &str, source: Source, server: Option<String>) -> AccountConfig {
-    AccountConfig { server, ..AccountConfig::new(AccountId::new(id), name, source) }
+    let secrets = remembered(TASKS, AuthKind::Token.secret_name(), server.token());
+    let watcher = LeantimeWatcher::new(AccountId::new(TASKS), &server.base_url(), AuthKind::Token, TasksSettings::default(), secrets);
+    let config = AccountConfig { server: Some(server.base_url()), ..AccountConfig::new(AccountId::new(TASKS), "Demo tasks", Source::Tasks) };
+    let schedule = ScheduleConfig {
+        boost: Some((every.max(Duration::from_secs(10)), Duration::from_secs(300))),
+        ..crate::sources::schedule_for(&config)
+    };
+    AccountSpec { config, schedule, watcher: Box::new(watcher) }
 }

@@ -85,7 +85,7 @@ fn watcher_for(account: &AccountConfig, secrets: &Arc<dyn SecretStore>) -> Box<d
 
 /// The watcher of an account that cannot run (a missing or invalid
 /// setting): shows it as disabled with the reason.
-struct CannotRun(String);
+pub struct CannotRun(pub String);
 
 impl Watcher for CannotRun {
     fn run<'a>(&'a self, _ctx: &'a mut WatcherContext) -> BoxFuture<'a, Result<(), WatchError>> {

@@ -31,6 +31,9 @@ pub const ACCOUNT: &str = "demo-chat";
 /// port can be bound.
 pub fn add_to(setup: &mut Setup, every: Duration) -> std::io::Result<()> {
     let (server, serving) = FakeRocketChat::bind(Generation::V7)?;
+    // Later runs number their messages above earlier ones' (a few a second
+    // at most; a thousand per second of wall clock is plenty).
+    server.number_new_messages_from(u64::try_from(jiff::Timestamp::now().as_millisecond()).unwrap_or(0));
     let secrets = Arc::new(MemorySecrets::default());
     if let Err(e) = secrets.set(&AccountId::new(ACCOUNT), TOKEN_SECRET, &SecretString::from(TOKEN.to_owned())) {
         tracing::warn!("the demo chat token could not be kept: {e}");

@@ -487,6 +487,14 @@ impl FakeRocketChat {
         format!("http://{}", self.addr)
     }
 
+    /// Makes ids of messages posted from now on start above `first`: a demo
+    /// that restarts with a fresh server must not reuse the message ids (and
+    /// so the item keys) an earlier run announced.
+    pub fn number_new_messages_from(&self, first: u64) {
+        let mut world = self.shared.lock();
+        world.next_id = world.next_id.max(first);
+    }
+
     /// Posts `text` from `from` to room `rid`, mentioning the user ids (or
     /// `all`/`here`) in `mentions`; returns the message id.
     pub fn post(&self, rid: &str, from: &'static str, text: &str, mentions: &[&str]) -> String {

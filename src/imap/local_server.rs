@@ -25,7 +25,6 @@ pub const USER: &str = "demo";
 /// The demo user's password (the demo keeps it in memory, not the keyring).
 pub const PASSWORD: &str = "demo";
 
-const UIDVALIDITY: u32 = 1;
 const CAPABILITIES: &str = "IMAP4rev1 IDLE UIDPLUS";
 
 #[derive(Debug, Clone)]
@@ -40,6 +39,9 @@ struct Message {
 struct Mailbox {
     messages: Vec<Message>,
     next_uid: u32,
+    /// New for every server: a restarted demo starts its UIDs again at 1,
+    /// and a new UIDVALIDITY is how IMAP says "these are other messages".
+    uidvalidity: u32,
 }
 
 /// The server's handle: where it listens, and mail delivery. Cheap to
@@ -67,7 +69,9 @@ impl LocalImapServer {
         let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
         listener.set_nonblocking(true)?;
         let port = listener.local_addr()?.port();
-        let mailbox = Arc::new(Mutex::new(Mailbox { messages: Vec::new(), next_uid: 1 }));
+        // Seconds since 2020 keep growing from run to run (for 130 years).
+        let uidvalidity = u32::try_from(jiff::Timestamp::now().as_second() - 1_577_836_800).unwrap_or(1).max(1);
+        let mailbox = Arc::new(Mutex::new(Mailbox { messages: Vec::new(), next_uid: 1, uidvalidity }));
         let (changes, _) = broadcast::channel(16);
         let serving = Serving { listener, mailbox: mailbox.clone(), changes: changes.clone() };
         Ok((LocalImapServer { port, mailbox, changes }, serving))
@@ -96,6 +100,19 @@ impl LocalImapServer {
         };
         let _ = self.changes.send(());
         uid
+    }
+
+    /// Marks the oldest unread message read, as another mail client would,
+    /// and tells idling sessions. Returns its UID, if there was one.
+    pub fn read_oldest_elsewhere(&self) -> Option<u32> {
+        let uid = {
+            let mut mailbox = lock(&self.mailbox);
+            let message = mailbox.messages.iter_mut().find(|m| !m.seen)?;
+            message.seen = true;
+            message.uid
+        };
+        let _ = self.changes.send(());
+        Some(uid)
     }
 
     /// How many messages are unread (for tests).
@@ -243,9 +260,10 @@ fn answer(tag: &str, command: &str, upper: &str, mailbox: &Mutex<Mailbox>, state
             state.told = mailbox.messages.iter().map(|m| (m.uid, m.seen)).collect();
             out.extend_from_slice(
                 format!(
-                    "* FLAGS (\\Seen)\r\n* {} EXISTS\r\n* 0 RECENT\r\n* OK [UIDVALIDITY {UIDVALIDITY}] UIDs valid\r\n\
+                    "* FLAGS (\\Seen)\r\n* {} EXISTS\r\n* 0 RECENT\r\n* OK [UIDVALIDITY {}] UIDs valid\r\n\
                      * OK [UIDNEXT {}] Predicted next UID\r\n{tag} OK [{}] {verb} completed\r\n",
                     mailbox.messages.len(),
+                    mailbox.uidvalidity,
                     mailbox.next_uid,
                     if verb == "EXAMINE" { "READ-ONLY" } else { "READ-WRITE" },
                 )
@@ -257,9 +275,10 @@ fn answer(tag: &str, command: &str, upper: &str, mailbox: &Mutex<Mailbox>, state
             let unseen = mailbox.messages.iter().filter(|m| !m.seen).count();
             out.extend_from_slice(
                 format!(
-                    "* STATUS INBOX (MESSAGES {} UIDNEXT {} UIDVALIDITY {UIDVALIDITY} UNSEEN {unseen})\r\n{tag} OK STATUS completed\r\n",
+                    "* STATUS INBOX (MESSAGES {} UIDNEXT {} UIDVALIDITY {} UNSEEN {unseen})\r\n{tag} OK STATUS completed\r\n",
                     mailbox.messages.len(),
-                    mailbox.next_uid
+                    mailbox.next_uid,
+                    mailbox.uidvalidity,
                 )
                 .as_bytes(),
             );
