@@ -33,6 +33,11 @@ pub struct Cli {
     /// keyring, e.g. `--set-secret work-mail password`.
     #[arg(long, num_args = 2, value_names = ["ACCOUNT", "NAME"])]
     pub set_secret: Option<Vec<String>>,
+    /// Sign a mail account in with OAuth 2.0 in the browser (authorization
+    /// code with PKCE, a loopback redirect) and keep its refresh token in
+    /// the keyring.
+    #[arg(long, value_name = "ACCOUNT")]
+    pub sign_in: Option<String>,
 }
 
 /// Everything the chosen mode needs to start.
@@ -84,6 +89,9 @@ pub fn main(frontend: Frontend) -> ExitCode {
         tracing::error!("{e}");
         e.to_string()
     });
+    if let Some(account) = &cli.sign_in {
+        return sign_in(config, account);
+    }
     let launch = Launch { cli, paths, config };
     match frontend {
         Frontend::Gui(run_gui) if !launch.cli.headless => run_gui(launch),
@@ -123,6 +131,47 @@ fn set_secret(account: &str, name: &str) -> ExitCode {
             eprintln!("vigie: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The first OAuth sign-in of a mail account: prints the consent address,
+/// waits for the browser to come back, stores the refresh token.
+fn sign_in(config: Result<Config, String>, account: &str) -> ExitCode {
+    let fail = |message: &str| {
+        tracing::error!(account, "sign-in failed: {message}");
+        eprintln!("vigie: {message}");
+        ExitCode::FAILURE
+    };
+    let config = match config {
+        Ok(config) => config,
+        Err(message) => return fail(&message),
+    };
+    let Some(account) = config.accounts.iter().find(|a| a.id.as_str() == account) else {
+        return fail(&format!("no account `{account}` in the config file"));
+    };
+    let id = account.id.clone();
+    let client_secret = KeyringSecrets.get(&id, vigie::imap::CLIENT_SECRET_SECRET).ok().flatten();
+    let request = match vigie::imap::consent::ConsentRequest::for_account(account, client_secret) {
+        Ok(request) => request,
+        Err(message) => return fail(&message),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
+    };
+    let outcome = runtime.block_on(async {
+        let consent = vigie::imap::consent::Consent::start(request).await?;
+        println!("Open this address in your browser and allow access:\n\n  {}\n", consent.url());
+        println!("Waiting for the browser to come back…");
+        consent.finish(&id, std::sync::Arc::new(KeyringSecrets)).await
+    });
+    match outcome {
+        Ok(()) => {
+            tracing::info!(account = %id, "signed in with OAuth");
+            println!("signed in: the refresh token for {id} is in the system keyring");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e.to_string()),
     }
 }
 

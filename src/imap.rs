@@ -113,6 +113,12 @@ pub struct MailSettings {
     pub oauth_client_id: Option<String>,
     /// The OAuth token endpoint, e.g. `https://oauth2.googleapis.com/token`.
     pub oauth_token_url: Option<String>,
+    /// The OAuth authorization endpoint for the first sign-in (`vigie
+    /// --sign-in ACCOUNT`), e.g. `https://accounts.google.com/o/oauth2/v2/auth`.
+    pub oauth_auth_url: Option<String>,
+    /// The scopes to ask for at the first sign-in, e.g.
+    /// `["https://mail.google.com/"]`.
+    pub oauth_scopes: Vec<String>,
     /// Accept exactly the certificate with this SHA-256 fingerprint instead
     /// of checking it against the platform's roots (self-signed servers).
     pub pinned_fingerprint: Option<String>,
@@ -141,6 +147,8 @@ impl Default for MailSettings {
             auth: MailAuth::Password,
             oauth_client_id: None,
             oauth_token_url: None,
+            oauth_auth_url: None,
+            oauth_scopes: Vec::new(),
             pinned_fingerprint: None,
             webmail_link: None,
             max_connections: 10,

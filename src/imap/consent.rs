@@ -41,6 +41,25 @@ pub struct ConsentRequest {
     pub scopes: Vec<String>,
 }
 
+impl ConsentRequest {
+    /// The request for a configured mail account, or what its
+    /// `[account.mail]` table lacks for a first OAuth sign-in.
+    pub fn for_account(account: &crate::config::AccountConfig, client_secret: Option<SecretString>) -> Result<ConsentRequest, String> {
+        let settings = account.mail.clone().unwrap_or_default();
+        if settings.auth == super::MailAuth::Password {
+            return Err(format!("`{}` signs in with a password; set `auth = \"xoauth2\"` (or \"oauthbearer\") under [account.mail] first", account.id));
+        }
+        let missing = |field: &str| format!("set `{field}` under [account.mail] of `{}` for the first sign-in", account.id);
+        Ok(ConsentRequest {
+            client_id: settings.oauth_client_id.ok_or_else(|| missing("oauth_client_id"))?,
+            client_secret,
+            auth_url: settings.oauth_auth_url.ok_or_else(|| missing("oauth_auth_url"))?,
+            token_url: settings.oauth_token_url.ok_or_else(|| missing("oauth_token_url"))?,
+            scopes: settings.oauth_scopes,
+        })
+    }
+}
+
 /// Why the consent did not end with a stored refresh token. The message is
 /// for the user.
 #[derive(Debug, thiserror::Error)]
@@ -184,4 +203,41 @@ impl Consent {
 
 fn bad(what: &str, value: &str, error: &dyn std::fmt::Display) -> ConsentError {
     ConsentError::BadRequest(format!("{what} \"{value}\" is not a URL ({error})"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::AccountConfig;
+    use crate::imap::{MailAuth, MailSettings};
+    use crate::model::Source;
+
+    fn account(mail: MailSettings) -> AccountConfig {
+        AccountConfig { mail: Some(mail), ..AccountConfig::new(AccountId::new("gmail"), "Gmail", Source::Mail) }
+    }
+
+    #[test]
+    fn a_configured_oauth_account_gives_the_consent_request() {
+        let mail = MailSettings {
+            auth: MailAuth::Xoauth2,
+            oauth_client_id: Some("client".into()),
+            oauth_auth_url: Some("https://accounts.example.com/auth".into()),
+            oauth_token_url: Some("https://accounts.example.com/token".into()),
+            oauth_scopes: vec!["https://mail.example.com/".into()],
+            ..MailSettings::default()
+        };
+        let request = ConsentRequest::for_account(&account(mail), None).expect("complete settings");
+        assert_eq!(request.client_id, "client");
+        assert_eq!(request.auth_url, "https://accounts.example.com/auth");
+        assert_eq!(request.scopes, ["https://mail.example.com/"]);
+    }
+
+    #[test]
+    fn a_missing_setting_is_named_and_a_password_account_is_refused() {
+        let mail = MailSettings { auth: MailAuth::Xoauth2, oauth_client_id: Some("client".into()), ..MailSettings::default() };
+        let missing = ConsentRequest::for_account(&account(mail), None).map(|_| ()).expect_err("no auth url");
+        assert!(missing.contains("oauth_auth_url") && missing.contains("gmail"), "{missing}");
+        let password = ConsentRequest::for_account(&account(MailSettings::default()), None).map(|_| ()).expect_err("password");
+        assert!(password.contains("password"), "{password}");
+    }
 }
