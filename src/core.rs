@@ -292,28 +292,35 @@ async fn hub_loop(
     cancel: CancellationToken,
 ) {
     let mut out = Vec::new();
-    loop {
+    let mut disk = DiskSync::new(hub.state_file().to_owned());
+    'run: loop {
         // When a pause ends the snapshot must say so even if nothing else
         // happens; wake up then.
         let pause_ends = hub.snapshot().paused_until.map(|until| {
             let left = until.duration_since(Timestamp::now()).unsigned_abs();
             Instant::now() + left
         });
+        let sync_due = disk.due_at();
         tokio::select! {
             biased;
-            () = cancel.cancelled() => return,
+            () = cancel.cancelled() => break 'run,
             Some(envelope) = reports.recv() => hub.apply(envelope, &mut out),
             Some(command) = commands.recv() => match command {
                 Command::Pause(until) => hub.pause(until, &mut out),
                 Command::Acted { account, key } => out.push(CoreEvent::ItemRead { account, key }),
             },
             () = sleep_until_opt(pause_ends) => {}
-            else => return,
+            () = sleep_until_opt(sync_due) => disk.start(),
+            Some(outcome) = disk.finished() => disk.done(outcome),
+            else => break 'run,
+        }
+        if hub.take_saved() {
+            disk.saved();
         }
         for event in out.drain(..) {
             // A stalled consumer must not keep the core from stopping.
             let sent = tokio::select! {
-                () = cancel.cancelled() => return,
+                () = cancel.cancelled() => break 'run,
                 sent = events.send(event) => sent,
             };
             if sent.is_err() {
@@ -329,6 +336,79 @@ async fn hub_loop(
             }
             changed
         });
+    }
+    disk.flush().await;
+}
+
+/// How long after a save the state file is made durable: saves in a burst
+/// share one `fsync`, and no announcement waits for the disk.
+const SYNC_DELAY: Duration = Duration::from_millis(500);
+
+/// Makes the state file durable off the announcement path. [`Hub`] saves
+/// with an atomic rename (safe against an app crash at once); this syncs it
+/// to disk soon after (safe against an OS crash or power cut too), on a
+/// blocking thread, one sync at a time.
+struct DiskSync {
+    path: PathBuf,
+    /// A save happened that no finished sync covers yet.
+    pending: bool,
+    due: Option<Instant>,
+    running: Option<tokio::task::JoinHandle<Result<(), StoreError>>>,
+}
+
+impl DiskSync {
+    fn new(path: PathBuf) -> DiskSync {
+        DiskSync { path, pending: false, due: None, running: None }
+    }
+
+    /// The file was just saved.
+    fn saved(&mut self) {
+        self.pending = true;
+        self.due.get_or_insert_with(|| Instant::now() + SYNC_DELAY);
+    }
+
+    /// When a sync should start (never while one runs).
+    fn due_at(&self) -> Option<Instant> {
+        self.due.filter(|_| self.running.is_none())
+    }
+
+    fn start(&mut self) {
+        self.due = None;
+        self.pending = false;
+        let path = self.path.clone();
+        self.running = Some(tokio::task::spawn_blocking(move || crate::store::sync_to_disk(&path)));
+    }
+
+    /// The running sync's outcome, once it ends.
+    async fn finished(&mut self) -> Option<Result<(), StoreError>> {
+        let running = self.running.as_mut()?;
+        let outcome = running.await;
+        self.running = None;
+        Some(outcome.unwrap_or_else(|e| Err(StoreError::Write { path: self.path.clone(), source: std::io::Error::other(e) })))
+    }
+
+    fn done(&mut self, outcome: Result<(), StoreError>) {
+        if let Err(e) = outcome {
+            // The file itself was written; only its durability across an
+            // OS crash is in doubt. The next save tries again.
+            tracing::warn!("the state file could not be synced to disk: {e}");
+        }
+        if self.pending {
+            self.due.get_or_insert_with(|| Instant::now() + SYNC_DELAY);
+        }
+    }
+
+    /// At shutdown: waits for a running sync, then syncs what is left.
+    async fn flush(mut self) {
+        if let Some(outcome) = self.finished().await {
+            self.done(outcome);
+        }
+        if self.pending {
+            self.start();
+            if let Some(outcome) = self.finished().await {
+                self.done(outcome);
+            }
+        }
     }
 }
 

@@ -49,6 +49,8 @@ pub(crate) struct Hub {
     demo: bool,
     badge: (Badge, BTreeMap<Source, Badge>),
     save_problem: Option<String>,
+    /// A save happened since [`Hub::take_saved`] last asked.
+    saved: bool,
     /// Problems known at start (invalid config, recovered state file).
     startup_problems: Vec<String>,
 }
@@ -101,6 +103,7 @@ impl Hub {
             demo,
             badge: Default::default(),
             save_problem: None,
+            saved: false,
             startup_problems: problems,
         };
         hub.badge = hub.compute_badge();
@@ -115,6 +118,17 @@ impl Hub {
     /// The resume cursor saved for `account`.
     pub fn cursor(&self, account: &AccountId) -> Option<String> {
         self.store.account(account).and_then(|r| r.cursor.clone())
+    }
+
+    /// Where the state file lives.
+    pub fn state_file(&self) -> &std::path::Path {
+        self.store.path()
+    }
+
+    /// Whether the state file was saved since the last call (it then needs
+    /// syncing to disk).
+    pub fn take_saved(&mut self) -> bool {
+        std::mem::take(&mut self.saved)
     }
 
     /// Events to announce at start-up (e.g. a recovered state file).
@@ -241,7 +255,10 @@ impl Hub {
     /// change.
     fn persist(&mut self, out: &mut Vec<CoreEvent>) {
         match self.store.save() {
-            Ok(()) => self.save_problem = None,
+            Ok(()) => {
+                self.save_problem = None;
+                self.saved = true;
+            }
             Err(e) => {
                 let message = format!(
                     "{e}. Vigie keeps working; notifications shown since may be shown again after a restart."

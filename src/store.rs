@@ -243,7 +243,11 @@ impl StateStore {
         self.data.paused_until = until;
     }
 
-    /// Writes the store atomically.
+    /// Writes the store atomically (a new file renamed over the old one),
+    /// without waiting for the disk: once this returns, a crash of the app
+    /// cannot lose or tear the state, since the kernel holds it. Call
+    /// [`sync_to_disk`] soon after, off the hot path, so that an OS crash or
+    /// a power cut cannot either.
     pub fn save(&self) -> Result<(), StoreError> {
         let write_error = |source| StoreError::Write { path: self.path.clone(), source };
         let dir = self.path.parent().unwrap_or(Path::new("."));
@@ -251,10 +255,24 @@ impl StateStore {
         let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(write_error)?;
         serde_json::to_writer(&mut tmp, &self.data).map_err(|e| write_error(e.into()))?;
         tmp.flush().map_err(write_error)?;
-        tmp.as_file().sync_all().map_err(write_error)?;
         tmp.persist(&self.path).map_err(|e| write_error(e.error))?;
         Ok(())
     }
+}
+
+/// Makes the last [`StateStore::save`] of the file at `path` durable: the
+/// file's data, then the folder entry the rename changed. Blocking (tens of
+/// milliseconds on a busy disk); run it off the async threads.
+pub fn sync_to_disk(path: &Path) -> Result<(), StoreError> {
+    let sync_error = |source| StoreError::Write { path: path.to_owned(), source };
+    std::fs::File::open(path).and_then(|file| file.sync_all()).map_err(sync_error)?;
+    #[cfg(unix)]
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(if dir.as_os_str().is_empty() { Path::new(".") } else { dir })
+            .and_then(|dir| dir.sync_all())
+            .map_err(sync_error)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
