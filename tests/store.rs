@@ -66,6 +66,26 @@ fn a_state_file_of_an_unknown_version_is_kept_aside_and_the_store_starts_fresh()
     assert!(recovered.problem.contains("99"), "{}", recovered.problem);
 }
 
+#[test]
+fn a_saved_store_reads_back_before_and_after_it_is_synced_to_disk() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bytes = valid_state_bytes(dir.path());
+    let path = dir.path().join("valid.json");
+    vigie::store::sync_to_disk(&path).expect("sync");
+    assert_eq!(std::fs::read(&path).expect("read"), bytes, "syncing changes nothing but durability");
+    let (store, recovered) = StateStore::load(&path).expect("load");
+    assert!(recovered.is_none());
+    assert_eq!(store.account(&AccountId::new("mail")).and_then(|r| r.unread), Some(7));
+}
+
+#[test]
+fn syncing_a_state_file_that_is_gone_says_which_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let missing = dir.path().join("gone.json");
+    let error = vigie::store::sync_to_disk(&missing).expect_err("nothing to sync");
+    assert!(error.to_string().contains("gone.json"), "{error}");
+}
+
 fn kept_copies(dir: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(dir)
         .expect("list the state folder")

@@ -263,8 +263,13 @@ impl Serving {
                 () = shutdown.cancelled() => {}
             }
         };
-        // Serving only ends on the signal; accept errors are retried inside
-        // axum.
+        // Websocket servers commonly turn Nagle's algorithm off (Node's `ws`
+        // does); with it on, a frame sent right after another waits for the
+        // client's delayed ACK (40 ms), which no real server makes us pay. Serving only ends on the signal; accept errors
+        // are retried inside axum.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let _ = axum::serve(listener, self.app).with_graceful_shutdown(signal).await;
         // The sockets end with the server.
         self.shutdown.cancel();
