@@ -311,7 +311,9 @@ fn seeded_state(version: ServerVersion) -> FakeState {
             module: "comments".to_owned(),
             module_id: 931,
             datetime: "2025-03-14 09:12:44".to_owned(),
-            url: "https://pm.example.com/dashboard/home#/tickets/showTicket/412?projectId=3".to_owned(),
+            // Like Leantime's own: an absolute link into the app, here this
+            // server, so that "Open" in the demo stays on loopback.
+            url: format!("{}/dashboard/home#/tickets/showTicket/412?projectId=3", self.base_url()),
             message: "Sam mentioned you in a project".to_owned(),
             author_id: SAM,
             firstname: "Sam".to_owned(),
@@ -427,7 +429,9 @@ impl FakeLeantime {
             module: "comments".to_owned(),
             module_id: 931 + (id - 1287),
             datetime: now_datetime(),
-            url: "https://pm.example.com/dashboard/home#/tickets/showTicket/412?projectId=3".to_owned(),
+            // Like Leantime's own: an absolute link into the app, here this
+            // server, so that "Open" in the demo stays on loopback.
+            url: format!("{}/dashboard/home#/tickets/showTicket/412?projectId=3", self.base_url()),
             message: message.to_owned(),
             author_id,
             firstname,
