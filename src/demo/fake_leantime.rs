@@ -311,9 +311,7 @@ fn seeded_state(version: ServerVersion) -> FakeState {
             module: "comments".to_owned(),
             module_id: 931,
             datetime: "2025-03-14 09:12:44".to_owned(),
-            // Like Leantime's own: an absolute link into the app, here this
-            // server, so that "Open" in the demo stays on loopback.
-            url: format!("{}/dashboard/home#/tickets/showTicket/412?projectId=3", self.base_url()),
+            url: "https://pm.example.com/dashboard/home#/tickets/showTicket/412?projectId=3".to_owned(),
             message: "Sam mentioned you in a project".to_owned(),
             author_id: SAM,
             firstname: "Sam".to_owned(),
