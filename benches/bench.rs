@@ -16,9 +16,18 @@
 //! - the Leantime poller (`leantime.rs`): requests per hour with nothing
 //!   new, hint-to-item latency, a storm of triggers.
 //!
+//! - the IMAP watcher (`imap.rs`) against a real Dovecot: APPEND-to-event
+//!   latency beside a raw IDLE client, server restart, a burst of 500,
+//!   commands per idle hour and connections per account.
+//!
 //! Usage: `vigie-bench [--vigie PATH] [--headless-bin PATH] [--idle-secs N] [--runs N]
-//! [--samples N] [--only headless|tray|leantime]`.
+//! [--samples N] [--mail-samples N] [--mail-parts LIST] [--only headless|tray|leantime|imap]`.
 
+// The test harness's Dovecot; the bench uses only part of it.
+#[path = "../tests/support/dovecot.rs"]
+#[allow(dead_code)]
+mod dovecot;
+mod imap;
 mod leantime;
 #[path = "../tests/desktop/session.rs"]
 mod session;
@@ -61,8 +70,12 @@ struct Options {
     headless: bool,
     tray: bool,
     leantime: bool,
+    imap: bool,
     /// Samples of each latency figure.
     samples: usize,
+    /// Mails for the IMAP latency figure.
+    mail_samples: usize,
+    mail_parts: imap::Parts,
 }
 
 fn parse_options() -> Res<Options> {
@@ -70,8 +83,10 @@ fn parse_options() -> Res<Options> {
     let mut headless_bin = None;
     let mut idle_secs = 60;
     let mut runs = 10;
-    let (mut headless, mut tray, mut leantime) = (true, true, true);
+    let (mut headless, mut tray, mut leantime, mut imap) = (true, true, true, true);
     let mut samples = 20;
+    let mut mail_samples = 200;
+    let mut mail_parts = imap::Parts::ALL;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
@@ -81,17 +96,19 @@ fn parse_options() -> Res<Options> {
             "--idle-secs" => idle_secs = value("--idle-secs")?.parse().map_err(|e| format!("--idle-secs: {e}"))?,
             "--runs" => runs = value("--runs")?.parse().map_err(|e| format!("--runs: {e}"))?,
             "--samples" => samples = value("--samples")?.parse().map_err(|e| format!("--samples: {e}"))?,
+            "--mail-parts" => mail_parts = imap::Parts::parse(&value("--mail-parts")?)?,
+            "--mail-samples" => mail_samples = value("--mail-samples")?.parse().map_err(|e| format!("--mail-samples: {e}"))?,
             "--only" => {
                 let only = value("--only")?;
-                (headless, tray, leantime) = (only == "headless", only == "tray", only == "leantime");
-                if !(headless || tray || leantime) {
-                    return Err(format!("--only takes headless, tray or leantime, not {only:?}"));
+                (headless, tray, leantime, imap) = (only == "headless", only == "tray", only == "leantime", only == "imap");
+                if !(headless || tray || leantime || imap) {
+                    return Err(format!("--only takes headless, tray, leantime or imap, not {only:?}"));
                 }
             }
             "-h" | "--help" => {
                 println!(
                     "usage: vigie-bench [--vigie PATH] [--headless-bin PATH] [--idle-secs N (60)] [--runs N (10)] \
-                     [--samples N (20)] [--only headless|tray|leantime]"
+                     [--samples N (20)] [--mail-samples N (200)] [--mail-parts latency,burst,restart,idle,connections] [--only headless|tray|leantime|imap]"
                 );
                 std::process::exit(0);
             }
@@ -107,10 +124,10 @@ fn parse_options() -> Res<Options> {
             return Err(format!("no binary at {} (build with --bins, or pass {flag} PATH)", bin.display()));
         }
     }
-    if idle_secs == 0 || runs == 0 || samples == 0 {
-        return Err("--idle-secs, --runs and --samples must be at least 1".into());
+    if idle_secs == 0 || runs == 0 || samples == 0 || mail_samples == 0 {
+        return Err("--idle-secs, --runs, --samples and --mail-samples must be at least 1".into());
     }
-    Ok(Options { vigie, headless_bin, idle_secs, runs, headless, tray, leantime, samples })
+    Ok(Options { vigie, headless_bin, idle_secs, runs, headless, tray, leantime, imap, samples, mail_samples, mail_parts })
 }
 
 // ---------------------------------------------------------------- /proc
@@ -809,6 +826,7 @@ fn main() -> ExitCode {
     let tray = if opts.tray { bench_tray(&opts).map_err(|e| eprintln!("vigie-bench: tray: {e}")).ok() } else { None };
     let leantime =
         if opts.leantime { leantime::bench(opts.samples).map_err(|e| eprintln!("vigie-bench: leantime: {e}")).ok() } else { None };
+    let imap = if opts.imap { imap::bench(opts.mail_samples, opts.mail_parts).map_err(|e| eprintln!("vigie-bench: imap: {e}")).ok() } else { None };
 
     println!();
     println!("vigie-bench — {}", opts.vigie.display());
@@ -870,6 +888,9 @@ fn main() -> ExitCode {
 
     if let Some(l) = &leantime {
         leantime::print(l);
+    }
+    if let Some(i) = &imap {
+        imap::print(i);
     }
 
     println!();
@@ -955,6 +976,9 @@ fn main() -> ExitCode {
     if opts.leantime {
         rows.extend(leantime::rows(leantime.as_ref()));
     }
+    if opts.imap {
+        rows.extend(imap::rows(imap.as_ref()));
+    }
     rows.retain(|r| r.measured.is_some());
     print_table(&rows);
     println!("(MiB = 1,048,576 bytes; the targets' MB are read as MiB. Start-up rows pass on the median.)");
@@ -965,7 +989,9 @@ fn main() -> ExitCode {
         (None, Some(_)) => false,
         _ => true,
     });
-    if (opts.headless && headless.is_none()) || (opts.tray && tray.is_none()) || (opts.leantime && leantime.is_none()) {
+    if (opts.headless && headless.is_none()) || (opts.tray && tray.is_none()) || (opts.leantime && leantime.is_none())
+        || (opts.imap && imap.is_none())
+    {
         ExitCode::from(2)
     } else if all_pass {
         ExitCode::SUCCESS

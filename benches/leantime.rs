@@ -35,13 +35,13 @@ use super::{Res, Row};
 /// p50 / p99 / max of a sample, in milliseconds.
 #[derive(Debug, Clone, Copy)]
 pub struct Percentiles {
-    p50: f64,
-    p99: f64,
-    max: f64,
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
 }
 
 impl Percentiles {
-    fn of(values: &[f64]) -> Option<Percentiles> {
+    pub fn of(values: &[f64]) -> Option<Percentiles> {
         let mut v = values.to_vec();
         v.sort_by(f64::total_cmp);
         let at = |q: f64| v.get(((v.len() as f64 * q).ceil() as usize).saturating_sub(1)).copied();

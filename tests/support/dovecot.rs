@@ -51,6 +51,10 @@ pub struct Options {
     pub tls: bool,
     /// Replace the post-login CAPABILITY (Dovecot's `imap_capability`).
     pub capability: Option<String>,
+    /// Raise Dovecot's cap on one user's connections from one address
+    /// (`mail_max_userip_connections`, 10 by default), for many accounts
+    /// of the one test user.
+    pub user_connections: Option<u32>,
 }
 
 /// The self-signed certificate of a TLS-enabled server.
@@ -116,19 +120,20 @@ impl Dovecot {
         let mut certificate = None;
         let mut ssl = "ssl = no\n".to_owned();
         if options.tls {
-            let rcgen::CertifiedKey { cert, signing_key } =
-                rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-                    .expect("make a self-signed certificate");
-            std::fs::write(root.join("cert.pem"), cert.pem()).expect("write the certificate");
-            std::fs::write(root.join("key.pem"), signing_key.serialize_pem()).expect("write the key");
-            certificate = Some(Certificate { der: cert.der().to_vec() });
+            let (cert_pem, key_pem, der) = self_signed();
+            std::fs::write(root.join("cert.pem"), cert_pem).expect("write the certificate");
+            std::fs::write(root.join("key.pem"), key_pem).expect("write the key");
+            certificate = Some(Certificate { der });
             ssl = format!("ssl = yes\nssl_cert = <{0}/cert.pem\nssl_key = <{0}/key.pem\n", root.display());
         }
         let imaps = match tls_port {
             Some(p) => format!("  inet_listener imaps {{\n    address = 127.0.0.1\n    port = {p}\n    ssl = yes\n  }}\n"),
             None => "  inet_listener imaps {\n    port = 0\n  }\n".to_owned(),
         };
-        let capability = options.capability.map(|c| format!("imap_capability = {c}\n")).unwrap_or_default();
+        let mut capability = options.capability.map(|c| format!("imap_capability = {c}\n")).unwrap_or_default();
+        if let Some(n) = options.user_connections {
+            capability.push_str(&format!("protocol imap {{\n  mail_max_userip_connections = {n}\n}}\n"));
+        }
         let root_s = root.display();
         let config = format!(
             "base_dir = {root_s}/run
@@ -325,6 +330,23 @@ impl Drop for Dovecot {
             let _ = child.wait();
         }
     }
+}
+
+/// A self-signed certificate for `localhost`/`127.0.0.1`: (certificate
+/// PEM, key PEM, certificate DER).
+///
+/// rcgen is a dev-dependency; `vigie-bench` (a binary, built without
+/// `cfg(test)`) includes this file too and only runs plain servers.
+#[cfg(test)]
+fn self_signed() -> (String, String, Vec<u8>) {
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).expect("make a self-signed certificate");
+    (cert.pem(), signing_key.serialize_pem(), cert.der().to_vec())
+}
+
+#[cfg(not(test))]
+fn self_signed() -> (String, String, Vec<u8>) {
+    panic!("a TLS Dovecot needs rcgen, a dev-dependency: only the tests can start one")
 }
 
 /// SIGTERM to the process group led by `child` (its id is the child's PID).
