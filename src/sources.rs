@@ -43,6 +43,13 @@ pub fn setup_from_config(config: &Config, state_file: PathBuf, demo: bool, secre
     setup
 }
 
+/// Reconnecting a push link: a server restarted for an update is back
+/// within seconds, and the first mail after it should not wait for a long
+/// draw (full jitter: the n-th retry waits up to 0.5 s × 2ⁿ, at least
+/// 0.25 s, never more than 5 minutes). A good sync resets it.
+const PUSH_BACKOFF: (Duration, Duration, Duration) =
+    (Duration::from_millis(250), Duration::from_millis(500), Duration::from_secs(300));
+
 /// How often a polled source looks while the user is away.
 const AWAY_INTERVAL: Duration = Duration::from_secs(300);
 
@@ -61,11 +68,19 @@ pub fn schedule_for(account: &AccountConfig) -> ScheduleConfig {
         },
         // Rocket.Chat pushes; while live, a safety resync every 15 minutes
         // (and on wake, network back or "Refresh now").
-        Source::Chat => ScheduleConfig { push_resync: Some(Duration::from_secs(900)), ..ScheduleConfig::polling(account.poll_interval) },
+        Source::Chat => ScheduleConfig {
+            push_resync: Some(Duration::from_secs(900)),
+            backoff: PUSH_BACKOFF,
+            ..ScheduleConfig::polling(account.poll_interval)
+        },
         // IMAP pushes through IDLE or NOTIFY and re-issues IDLE itself;
         // folders beyond the connection cap (or a server without IDLE) are
         // polled, slower while the user is away.
-        Source::Mail => ScheduleConfig { away_interval: Some(AWAY_INTERVAL), ..ScheduleConfig::polling(account.poll_interval) },
+        Source::Mail => ScheduleConfig {
+            away_interval: Some(AWAY_INTERVAL),
+            backoff: PUSH_BACKOFF,
+            ..ScheduleConfig::polling(account.poll_interval)
+        },
     }
 }
 

@@ -495,3 +495,30 @@ async fn mail_read_elsewhere_while_the_app_was_closed_is_named_read_after_the_re
     .await;
     count_becomes(&mut rig, 0).await;
 }
+
+#[tokio::test]
+async fn a_pipelined_burst_of_mail_is_counted_and_never_announced_twice() {
+    let dovecot = Dovecot::start().await;
+    let mut client = dovecot.client().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rig = watching(plain(&dovecot, &["INBOX"]), &dir).await;
+
+    // Pipelined: Dovecot stores them one by one while the watcher syncs, so
+    // syncs overlap the burst. (How few announcements it takes depends on
+    // the machine's pace; `vigie-bench --only imap` measures it.)
+    let burst: Vec<String> = (0..300).map(|i| message(&format!("s{i}@example.test"), &format!("Burst {i}"), "x")).collect();
+    client.append_many("INBOX", &burst).await;
+    count_becomes(&mut rig, 300).await;
+
+    let mut seen: Vec<String> = Vec::new();
+    while let Ok(event) = rig.events.try_recv() {
+        if let CoreEvent::NewItems { items, .. } = event {
+            seen.extend(items.into_iter().map(|i| i.key));
+        }
+    }
+    assert!(!seen.is_empty(), "the burst was announced");
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), seen.len(), "each mail once: {seen:?}");
+}

@@ -92,6 +92,24 @@ pub(crate) struct Synced {
     pub new: Vec<(Item, Option<u64>)>,
 }
 
+impl Synced {
+    /// Folds a later sync of the same folder into this one: its state wins,
+    /// its new messages come after these.
+    fn absorb(&mut self, later: Synced) {
+        self.mark = later.mark;
+        self.unseen = later.unseen;
+        self.new.extend(later.new);
+    }
+}
+
+/// Adds `synced` to the pending report of its folder.
+fn gather(pending: &mut Option<Synced>, synced: Synced) {
+    match pending {
+        Some(earlier) => earlier.absorb(synced),
+        None => *pending = Some(synced),
+    }
+}
+
 /// The stable item key of a message.
 pub(crate) fn key(folder: &str, uidvalidity: u32, uid: u32) -> String {
     format!("{folder}:{uidvalidity}:{uid}")
@@ -202,14 +220,20 @@ pub(crate) async fn watch(
         let mut mark = marks[0];
         let mut first = true;
         loop {
+            // Mail that keeps arriving while we sync (a burst) is synced
+            // again at once, and reported once: one announcement, not one
+            // per round trip. A lone mail is reported after its one sync.
+            let mut pending = None;
             for _ in 0..MAX_RESYNCS {
-                let synced = sync(shared, &mut session, features, folder, uidvalidity, &mut mark).await?;
-                if reports.send(Report::Synced(synced)).await.is_err() {
-                    return Ok(());
-                }
+                gather(&mut pending, sync(shared, &mut session, features, folder, uidvalidity, &mut mark).await?);
                 if !drain(&mut session) {
                     break;
                 }
+            }
+            if let Some(synced) = pending
+                && reports.send(Report::Synced(synced)).await.is_err()
+            {
+                return Ok(());
             }
             if first {
                 first = false;
@@ -242,6 +266,7 @@ pub(crate) async fn watch(
     };
     let mut first = true;
     loop {
+        let mut pending: Vec<Option<Synced>> = folders.iter().map(|_| None).collect();
         for _ in 0..MAX_RESYNCS {
             for (i, folder) in folders.iter().enumerate() {
                 let status = match bounded(target, "STATUS", COMMAND_TIMEOUT, async { Ok(session.status(folder, items).await) }).await? {
@@ -259,14 +284,17 @@ pub(crate) async fn watch(
                 // CLOSE on a folder opened read-only expunges nothing.
                 bounded(target, "CLOSE", COMMAND_TIMEOUT, session.close()).await?;
                 last_status[i] = Some(now);
-                if reports.send(Report::Synced(synced)).await.is_err() {
-                    return Ok(());
-                }
+                gather(&mut pending[i], synced);
             }
             // Notifications that came in during the pass were answered to
             // its commands, not to the coming IDLE: another pass.
             if !drain(&mut session) || wait != Wait::Notify {
                 break;
+            }
+        }
+        for synced in pending.into_iter().flatten() {
+            if reports.send(Report::Synced(synced)).await.is_err() {
+                return Ok(());
             }
         }
         if first {
@@ -477,6 +505,36 @@ fn percent_encode(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn syncs_in_a_row_fold_into_one_report_with_the_latest_state_and_every_new_mail() {
+        let synced = |uids: &[u32], unseen: &[u32]| Synced {
+            folder: "INBOX".into(),
+            mark: Mark { uidvalidity: 7, highest: *uids.last().unwrap_or(&0) },
+            unseen: unseen.iter().copied().collect(),
+            new: uids.iter().map(|&uid| (test_item(uid), None)).collect(),
+        };
+        let mut pending = None;
+        gather(&mut pending, synced(&[1, 2], &[1, 2]));
+        gather(&mut pending, synced(&[3], &[2, 3]));
+        let folded = pending.expect("one report");
+        assert_eq!(folded.mark.highest, 3);
+        assert_eq!(folded.unseen, [2, 3].into());
+        assert_eq!(folded.new.iter().map(|(i, _)| i.key.as_str()).collect::<Vec<_>>(), ["1", "2", "3"]);
+    }
+
+    fn test_item(uid: u32) -> Item {
+        Item {
+            source: crate::model::Source::Mail,
+            account: crate::model::AccountId::new("m"),
+            key: uid.to_string(),
+            title: String::new(),
+            preview: String::new(),
+            sender: String::new(),
+            link: None,
+            time: jiff::Timestamp::UNIX_EPOCH,
+        }
+    }
 
     #[test]
     fn folder_names_are_quoted_for_notify() {
