@@ -143,13 +143,25 @@ async fn bounded<T>(
 }
 
 /// Empties async-imap's channel of unsolicited responses (it drops new ones
-/// when full) and says whether anything was in it.
+/// when full) and says whether any of them may mean a change. A keepalive
+/// (`* OK Still here`) that crossed our `DONE` does not: resyncing for it
+/// would cost a round of commands every few re-issues of an idle folder.
 fn drain(session: &mut ImapSession) -> bool {
-    let mut any = false;
-    while session.unsolicited_responses.try_recv().is_ok() {
-        any = true;
+    let mut changed = false;
+    while let Ok(response) = session.unsolicited_responses.try_recv() {
+        changed |= !is_keepalive(&response);
     }
-    any
+    changed
+}
+
+fn is_keepalive(response: &async_imap::types::UnsolicitedResponse) -> bool {
+    use async_imap::imap_proto::{Response, Status};
+    match response {
+        async_imap::types::UnsolicitedResponse::Other(data) => {
+            matches!(data.parsed(), Response::Data { status: Status::Ok, outcome } if outcome.code.is_none())
+        }
+        _ => false,
+    }
 }
 
 /// What the server offers that changes how we watch.
