@@ -147,8 +147,14 @@ async fn bounded<T>(
 /// (`* OK Still here`) that crossed our `DONE` does not: resyncing for it
 /// would cost a round of commands every few re-issues of an idle folder.
 fn drain(session: &mut ImapSession) -> bool {
+    changes_in(|| session.unsolicited_responses.try_recv().ok())
+}
+
+/// Takes every response `next` gives (a session's unsolicited responses)
+/// and says whether any was more than a keepalive.
+fn changes_in(mut next: impl FnMut() -> Option<async_imap::types::UnsolicitedResponse>) -> bool {
     let mut changed = false;
-    while let Ok(response) = session.unsolicited_responses.try_recv() {
+    while let Some(response) = next() {
         changed |= !is_keepalive(&response);
     }
     changed
@@ -367,7 +373,7 @@ async fn idle(shared: &Shared, session: ImapSession, poke: &Notify) -> Result<(I
     }
     // Whatever the server sent before `+ idling` went to the channel, not to
     // the IDLE stream: it must not wait for the next change.
-    let woke = if pending.is_empty() {
+    let woke = if !changes_in(|| pending.try_recv().ok()) {
         let (wait, _stop) = handle.wait_with_timeout(shared.dead_link);
         tokio::select! {
             answer = wait => match answer {
