@@ -283,6 +283,10 @@ impl ImapWatcher {
         drop(reports);
         tokio::pin!(connections);
         let cancel = ctx.cancel_token().clone();
+        // Every connection syncs its folders when it opens; a timer poll that
+        // comes before the first of those syncs (the schedule's start-up
+        // poll) would only make each of them sync again.
+        let mut synced_yet = false;
         loop {
             enum Next {
                 Stop,
@@ -306,6 +310,7 @@ impl ImapWatcher {
                 Next::Stop => return Ok(Ended::Stop),
                 Next::Failed(error) => return Err(error),
                 Next::Poll(Trigger::Wake | Trigger::NetworkBack) => return Ok(Ended::Reconnect),
+                Next::Poll(Trigger::Scheduled) if !synced_yet => {}
                 Next::Poll(trigger) => {
                     tracing::debug!(account = %self.shared.account, ?trigger, "resync");
                     pokes.iter().for_each(Notify::notify_one);
@@ -316,6 +321,7 @@ impl ImapWatcher {
                     None => {}
                 },
                 Next::Report(Report::Synced(synced)) => {
+                    synced_yet = true;
                     let update = merged.synced(&self.shared.account, synced);
                     let changed = !update.items.is_empty() || !update.read.is_empty();
                     ctx.publish(update).await;
