@@ -37,6 +37,7 @@ pub mod cursor;
 pub mod folder;
 pub mod local_server;
 pub mod message;
+pub mod probe;
 pub mod tls;
 
 use std::collections::{BTreeMap, BTreeSet};

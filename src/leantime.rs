@@ -13,6 +13,7 @@
 //! loses the cursor (the highest notification id seen), since the hub only
 //! stores what a successful poll published.
 
+pub mod probe;
 pub mod rpc;
 
 use std::sync::Arc;

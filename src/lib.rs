@@ -26,6 +26,8 @@
 //! - [`rocketchat`]: the Rocket.Chat watcher: DDP push, REST resync, login.
 //! - [`imap`]: the IMAP mail watcher (IDLE or NOTIFY, UID cursors, TLS
 //!   pinning, OAuth).
+//! - [`probe`]: "Test connection": an account's sign-in run once, step by
+//!   step, for the settings window.
 //! - [`logging`]: rotating log files.
 
 pub mod backoff;
@@ -44,6 +46,7 @@ pub mod model;
 pub mod netwatch;
 pub mod pause;
 pub mod presence;
+pub mod probe;
 pub mod rocketchat;
 pub mod scheduler;
 pub mod secrets;

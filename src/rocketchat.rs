@@ -35,6 +35,7 @@ pub mod batch;
 pub mod ddp;
 pub mod link;
 pub mod login;
+pub mod probe;
 pub mod rest;
 pub mod wire;
 
