@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -98,18 +98,28 @@ enum Command {
 /// How long an action may take before the user is told it failed.
 const ACTION_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A cheap, cloneable handle to a running core.
+/// A cheap, cloneable handle to a running core. It stays valid across
+/// [`Core::reload`]: it always reaches the accounts running now.
 #[derive(Clone)]
 pub struct CoreHandle {
-    triggers: Arc<BTreeMap<AccountId, TriggerHandle>>,
-    /// Weak: a handle must not keep a stopped core's watchers alive.
-    watchers: Arc<BTreeMap<AccountId, Weak<dyn Watcher>>>,
-    commands: mpsc::Sender<Command>,
+    live: Arc<RwLock<Arc<Live>>>,
     snapshot: watch::Receiver<Snapshot>,
     away: Arc<watch::Sender<bool>>,
 }
 
+/// The parts of a handle that change when the core reloads.
+struct Live {
+    triggers: BTreeMap<AccountId, TriggerHandle>,
+    /// Weak: a handle must not keep a stopped core's watchers alive.
+    watchers: BTreeMap<AccountId, Weak<dyn Watcher>>,
+    commands: mpsc::Sender<Command>,
+}
+
 impl CoreHandle {
+    fn live(&self) -> Arc<Live> {
+        self.live.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
     /// The latest state.
     pub fn snapshot(&self) -> Snapshot {
         self.snapshot.borrow().clone()
@@ -122,7 +132,7 @@ impl CoreHandle {
 
     /// Asks every account to refresh.
     pub fn refresh_all(&self, reason: Trigger) {
-        for trigger in self.triggers.values() {
+        for trigger in self.live().triggers.values() {
             trigger.fire(reason);
         }
     }
@@ -130,13 +140,14 @@ impl CoreHandle {
     /// Asks one account to refresh. Returns `false` for an unknown (or
     /// disabled) account.
     pub fn refresh(&self, account: &AccountId, reason: Trigger) -> bool {
-        self.triggers.get(account).map(|t| t.fire(reason)).is_some()
+        self.live().triggers.get(account).map(|t| t.fire(reason)).is_some()
     }
 
     /// Pauses notifications until `until` (`None` resumes them). Items still
     /// count in the badge while paused; they only show no toast.
     pub async fn pause(&self, until: Option<Timestamp>) {
-        let _ = self.commands.send(Command::Pause(until)).await;
+        let commands = self.live().commands.clone();
+        let _ = commands.send(Command::Pause(until)).await;
     }
 
     /// Tells the scheduler whether the user is away (screen locked, idle):
@@ -150,7 +161,7 @@ impl CoreHandle {
     /// The actions `account`'s watcher offers for item `key` (none for an
     /// unknown account).
     pub fn actions_for(&self, account: &AccountId, key: &str) -> Vec<Action> {
-        self.watchers.get(account).and_then(Weak::upgrade).map(|w| w.actions(key)).unwrap_or_default()
+        self.live().watchers.get(account).and_then(Weak::upgrade).map(|w| w.actions(key)).unwrap_or_default()
     }
 
     /// Does `action` to item `key` of `account` on its server and, when it
@@ -158,7 +169,8 @@ impl CoreHandle {
     /// count follows. Runs on the caller's task; nothing is left behind if
     /// the caller gives up.
     pub async fn act(&self, account: &AccountId, key: &str, action: Action) -> Result<(), ActionError> {
-        let watcher = self
+        let live = self.live();
+        let watcher = live
             .watchers
             .get(account)
             .and_then(Weak::upgrade)
@@ -176,7 +188,7 @@ impl CoreHandle {
             }
         }
         tracing::info!(%account, ?action, "action done");
-        let _ = self.commands.send(Command::Acted { account: account.clone(), key: key.to_owned() }).await;
+        let _ = live.commands.send(Command::Acted { account: account.clone(), key: key.to_owned() }).await;
         self.refresh(account, Trigger::Manual);
         Ok(())
     }
@@ -188,6 +200,9 @@ pub struct Core {
     handle: CoreHandle,
     cancel: CancellationToken,
     tasks: JoinSet<()>,
+    /// Outlive each run, so a reload keeps the shell's subscriptions.
+    events: mpsc::Sender<CoreEvent>,
+    snapshot: Arc<watch::Sender<Snapshot>>,
 }
 
 impl Core {
@@ -195,15 +210,102 @@ impl Core {
     /// core and its event stream.
     pub fn start(setup: Setup) -> Result<(Core, mpsc::Receiver<CoreEvent>), StoreError> {
         let (store, recovered) = StateStore::load(&setup.state_file)?;
+        let (event_tx, event_rx) = mpsc::channel(EVENT_BUFFER);
+        let away = Arc::new(watch::channel(false).0);
         let configs: Vec<AccountConfig> = setup.accounts.iter().map(|a| a.config.clone()).collect();
-        let mut hub = Hub::new(store, recovered, &configs, setup.hints, setup.demo, setup.problems);
+        let hub = Hub::new(store, recovered, &configs, setup.hints.clone(), setup.demo, setup.problems.clone());
+        let snapshot = Arc::new(watch::channel(hub.snapshot()).0);
+        let run = Run::spawn(setup, hub, &event_tx, &snapshot, &away);
+        let handle = CoreHandle {
+            live: Arc::new(RwLock::new(Arc::new(run.live))),
+            snapshot: snapshot.subscribe(),
+            away,
+        };
+        if run.follow_presence {
+            let presence = handle.clone();
+            let mut tasks = run.tasks;
+            tasks.spawn(presence::follow_logind(move |away| presence.set_away(away), run.cancel.clone()));
+            return Ok((Core { handle, cancel: run.cancel, tasks, events: event_tx, snapshot }, event_rx));
+        }
+        Ok((Core { handle, cancel: run.cancel, tasks: run.tasks, events: event_tx, snapshot }, event_rx))
+    }
 
+    /// A handle for triggering refreshes and reading state.
+    pub fn handle(&self) -> CoreHandle {
+        self.handle.clone()
+    }
+
+    /// Replaces the running accounts with `setup`'s (the config changed):
+    /// stops every task as [`Core::stop`] does, so the state file holds
+    /// everything notified so far, then starts again from it. The event
+    /// stream, the snapshot receivers and every [`CoreHandle`] carry on;
+    /// nothing notified before is notified again, and state of accounts no
+    /// longer configured is dropped. On error (the state file cannot be
+    /// read) the core keeps running with no account and says why.
+    pub async fn reload(&mut self, setup: Setup) -> Result<(), StoreError> {
+        self.stop_tasks().await;
+        let (hub, result) = match StateStore::load(&setup.state_file) {
+            Ok((store, recovered)) => {
+                let configs: Vec<AccountConfig> = setup.accounts.iter().map(|a| a.config.clone()).collect();
+                (Hub::new(store, recovered, &configs, setup.hints.clone(), setup.demo, setup.problems.clone()), Ok(()))
+            }
+            Err(e) => {
+                tracing::error!("reload: {e}");
+                let store = StateStore::empty(&setup.state_file);
+                (Hub::new(store, None, &[], Vec::new(), false, vec![e.to_string()]), Err(e))
+            }
+        };
+        let setup = if result.is_ok() { setup } else { Setup { accounts: Vec::new(), background: Vec::new(), ..setup } };
+        let run = Run::spawn(setup, hub, &self.events, &self.snapshot, &self.handle.away);
+        let follow_presence = run.follow_presence;
+        *self.handle.live.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(run.live);
+        self.cancel = run.cancel;
+        self.tasks = run.tasks;
+        if follow_presence {
+            let presence = self.handle.clone();
+            self.tasks.spawn(presence::follow_logind(move |away| presence.set_away(away), self.cancel.clone()));
+        }
+        tracing::info!("reloaded the accounts");
+        result
+    }
+
+    /// Stops every task: cancel, wait up to a few seconds, then abort the
+    /// rest and wait for them, so no task outlives the core.
+    pub async fn stop(mut self) {
+        self.stop_tasks().await;
+    }
+
+    async fn stop_tasks(&mut self) {
+        self.cancel.cancel();
+        let drain = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(STOP_GRACE, drain).await.is_err() {
+            tracing::warn!(remaining = self.tasks.len(), "tasks did not stop in time; aborting them");
+            self.tasks.shutdown().await;
+        }
+    }
+}
+
+/// One run of the accounts: what [`Core::start`] and [`Core::reload`] spawn.
+struct Run {
+    live: Live,
+    cancel: CancellationToken,
+    tasks: JoinSet<()>,
+    follow_presence: bool,
+}
+
+impl Run {
+    fn spawn(
+        setup: Setup,
+        mut hub: Hub,
+        events: &mpsc::Sender<CoreEvent>,
+        snapshot: &Arc<watch::Sender<Snapshot>>,
+        away: &watch::Sender<bool>,
+    ) -> Run {
         let cancel = CancellationToken::new();
         let mut tasks = JoinSet::new();
         let (report_tx, report_rx) = mpsc::channel(REPORT_BUFFER);
         let mut triggers = BTreeMap::new();
         let mut watchers: BTreeMap<AccountId, Weak<dyn Watcher>> = BTreeMap::new();
-        let away = Arc::new(watch::channel(false).0);
         let now = Instant::now();
         for spec in setup.accounts {
             let config = spec.config;
@@ -231,54 +333,30 @@ impl Core {
             tasks.spawn(task(cancel.clone()));
         }
 
-        let (snapshot_tx, snapshot_rx) = watch::channel(hub.snapshot());
-        let (event_tx, event_rx) = mpsc::channel(EVENT_BUFFER);
         let (command_tx, command_rx) = mpsc::channel(8);
-        let triggers = Arc::new(triggers);
-        let handle = CoreHandle {
-            triggers: triggers.clone(),
-            watchers: Arc::new(watchers),
-            commands: command_tx,
-            snapshot: snapshot_rx,
-            away: away.clone(),
-        };
-
         for event in hub.startup_events() {
-            let _ = event_tx.try_send(event);
+            let _ = events.try_send(event);
         }
-        tasks.spawn(hub_loop(hub, report_rx, command_rx, event_tx, snapshot_tx, cancel.clone()));
-        let wake_triggers = triggers.clone();
+        snapshot.send_replace(hub.snapshot());
+        tasks.spawn(hub_loop(hub, report_rx, command_rx, events.clone(), snapshot.clone(), cancel.clone()));
+        let wake_triggers: Vec<TriggerHandle> = triggers.values().cloned().collect();
         tasks.spawn(wake::wake_loop(WAKE_CHECK_EVERY, WAKE_THRESHOLD, cancel.clone(), move |slept| {
             tracing::info!("woke after about {} s asleep: resyncing every account", slept.as_secs());
-            for trigger in wake_triggers.values() {
+            for trigger in &wake_triggers {
                 trigger.fire(Trigger::Wake);
             }
         }));
-        if setup.follow_presence {
-            let presence = handle.clone();
-            tasks.spawn(presence::follow_logind(move |away| presence.set_away(away), cancel.clone()));
-        }
+        let net_triggers: Vec<TriggerHandle> = triggers.values().cloned().collect();
         tasks.spawn(netwatch::netwatch_loop(cancel.clone(), move || {
-            for trigger in triggers.values() {
+            for trigger in &net_triggers {
                 trigger.fire(Trigger::NetworkBack);
             }
         }));
-        Ok((Core { handle, cancel, tasks }, event_rx))
-    }
-
-    /// A handle for triggering refreshes and reading state.
-    pub fn handle(&self) -> CoreHandle {
-        self.handle.clone()
-    }
-
-    /// Stops every task: cancel, wait up to a few seconds, then abort the
-    /// rest and wait for them, so no task outlives the core.
-    pub async fn stop(mut self) {
-        self.cancel.cancel();
-        let drain = async { while self.tasks.join_next().await.is_some() {} };
-        if tokio::time::timeout(STOP_GRACE, drain).await.is_err() {
-            tracing::warn!(remaining = self.tasks.len(), "tasks did not stop in time; aborting them");
-            self.tasks.shutdown().await;
+        Run {
+            live: Live { triggers, watchers, commands: command_tx },
+            cancel,
+            tasks,
+            follow_presence: setup.follow_presence,
         }
     }
 }
@@ -288,7 +366,7 @@ async fn hub_loop(
     mut reports: mpsc::Receiver<Envelope>,
     mut commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<CoreEvent>,
-    snapshot: watch::Sender<Snapshot>,
+    snapshot: Arc<watch::Sender<Snapshot>>,
     cancel: CancellationToken,
 ) {
     let mut out = Vec::new();

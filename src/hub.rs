@@ -68,7 +68,7 @@ impl Hub {
     ) -> Hub {
         problems.extend(recovered.map(|r| r.to_string()));
         let ids: Vec<AccountId> = accounts.iter().map(|a| a.id.clone()).collect();
-        store.retain_accounts(&ids);
+        let forgot = store.retain_accounts(&ids);
         let states = accounts
             .iter()
             .map(|a| {
@@ -107,6 +107,16 @@ impl Hub {
             startup_problems: problems,
         };
         hub.badge = hub.compute_badge();
+        if forgot {
+            // A removed account's record goes from the disk now, not at the
+            // next change of some other account.
+            let mut out = Vec::new();
+            hub.persist(&mut out);
+            hub.startup_problems.extend(out.into_iter().filter_map(|e| match e {
+                CoreEvent::Error { message, .. } => Some(message),
+                _ => None,
+            }));
+        }
         hub
     }
 

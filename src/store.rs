@@ -197,7 +197,8 @@ impl StateStore {
         }
     }
 
-    fn empty(path: &Path) -> StateStore {
+    /// An empty store that will be saved at `path`.
+    pub(crate) fn empty(path: &Path) -> StateStore {
         StateStore {
             path: path.to_owned(),
             data: StateFile { version: FORMAT_VERSION, ..StateFile::default() },
@@ -229,8 +230,11 @@ impl StateStore {
     }
 
     /// Forgets every account not in `keep` (removed from the config).
-    pub fn retain_accounts(&mut self, keep: &[AccountId]) {
+    /// Returns whether any was forgotten.
+    pub fn retain_accounts(&mut self, keep: &[AccountId]) -> bool {
+        let before = self.data.accounts.len();
         self.data.accounts.retain(|id, _| keep.iter().any(|k| k.as_str() == id));
+        self.data.accounts.len() != before
     }
 
     /// Until when notifications are paused.

@@ -146,6 +146,47 @@ async fn after_a_restart_only_items_never_announced_are_new() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_reload_drops_a_removed_account_and_announces_nothing_twice_through_the_same_stream() {
+    let dir = state_dir();
+    let state_file = dir.path().join("state.json");
+    let (mail, script) = ScriptedWatcher::new();
+    let (chat, chat_script) = ScriptedWatcher::new();
+    let mut rig = Rig::start(&state_file, vec![spec("mail", Source::Mail, mail), spec("chat", Source::Chat, chat)]);
+    let handle_before = rig.handle.clone();
+    let mut seen = mails("mail", "old-", 2);
+    script.publish(update(seen.clone(), 2));
+    seen.push(item(Source::Mail, "mail", "new-1", "Alice"));
+    script.publish(update(seen.clone(), 3));
+    assert_eq!(keys(&rig.next_new_items("mail").await.0), ["new-1"]);
+    chat_script.publish(update(vec![item(Source::Chat, "chat", "hello", "Bob")], 1));
+    snapshot_where(&rig, "the chat's baseline", |s| s.badge.count == 4).await;
+
+    let (mail, mut script) = ScriptedWatcher::new();
+    rig.reload(vec![spec("mail", Source::Mail, mail)]).await;
+
+    let snapshot = snapshot_where(&rig, "the chat account gone", |s| s.accounts.len() == 1).await;
+    assert_eq!(snapshot.accounts[0].id.as_str(), "mail");
+    let on_disk = std::fs::read_to_string(&state_file).expect("the state file");
+    assert!(!on_disk.contains("\"chat\""), "the removed account's state is gone from the disk: {on_disk}");
+    script.started(1).await;
+    seen.push(item(Source::Mail, "mail", "new-2", "Carol"));
+    script.publish(update(seen, 4));
+    script.publish(fence("after-reload"));
+    let events = rig.until_fence("after-reload").await;
+    let announced: Vec<Vec<&str>> = events
+        .iter()
+        .filter_map(|e| match e {
+            CoreEvent::NewItems { items, .. } => Some(keys(items)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(announced, [["new-2"]], "what was announced before the reload stays quiet");
+    assert!(handle_before.refresh(&AccountId::new("mail"), Trigger::Manual), "a handle from before the reload reaches the new run");
+    assert!(!handle_before.refresh(&AccountId::new("chat"), Trigger::Manual), "and no longer the removed account");
+    rig.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_snapshot_right_after_start_has_the_last_known_badge() {
     let dir = state_dir();
     let state_file = dir.path().join("state.json");

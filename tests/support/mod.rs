@@ -392,6 +392,14 @@ impl Rig {
         }
     }
 
+    /// Reloads the core with `accounts`, as after a config change.
+    pub async fn reload(&mut self, accounts: Vec<AccountSpec>) {
+        let mut setup = Setup::new(self.state_file.clone());
+        setup.accounts = accounts;
+        let core = self.core.as_mut().expect("the core is still running");
+        within(PATIENCE, "the reload", core.reload(setup)).await.expect("the reload reads the state file");
+    }
+
     /// Takes the core out, e.g. to time `Core::stop`.
     pub fn take_core(&mut self) -> Core {
         self.core.take().expect("the core is still running")
