@@ -6,6 +6,8 @@
 //! Secrets (passwords, tokens) live in the OS keyring (`secrets`), keyed by
 //! account id, so this file can be shared or backed up safely.
 
+pub mod edit;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

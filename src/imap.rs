@@ -62,7 +62,7 @@ use tls::Fingerprint;
 pub use auth::{ACCESS_TOKEN_SECRET, CLIENT_SECRET_SECRET, MailAuth, PASSWORD_SECRET, REFRESH_TOKEN_SECRET};
 
 /// How the connection is secured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TlsMode {
     /// TLS from the first byte (port 993).

@@ -12,7 +12,7 @@ use jiff::Timestamp;
 
 /// The kind of service an account watches. Ordered so that iteration (and so
 /// the tray breakdown) is always mail, chat, tasks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     /// IMAP mail.

@@ -102,7 +102,7 @@ impl Default for ChatSettings {
 }
 
 /// Where "Open" takes the user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum OpenIn {
     /// The web app, at the message.

@@ -43,7 +43,7 @@ const EXPIRY_MARGIN: Duration = Duration::from_secs(120);
 const TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How a mail account signs in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MailAuth {
     /// LOGIN with the password from the keyring.
