@@ -21,6 +21,8 @@
 //!   detection.
 //! - [`wake`]: sleep/resume detection. [`presence`]: the user away (screen
 //!   locked, session idle) or back. [`demo`]: the built-in demo world.
+//! - [`settings`]: the settings window's changes: config file, keyring,
+//!   core reload.
 //! - [`sources`]: from config to watchers. [`headless`]: JSON lines on stdout.
 //! - [`leantime`]: the Leantime poller and its JSON-RPC wire layer.
 //! - [`rocketchat`]: the Rocket.Chat watcher: DDP push, REST resync, login.
@@ -50,6 +52,7 @@ pub mod probe;
 pub mod rocketchat;
 pub mod scheduler;
 pub mod secrets;
+pub mod settings;
 pub mod sources;
 pub mod store;
 pub mod wake;

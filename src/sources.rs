@@ -43,6 +43,20 @@ pub fn setup_from_config(config: &Config, state_file: PathBuf, demo: bool, secre
     setup
 }
 
+/// Every keyring entry an account of `source` may have, for removing it.
+pub fn secret_names(source: Source) -> &'static [&'static str] {
+    match source {
+        Source::Mail => &[
+            crate::imap::PASSWORD_SECRET,
+            crate::imap::ACCESS_TOKEN_SECRET,
+            crate::imap::REFRESH_TOKEN_SECRET,
+            crate::imap::CLIENT_SECRET_SECRET,
+        ],
+        Source::Chat => &[crate::rocketchat::TOKEN_SECRET],
+        Source::Tasks => &["token", "api-key"],
+    }
+}
+
 /// Reconnecting a push link: a server restarted for an update is back
 /// within seconds, and the first mail after it should not wait for a long
 /// draw (full jitter: the n-th retry waits up to 0.5 s × 2ⁿ, at least

@@ -32,6 +32,8 @@
 //! - `rocketchat`: the Rocket.Chat watcher against the fake Rocket.Chat in
 //!   `support::fake_rocketchat` (REST and DDP), through the real core.
 //! - `rocketchat_login`: password and two-factor sign-in against the fake.
+//! - `settings`: the settings window's changes reaching the config file,
+//!   the keyring and the running core.
 //! - `rocketchat_fake`: the fake Rocket.Chat speaks the fixtures' wire
 //!   format (raw WebSocket and HTTP clients).
 
@@ -53,4 +55,5 @@ mod rocketchat;
 mod rocketchat_fake;
 mod rocketchat_login;
 mod scheduler;
+mod settings;
 mod store;

@@ -204,6 +204,30 @@ pub struct NotificationsForm {
     pub sound: bool,
 }
 
+/// A cross-source refresh rule as the settings window edits it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HintForm {
+    /// Source whose items are looked at.
+    pub from: Source,
+    /// Case-insensitive substring of the sender.
+    pub sender_contains: String,
+    /// Source to refresh.
+    pub refresh: Source,
+}
+
+impl From<&HintRule> for HintForm {
+    fn from(h: &HintRule) -> Self {
+        HintForm { from: h.from, sender_contains: h.sender_contains.clone(), refresh: h.refresh }
+    }
+}
+
+impl From<&HintForm> for HintRule {
+    fn from(h: &HintForm) -> Self {
+        HintRule { from: h.from, sender_contains: h.sender_contains.clone(), refresh: h.refresh }
+    }
+}
+
 impl From<&Notifications> for NotificationsForm {
     fn from(n: &Notifications) -> Self {
         NotificationsForm { previews: n.previews, burst_threshold: n.burst_threshold, sound: n.sound }
