@@ -7,15 +7,17 @@
 //! of the running instance.
 
 use std::process::ExitCode;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tauri::{AppHandle, Emitter, Manager, RunEvent, Runtime, WebviewUrl, WebviewWindowBuilder};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use vigie::config::{Config, Notifications};
 use vigie::pause::PauseChoice;
 use vigie::scheduler::Trigger;
+use vigie::secrets::SecretStore;
+use vigie::settings::Settings;
 use vigie::watcher::{Action, ActionError};
 use vigie::{Core, CoreEvent, CoreHandle, sources};
 
@@ -27,11 +29,10 @@ use crate::tray::{MenuAction, Tray};
 /// Label of the settings window (also named in its capability file).
 pub const SETTINGS: &str = "settings";
 
-/// What must be stopped at exit, in order.
+/// What must be stopped at exit, in order (the core, in [`Settings`], last).
 struct Running {
     shell: CancellationToken,
     tasks: Vec<tauri::async_runtime::JoinHandle<()>>,
-    core: Core,
 }
 
 #[derive(Default)]
@@ -47,9 +48,13 @@ pub fn run(launch: Launch) -> ExitCode {
         // start or silently fall back to the demo; the file is left as is.
         Err(message) => (Config::empty(), launch.cli.demo, vec![message]),
     };
-    let mut setup = sources::setup_from_config(&config, launch.paths.state_file.clone(), demo, std::sync::Arc::new(vigie::secrets::KeyringSecrets));
+    let secrets: Arc<dyn SecretStore> = Arc::new(vigie::secrets::KeyringSecrets);
+    let mut setup = sources::setup_from_config(&config, launch.paths.state_file.clone(), demo, secrets.clone());
     setup.problems = problems;
     let notifications = config.notifications.clone();
+    let config_file = launch.cli.config.clone().unwrap_or_else(|| launch.paths.config_file.clone());
+    let state_file = launch.paths.state_file.clone();
+    let demo_asked = launch.cli.demo;
 
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| open_settings(app)))
@@ -60,11 +65,22 @@ pub fn run(launch: Launch) -> ExitCode {
             crate::commands::get_overview,
             crate::commands::refresh_now,
             crate::commands::pause_notifications,
+            crate::commands::refresh_account,
+            crate::commands::get_settings,
+            crate::commands::save_account,
+            crate::commands::remove_account,
+            crate::commands::set_account_enabled,
+            crate::commands::save_notifications,
+            crate::commands::save_hints,
+            crate::commands::test_connection,
         ])
         .setup(move |app| {
             let handle = app.handle().clone();
             let (core, events) = tauri::async_runtime::block_on(async { Core::start(setup) })?;
-            let core_handle = core.handle();
+            let settings = Settings::new(core, config_file, state_file, demo_asked, secrets, notifications);
+            let core_handle = settings.handle();
+            let notifications = settings.notifications();
+            app.manage(settings);
             app.manage(core_handle.clone());
             let tray = Tray::create(&handle, &core_handle.snapshot())?;
             let shell = CancellationToken::new();
@@ -75,7 +91,7 @@ pub fn run(launch: Launch) -> ExitCode {
             ];
             handle.on_menu_event(|app, event| on_menu(app, event.id().as_ref()));
             if let Ok(mut slot) = app.state::<RunningSlot>().0.lock() {
-                *slot = Some(Running { shell, tasks, core });
+                *slot = Some(Running { shell, tasks });
             }
             tracing::info!("tray app started");
             Ok(())
@@ -102,12 +118,13 @@ pub fn run(launch: Launch) -> ExitCode {
 fn stop<R: Runtime>(app: &AppHandle<R>) {
     let running = app.state::<RunningSlot>().0.lock().ok().and_then(|mut slot| slot.take());
     let Some(running) = running else { return };
+    let settings = app.state::<Settings>();
     tauri::async_runtime::block_on(async move {
         running.shell.cancel();
         for task in running.tasks {
             let _ = task.await;
         }
-        running.core.stop().await;
+        settings.stop().await;
     });
     tracing::info!("stopped");
 }
@@ -182,7 +199,7 @@ async fn follow_state<R: Runtime>(app: AppHandle<R>, core: CoreHandle, mut tray:
 async fn forward_events<R: Runtime>(
     app: AppHandle<R>,
     mut events: mpsc::Receiver<CoreEvent>,
-    settings: Notifications,
+    settings: watch::Receiver<Notifications>,
     stop: CancellationToken,
 ) {
     let core = app.state::<CoreHandle>().inner().clone();
@@ -193,7 +210,10 @@ async fn forward_events<R: Runtime>(
         tokio::select! {
             () = stop.cancelled() => return,
             event = events.recv() => match event {
-                Some(event) => announce(&app, &core, &mut toaster, &event, &settings).await,
+                Some(event) => {
+                    let settings = settings.borrow().clone();
+                    announce(&app, &core, &mut toaster, &event, &settings).await;
+                }
                 None => return,
             },
             choice = toaster.next_choice() => match choice {

@@ -15,6 +15,14 @@ fn main() {
                 "get_overview",
                 "refresh_now",
                 "pause_notifications",
+                "refresh_account",
+                "get_settings",
+                "save_account",
+                "remove_account",
+                "set_account_enabled",
+                "save_notifications",
+                "save_hints",
+                "test_connection",
             ]));
         if let Err(e) = tauri_build::try_build(attributes) {
             panic!("tauri-build failed: {e:#}");

@@ -7,7 +7,10 @@ use serde::{Deserialize, Serialize, Serializer};
 use vigie::{CoreEvent, Snapshot};
 use vigie::event::AccountSnapshot;
 use vigie::model::Connectivity;
+use vigie::config::edit::{EditError, FieldError};
 use vigie::pause::PauseChoice;
+use vigie::probe::ProbeStep;
+use vigie::settings::SettingsError;
 
 /// Name of the event carrying a fresh [`Overview`].
 pub const OVERVIEW_CHANGED: &str = "overview-changed";
@@ -173,19 +176,60 @@ impl From<PauseArg> for PauseChoice {
     }
 }
 
-/// A failed command, as the UI receives it: `{ "code": …, "message": … }`.
+/// Name of the event carrying a [`ProbeProgress`].
+pub const PROBE_PROGRESS: &str = "probe-progress";
+
+/// The steps of a running "Test connection" so far.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbeProgress {
+    /// The id the window gave the probe, so a late step of an earlier
+    /// probe is not shown as this one's.
+    pub probe_id: u32,
+    /// Every step so far.
+    pub steps: Vec<ProbeStep>,
+}
+
+/// A failed command, as the UI receives it: `{ "code": …, "message": …,
+/// "fields": [{ "field": …, "message": … }] }` (`fields` only for a form
+/// that was refused).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IpcError {
     pub code: &'static str,
     pub message: String,
+    pub fields: Vec<FieldError>,
+}
+
+impl IpcError {
+    pub fn new(code: &'static str, message: impl Into<String>) -> IpcError {
+        IpcError { code, message: message.into(), fields: Vec::new() }
+    }
+}
+
+impl From<SettingsError> for IpcError {
+    fn from(error: SettingsError) -> Self {
+        let code = match &error {
+            SettingsError::Edit(EditError::Fields(_)) => "fields",
+            SettingsError::Edit(EditError::UnknownAccount(_)) => "unknown-account",
+            SettingsError::Edit(_) => "config",
+            SettingsError::Secret(_) => "keyring",
+            SettingsError::Reload(_) => "reload",
+            SettingsError::Stopped => "stopped",
+        };
+        tracing::warn!(code, "settings change refused: {error}");
+        IpcError { code, message: error.to_string(), fields: error.fields().to_vec() }
+    }
 }
 
 impl Serialize for IpcError {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut s = serializer.serialize_struct("IpcError", 2)?;
+        let mut s = serializer.serialize_struct("IpcError", 3)?;
         s.serialize_field("code", self.code)?;
         s.serialize_field("message", &self.message)?;
+        if !self.fields.is_empty() {
+            s.serialize_field("fields", &self.fields)?;
+        }
         s.end()
     }
 }
@@ -255,8 +299,15 @@ mod tests {
 
     #[test]
     fn errors_serialize_as_code_and_message() {
-        let e = IpcError { code: "keyring", message: "no keyring".into() };
+        let e = IpcError::new("keyring", "no keyring");
         assert_eq!(serde_json::to_string(&e).expect("serializes"), r#"{"code":"keyring","message":"no keyring"}"#);
+        let refused = IpcError::from(SettingsError::Edit(EditError::Fields(vec![FieldError {
+            field: "server".into(),
+            message: "enter the host".into(),
+        }])));
+        let json = serde_json::to_value(&refused).expect("serializes");
+        assert_eq!(json["code"], "fields");
+        assert_eq!(json["fields"][0]["field"], "server");
     }
 
     #[test]

@@ -109,6 +109,8 @@ pub struct Tray<R: Runtime> {
     header: MenuItem<R>,
     pause: MenuItem<R>,
     lines: BTreeMap<Source, MenuItem<R>>,
+    menu: Menu<R>,
+    app: AppHandle<R>,
     badge: Badge,
 }
 
@@ -154,7 +156,7 @@ impl<R: Runtime> Tray<R> {
             .menu(&menu)
             .show_menu_on_left_click(true)
             .build(app)?;
-        Ok(Tray { icon, header, pause, lines, badge: snapshot.badge })
+        Ok(Tray { icon, header, pause, lines, menu, app: app.clone(), badge: snapshot.badge })
     }
 
     /// Redraws what changed.
@@ -168,8 +170,23 @@ impl<R: Runtime> Tray<R> {
         // Unsupported on Linux AppIndicator; harmless there.
         let _ = self.icon.set_tooltip(Some(&header));
         self.pause.set_text(pause_text(snapshot))?;
-        for (source, line) in &self.lines {
-            if let Some(text) = source_line(*source, snapshot) {
+        let wanted: Vec<(Source, String)> =
+            Source::ALL.into_iter().filter_map(|source| source_line(source, snapshot).map(|text| (source, text))).collect();
+        if wanted.iter().map(|(source, _)| *source).ne(self.lines.keys().copied()) {
+            // Accounts were added or removed in the settings: the lines
+            // below the header follow.
+            for line in std::mem::take(&mut self.lines).into_values() {
+                self.menu.remove(&line)?;
+            }
+            for (position, (source, text)) in wanted.iter().enumerate() {
+                let line = MenuItem::with_id(&self.app, format!("line-{}", source.as_str()), text, false, None::<&str>)?;
+                self.menu.insert(&line, position + 1)?;
+                self.lines.insert(*source, line);
+            }
+            return Ok(());
+        }
+        for (source, text) in wanted {
+            if let Some(line) = self.lines.get(&source) {
                 line.set_text(text)?;
             }
         }
