@@ -42,11 +42,14 @@ pub struct Notifications {
     pub burst_threshold: u32,
     /// Play the platform's notification sound.
     pub sound: bool,
+    /// A daily period with no toasts (items still count); one digest when
+    /// it ends.
+    pub quiet_hours: Option<crate::pause::QuietHours>,
 }
 
 impl Default for Notifications {
     fn default() -> Self {
-        Notifications { previews: true, burst_threshold: 3, sound: true }
+        Notifications { previews: true, burst_threshold: 3, sound: true, quiet_hours: None }
     }
 }
 

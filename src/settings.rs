@@ -198,6 +198,7 @@ impl Settings {
         let mut file = self.read()?;
         file.set_notifications(form)?;
         let config = file.save()?;
+        self.handle.set_quiet_hours(config.notifications.quiet_hours).await;
         self.notifications.send_replace(config.notifications);
         Ok(())
     }

@@ -26,6 +26,7 @@ use crate::imap::tls::Fingerprint;
 use crate::imap::{MailAuth, MailSettings, TlsMode};
 use crate::leantime::AuthKind;
 use crate::model::Source;
+use crate::pause::{QuietHours, RawQuietHours};
 use crate::rocketchat::OpenIn;
 
 /// Longest poll interval a form accepts: a day.
@@ -202,6 +203,8 @@ pub struct NotificationsForm {
     pub burst_threshold: u32,
     /// Play the platform's notification sound.
     pub sound: bool,
+    /// Daily quiet hours, "HH:MM" to "HH:MM"; `None`: none.
+    pub quiet_hours: Option<RawQuietHours>,
 }
 
 /// A cross-source refresh rule as the settings window edits it.
@@ -230,7 +233,12 @@ impl From<&HintForm> for HintRule {
 
 impl From<&Notifications> for NotificationsForm {
     fn from(n: &Notifications) -> Self {
-        NotificationsForm { previews: n.previews, burst_threshold: n.burst_threshold, sound: n.sound }
+        NotificationsForm {
+            previews: n.previews,
+            burst_threshold: n.burst_threshold,
+            sound: n.sound,
+            quiet_hours: n.quiet_hours.map(RawQuietHours::from),
+        }
     }
 }
 
@@ -489,8 +497,24 @@ impl ConfigFile {
                 message: "choose between 1 and 1000".to_owned(),
             }]));
         }
+        let quiet = match form.quiet_hours.clone().map(QuietHours::try_from).transpose() {
+            Ok(quiet) => quiet,
+            Err(message) => {
+                return Err(EditError::Fields(vec![FieldError { field: "quietHours".to_owned(), message }]));
+            }
+        };
         let defaults = Notifications::default();
         let table = sub_table(self.doc.as_table_mut(), "notifications");
+        match quiet.map(RawQuietHours::from) {
+            Some(q) => {
+                let t = sub_table(table, "quiet_hours");
+                put(t, "from", Some(Value::from(q.from)));
+                put(t, "to", Some(Value::from(q.to)));
+            }
+            None => {
+                table.remove("quiet_hours");
+            }
+        }
         put(table, "previews", (form.previews != defaults.previews).then_some(Value::from(form.previews)));
         put(
             table,
@@ -889,11 +913,16 @@ server = "https://chat.example.com"
     #[test]
     fn notifications_and_hints_round_trip() {
         let (_dir, mut file) = open(HAND_WRITTEN);
-        file.set_notifications(&NotificationsForm { previews: true, burst_threshold: 5, sound: false }).expect("set");
+        let quiet = RawQuietHours { from: "22:00".to_owned(), to: "07:30".to_owned() };
+        let form = NotificationsForm { previews: true, burst_threshold: 5, sound: false, quiet_hours: Some(quiet) };
+        file.set_notifications(&form).expect("set");
         let hint = HintRule { from: Source::Mail, sender_contains: "leantime".to_owned(), refresh: Source::Tasks };
         file.set_hints(std::slice::from_ref(&hint)).expect("set");
         let config = file.save().expect("valid");
-        assert_eq!(NotificationsForm::from(&config.notifications), NotificationsForm { previews: true, burst_threshold: 5, sound: false });
+        assert_eq!(NotificationsForm::from(&config.notifications), form);
+        assert!(file.text().contains("[notifications.quiet_hours]\nfrom = \"22:00\"\nto = \"07:30\""), "{}", file.text());
+        let bad = NotificationsForm { quiet_hours: Some(RawQuietHours { from: "25:00".to_owned(), to: "07:00".to_owned() }), ..form };
+        assert!(matches!(file.set_notifications(&bad), Err(EditError::Fields(f)) if f[0].field == "quietHours"));
         assert_eq!(config.hints, [hint]);
         assert!(!file.text().contains("previews"), "a default is not written: {}", file.text());
         file.set_hints(&[]).expect("set");
