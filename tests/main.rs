@@ -34,6 +34,8 @@
 //! - `rocketchat_login`: password and two-factor sign-in against the fake.
 //! - `rocketchat_fake`: the fake Rocket.Chat speaks the fixtures' wire
 //!   format (raw WebSocket and HTTP clients).
+//! - `rocketchat_probe`, `leantime_probe`: "Test connection" for a chat and
+//!   a tasks account against the fakes, step by step.
 
 mod support;
 
@@ -52,5 +54,6 @@ mod leantime_fake;
 mod rocketchat;
 mod rocketchat_fake;
 mod rocketchat_login;
+mod rocketchat_probe;
 mod scheduler;
 mod store;

@@ -329,9 +329,52 @@ pub struct Me {
     /// The login name.
     #[serde(default)]
     pub username: String,
+    /// The display name.
+    #[serde(default)]
+    pub name: Option<String>,
     /// Settings, with the server defaults merged in.
     #[serde(default)]
     pub settings: MeSettings,
+    /// Which sign-in methods are set up (only their flags, never secrets).
+    #[serde(default)]
+    pub services: Services,
+}
+
+/// `services` of [`Me`]: what `/api/v1/me` tells of the sign-in methods.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct Services {
+    /// Codes from an authenticator app.
+    #[serde(default)]
+    pub totp: Option<Enabled>,
+    /// Codes sent by e-mail.
+    #[serde(default)]
+    pub email2fa: Option<Enabled>,
+}
+
+/// A sign-in method's `{"enabled": bool}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+pub struct Enabled {
+    /// Whether it is on.
+    #[serde(default)]
+    pub enabled: bool,
+}
+
+impl Services {
+    /// The two-factor methods that are on, in words ("an authenticator
+    /// app", "codes by e-mail"); `None` when the server did not say.
+    pub fn two_factor(&self) -> Option<Vec<&'static str>> {
+        if self.totp.is_none() && self.email2fa.is_none() {
+            return None;
+        }
+        let mut on = Vec::new();
+        if self.totp.is_some_and(|m| m.enabled) {
+            on.push("an authenticator app");
+        }
+        if self.email2fa.is_some_and(|m| m.enabled) {
+            on.push("codes by e-mail");
+        }
+        Some(on)
+    }
 }
 
 /// `settings` of [`Me`].
