@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use crate::model::Source;
 
 /// How an account contributes to the badge, chosen per account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BadgeMode {
     /// Its unread count adds to the number.

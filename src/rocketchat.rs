@@ -245,6 +245,11 @@ impl RocketChatWatcher {
     }
 
     async fn rest(&self, token: &SecretString) -> Result<Rest, WatchError> {
+        // Every use of the token (REST, the websocket, "mark read") starts
+        // here.
+        if let Some(why) = crate::web::refusal(&self.base_url, "token") {
+            return Err(WatchError::NeedsAttention(why));
+        }
         let client = http_client()?;
         let known = self.settings.user_id.clone().or_else(|| self.state().user_id.clone());
         let user_id = match known {

@@ -5,7 +5,7 @@
 //! The rule is the one IMAP follows: a token travels only over TLS, or in
 //! plain text to this machine (a local test server, an SSH tunnel), where
 //! nobody can read it on the way. The watchers refuse anything else before
-//! they read a secret, and the probe fails at the TLS step with the same
+//! they send a secret, and the probe fails at the TLS step with the same
 //! words, so "Test connection" never passes what the watcher then refuses.
 //!
 //! The probe's TLS handshake uses the configuration the watchers' clients

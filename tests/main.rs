@@ -51,6 +51,7 @@ mod imap_watcher;
 mod leantime;
 mod leantime_poller;
 mod leantime_fake;
+mod leantime_probe;
 mod rocketchat;
 mod rocketchat_fake;
 mod rocketchat_login;
