@@ -11,6 +11,10 @@
 //! A server that refuses a stream (`nosub`) does not stop the account: without
 //! `notification` it stays live on the other two, without either of those it
 //! polls REST on the schedule instead (shown as "polling", reason logged).
+//! So does a server that offers no websocket at all (its upgrade answered
+//! with a plain HTTP status, as behind a proxy that drops it), until the
+//! next run tries again; a websocket that cannot be reached is a failure
+//! like any other.
 //!
 //! Invariants:
 //! - The cursor is the newest server `_updatedAt` seen (subscriptions and

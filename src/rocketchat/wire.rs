@@ -410,6 +410,16 @@ mod tests {
     }
 
     #[test]
+    fn me_from_the_fixture_says_two_factor_authentication_is_off() {
+        let text = include_str!("../../tests/fixtures/rocketchat/rest-me.response.json");
+        let me: Me = serde_json::from_str(text).expect("me");
+        assert_eq!(me.services.two_factor(), Some(Vec::new()));
+        assert_eq!(Me::default().services.two_factor(), None, "not told");
+        let on = Services { totp: Some(Enabled { enabled: true }), email2fa: Some(Enabled { enabled: false }) };
+        assert_eq!(on.two_factor(), Some(vec!["an authenticator app"]));
+    }
+
+    #[test]
     fn a_subscription_from_the_fixture_reads_its_preferences() {
         let text = include_str!("../../tests/fixtures/rocketchat/rest-subscriptions-get.response.json");
         let body: Value = serde_json::from_str(text).expect("json");
