@@ -165,7 +165,7 @@ impl RoomPreference {
 }
 
 /// Where "Open" takes the user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum OpenIn {
     /// The web app, at the message.
