@@ -13,7 +13,7 @@
 //! - nothing here ever holds a secret: passwords and tokens go to the
 //!   keyring, never into a form that is written here.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -27,7 +27,7 @@ use crate::imap::{MailAuth, MailSettings, TlsMode};
 use crate::leantime::AuthKind;
 use crate::model::Source;
 use crate::pause::{QuietHours, RawQuietHours};
-use crate::rocketchat::OpenIn;
+use crate::rocketchat::{OpenIn, RoomPreference};
 
 /// Longest poll interval a form accepts: a day.
 const MAX_POLL_SECS: u64 = 86_400;
@@ -151,6 +151,9 @@ pub struct ChatForm {
     pub open_in: OpenIn,
     /// Toast every message of every room that is not muted.
     pub notify_all_messages: bool,
+    /// Per-room choices by room name, replacing the server's preference.
+    #[serde(default)]
+    pub rooms: BTreeMap<String, RoomPreference>,
 }
 
 /// The Leantime part of a form.
@@ -261,6 +264,7 @@ impl AccountForm {
             user_id: account.chat.user_id.clone(),
             open_in: account.chat.open_in,
             notify_all_messages: account.chat.notify_all_messages,
+            rooms: account.chat.rooms.clone(),
         });
         let tasks = (account.source == Source::Tasks).then(|| TasksForm {
             auth: account.auth.into(),
@@ -624,11 +628,25 @@ fn write_account(table: &mut Table, form: &AccountForm) {
             prune(table, "mail");
         }
         Source::Chat => {
-            let chat = form.chat.clone().unwrap_or(ChatForm { user_id: None, open_in: OpenIn::Browser, notify_all_messages: false });
+            let chat = form.chat.clone().unwrap_or(ChatForm {
+                user_id: None,
+                open_in: OpenIn::Browser,
+                notify_all_messages: false,
+                rooms: BTreeMap::new(),
+            });
             let c = sub_table(table, "chat");
             put(c, "user_id", chat.user_id.as_deref().and_then(text));
             put(c, "open_in", (chat.open_in != OpenIn::Browser).then(|| Value::from(open_in_name(chat.open_in))));
             put(c, "notify_all_messages", chat.notify_all_messages.then_some(Value::from(true)));
+            let rooms = sub_table(c, "rooms");
+            let gone: Vec<String> = rooms.iter().map(|(k, _)| k.to_owned()).filter(|k| !chat.rooms.contains_key(k)).collect();
+            for key in gone {
+                rooms.remove(&key);
+            }
+            for (room, choice) in &chat.rooms {
+                put(rooms, room, Some(Value::from(room_name(*choice))));
+            }
+            prune(c, "rooms");
             prune(table, "chat");
         }
         Source::Tasks => {
@@ -713,6 +731,14 @@ fn mail_auth_name(auth: MailAuth) -> &'static str {
         MailAuth::Password => "password",
         MailAuth::Xoauth2 => "xoauth2",
         MailAuth::Oauthbearer => "oauthbearer",
+    }
+}
+
+fn room_name(choice: RoomPreference) -> &'static str {
+    match choice {
+        RoomPreference::All => "all",
+        RoomPreference::Mentions => "mentions",
+        RoomPreference::Nothing => "nothing",
     }
 }
 
@@ -878,6 +904,24 @@ server = "https://chat.example.com"
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["name", "server", "mail.folders", "mail.pinnedFingerprint"]);
         assert_eq!(file.text(), HAND_WRITTEN);
+    }
+
+    #[test]
+    fn room_choices_are_written_as_their_own_table_and_removed_ones_go() {
+        let (_dir, mut file) = open(HAND_WRITTEN);
+        let mut form = form_of(&file, "team");
+        let chat = form.chat.as_mut().expect("chat part");
+        chat.rooms.insert("general".to_owned(), RoomPreference::Mentions);
+        chat.rooms.insert("Alice Martin".to_owned(), RoomPreference::All);
+        file.upsert_account(&form).expect("saved");
+        assert!(file.text().contains("[account.chat.rooms]\n\"Alice Martin\" = \"all\"\ngeneral = \"mentions\""), "{}", file.text());
+        let config = file.save().expect("valid");
+        assert_eq!(config.accounts[1].chat.rooms.get("general"), Some(&RoomPreference::Mentions));
+
+        let mut form = form_of(&file, "team");
+        form.chat.as_mut().expect("chat").rooms.clear();
+        file.upsert_account(&form).expect("saved");
+        assert_eq!(file.text(), HAND_WRITTEN, "no choice left: the tables go");
     }
 
     #[test]

@@ -52,6 +52,8 @@ export interface Overview {
   demo: boolean;
   /** RFC 3339; notifications are paused until then. */
   pausedUntil: string | null;
+  /** RFC 3339; quiet hours hold notifications until then. */
+  quietUntil: string | null;
   badge: Badge;
   accounts: AccountView[];
   /** Problems not tied to one account (invalid config file, state not saved), in the core's words. */
@@ -79,6 +81,7 @@ export type TlsMode = 'implicit' | 'starttls' | 'none';
 export type MailAuth = 'password' | 'xoauth2' | 'oauthbearer';
 export type OpenIn = 'browser' | 'desktop-app';
 export type TasksAuth = 'token' | 'api-key';
+export type RoomPreference = 'all' | 'mentions' | 'nothing';
 
 export interface MailForm {
   port: number | null;
@@ -94,6 +97,8 @@ export interface ChatForm {
   userId: string | null;
   openIn: OpenIn;
   notifyAllMessages: boolean;
+  /** By room name; a room without a choice follows the server's preference. */
+  rooms: Record<string, RoomPreference>;
 }
 
 export interface TasksForm {
@@ -124,10 +129,18 @@ export interface AccountEntry {
   hasSecret: boolean;
 }
 
+export interface QuietHours {
+  /** "HH:MM", local time. */
+  from: string;
+  to: string;
+}
+
 export interface NotificationsForm {
   previews: boolean;
   burstThreshold: number;
   sound: boolean;
+  /** null: no quiet hours. */
+  quietHours: QuietHours | null;
 }
 
 export interface HintForm {

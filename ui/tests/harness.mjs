@@ -168,7 +168,7 @@ export function sampleSettings(overrides = {}) {
         form: {
           ...mailForm({ id: 'team-chat', name: 'Team chat', source: 'chat', server: 'https://chat.example.com', username: '' }),
           mail: null,
-          chat: { userId: null, openIn: 'browser', notifyAllMessages: false },
+          chat: { userId: null, openIn: 'browser', notifyAllMessages: false, rooms: { random: 'nothing' } },
         },
         hasSecret: true,
       },
@@ -182,7 +182,7 @@ export function sampleSettings(overrides = {}) {
         hasSecret: false,
       },
     ],
-    notifications: { previews: true, burstThreshold: 3, sound: true },
+    notifications: { previews: true, burstThreshold: 3, sound: true, quietHours: null },
     hints: [{ from: 'mail', senderContains: 'leantime', refresh: 'tasks' }],
     ...overrides,
   };
@@ -205,6 +205,7 @@ export function sampleOverview(overrides = {}) {
   return {
     demo: false,
     pausedUntil: null,
+    quietUntil: null,
     problems: [],
     badge: { count: 7, dot: true, label: '7' },
     accounts: [

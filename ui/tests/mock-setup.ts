@@ -34,6 +34,7 @@ declare global {
 const emptyOverview: Overview = {
   demo: false,
   pausedUntil: null,
+  quietUntil: null,
   badge: { count: 0, dot: false, label: '' },
   accounts: [],
   problems: [],
@@ -42,7 +43,7 @@ const emptyOverview: Overview = {
 const emptySettings: SettingsView = {
   configFile: '/home/me/.config/vigie/config.toml',
   accounts: [],
-  notifications: { previews: true, burstThreshold: 3, sound: true },
+  notifications: { previews: true, burstThreshold: 3, sound: true, quietHours: null },
   hints: [],
 };
 
