@@ -178,6 +178,16 @@ impl From<PauseArg> for PauseChoice {
     }
 }
 
+/// How Vigie starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartOptions {
+    /// The OS starts Vigie at login.
+    pub at_login: bool,
+    /// Vigie starts in the tray only.
+    pub hidden: bool,
+}
+
 /// Name of the event carrying a [`ProbeProgress`].
 pub const PROBE_PROGRESS: &str = "probe-progress";
 

@@ -530,6 +530,13 @@ impl ConfigFile {
         Ok(())
     }
 
+    /// Sets whether the app starts in the tray only.
+    pub fn set_start_hidden(&mut self, hidden: bool) {
+        let table = sub_table(self.doc.as_table_mut(), "app");
+        put(table, "start_hidden", (!hidden).then_some(Value::from(false)));
+        prune(self.doc.as_table_mut(), "app");
+    }
+
     /// Replaces the cross-source hint rules.
     pub fn set_hints(&mut self, hints: &[HintRule]) -> Result<(), EditError> {
         let errors: Vec<FieldError> = hints
@@ -971,5 +978,9 @@ server = "https://chat.example.com"
         assert!(!file.text().contains("previews"), "a default is not written: {}", file.text());
         file.set_hints(&[]).expect("set");
         assert!(file.config().expect("valid").hints.is_empty());
+        file.set_start_hidden(false);
+        assert!(!file.config().expect("valid").app.start_hidden);
+        file.set_start_hidden(true);
+        assert!(!file.text().contains("[app]"), "the default leaves no trace: {}", file.text());
     }
 }

@@ -130,6 +130,9 @@ export interface UiMessages {
     quietFrom: string;
     quietTo: string;
     quietHint: string;
+    startHeading: string;
+    atLogin: string;
+    openAtStart: string;
   };
   quietUntil: (time: string) => string;
 }
@@ -233,6 +236,9 @@ const enUi: UiMessages = {
     quietFrom: 'From',
     quietTo: 'To',
     quietHint: 'No notification in this period; the badge keeps counting, and one summary comes when it ends.',
+    startHeading: 'Starting',
+    atLogin: 'Start Vigie when I log in',
+    openAtStart: 'Open this window when Vigie starts',
   },
   quietUntil: (time) => `Quiet hours until ${time}`,
 };
@@ -341,6 +347,9 @@ const frUi: UiMessages = {
     quietFrom: 'De',
     quietTo: 'À',
     quietHint: "Aucune notification pendant cette période ; la pastille continue de compter, et un résumé arrive à la fin.",
+    startHeading: 'Démarrage',
+    atLogin: 'Lancer Vigie à l’ouverture de session',
+    openAtStart: 'Ouvrir cette fenêtre au lancement de Vigie',
   },
   quietUntil: (time) => `Heures calmes jusqu'à ${time}`,
 };

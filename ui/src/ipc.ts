@@ -154,6 +154,15 @@ export interface SettingsView {
   accounts: AccountEntry[];
   notifications: NotificationsForm;
   hints: HintForm[];
+  /** Start in the tray only. */
+  startHidden: boolean;
+}
+
+export interface StartOptions {
+  /** The OS starts Vigie at login. */
+  atLogin: boolean;
+  /** Vigie starts in the tray only. */
+  hidden: boolean;
 }
 
 export type StepKind = 'resolve' | 'connect' | 'tls' | 'server' | 'signIn' | 'permissions' | 'offers';
@@ -199,6 +208,9 @@ export const COMMANDS = {
   saveNotifications: 'save_notifications',
   saveHints: 'save_hints',
   testConnection: 'test_connection',
+  getStartOptions: 'get_start_options',
+  setStartAtLogin: 'set_start_at_login',
+  setStartHidden: 'set_start_hidden',
 } as const;
 
 export const EVENTS = {
@@ -256,6 +268,18 @@ export function onProbeProgress(handler: (progress: ProbeProgress) => void): Pro
   return listen<ProbeProgress>(EVENTS.probeProgress, (event) => {
     handler(event.payload);
   });
+}
+
+export function getStartOptions(): Promise<StartOptions> {
+  return invoke<StartOptions>(COMMANDS.getStartOptions);
+}
+
+export async function setStartAtLogin(enabled: boolean): Promise<void> {
+  await invoke<null>(COMMANDS.setStartAtLogin, { enabled });
+}
+
+export async function setStartHidden(hidden: boolean): Promise<void> {
+  await invoke<null>(COMMANDS.setStartHidden, { hidden });
 }
 
 /** The fields a refused form should mark. */

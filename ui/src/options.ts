@@ -1,13 +1,15 @@
 // The notifications screen: previews (private mode), burst grouping, sound,
 // and the quick refresh rules (a matching sender in one source refreshes
 // another).
-import type { FieldError, HintForm, NotificationsForm, Source } from './ipc';
+import type { FieldError, HintForm, NotificationsForm, Source, StartOptions } from './ipc';
 import { el, Labels, setAttr, setHidden, setText, uniqueId } from './dom';
 import type { Messages } from './i18n';
 
 export interface OptionsHandlers {
   saveNotifications: (form: NotificationsForm) => Promise<void>;
   saveHints: (hints: HintForm[]) => Promise<void>;
+  setStartAtLogin: (enabled: boolean) => Promise<void>;
+  setStartHidden: (hidden: boolean) => Promise<void>;
   describe: (error: unknown) => { message: string; fields: FieldError[] };
 }
 
@@ -16,6 +18,8 @@ export interface OptionsScreen {
   setLanguage: (m: Messages) => void;
   /** Shows saved values (after a load or a save). */
   load: (notifications: NotificationsForm, hints: HintForm[], configFile: string) => void;
+  /** Shows how Vigie starts. */
+  loadStart: (options: StartOptions) => void;
 }
 
 const SOURCES: Source[] = ['mail', 'chat', 'tasks'];
@@ -104,6 +108,39 @@ export function createOptions(handlers: OptionsHandlers, m: Messages): OptionsSc
     hintsStatus,
     el('div', { class: 'form-buttons' }, addRule, saveRules),
   );
+  // Starting: each switch applies at once.
+  const startHeading = el('h2', { attrs: { id: uniqueId('start-heading') } });
+  labels.text(startHeading, (m) => m.ui.options.startHeading);
+  const atLogin = checkbox('atLogin', (m) => m.ui.options.atLogin);
+  const openAtStart = checkbox('openAtStart', (m) => m.ui.options.openAtStart);
+  const startAlert = el('div', { class: 'form-alert', attrs: { role: 'alert' } });
+  const startStatus = el('p', { class: 'form-status', attrs: { role: 'status' } });
+  const startSection = el(
+    'section',
+    { class: 'start-options', attrs: { 'aria-labelledby': startHeading.id } },
+    startHeading,
+    startAlert,
+    atLogin.wrap,
+    openAtStart.wrap,
+    startStatus,
+  );
+  const applySwitch = (input: HTMLInputElement, apply: (on: boolean) => Promise<void>): void => {
+    input.addEventListener('change', () => {
+      setText(startAlert, '');
+      setText(startStatus, '');
+      const on = input.checked;
+      void apply(on).then(
+        () => setText(startStatus, current.ui.saved),
+        (error: unknown) => {
+          input.checked = !on;
+          setText(startAlert, handlers.describe(error).message);
+        },
+      );
+    });
+  };
+  applySwitch(atLogin.input, handlers.setStartAtLogin);
+  applySwitch(openAtStart.input, (open) => handlers.setStartHidden(!open));
+
   const configNote = el('p', { class: 'config-note' });
   let configFile = '';
 
@@ -233,7 +270,7 @@ export function createOptions(handlers: OptionsHandlers, m: Messages): OptionsSc
     );
   });
 
-  const root = el('div', { class: 'options' }, optionsForm, hintsForm, configNote);
+  const root = el('div', { class: 'options' }, optionsForm, startSection, hintsForm, configNote);
 
   function setLanguage(m: Messages): void {
     current = m;
@@ -246,6 +283,10 @@ export function createOptions(handlers: OptionsHandlers, m: Messages): OptionsSc
   return {
     root,
     setLanguage,
+    loadStart(options) {
+      atLogin.input.checked = options.atLogin;
+      openAtStart.input.checked = !options.hidden;
+    },
     load(notifications, hints, file) {
       previews.input.checked = notifications.previews;
       sound.input.checked = notifications.sound;

@@ -338,3 +338,28 @@ describe('rooms and quiet hours', () => {
     });
   });
 });
+
+describe('starting', () => {
+  it('start at login and opening the window at start apply at once, and a refusal is undone and said', async () => {
+    const failures = {};
+    await withPage({ overview: sampleOverview(), settings: sampleSettings(), failures }, async (page) => {
+      await page.locator('[data-tab="notifications"]').click();
+      const atLogin = page.getByLabel('Start Vigie when I log in');
+      await atLogin.waitFor();
+      assert.equal(await atLogin.isChecked(), false);
+      await atLogin.check();
+      assert.deepEqual(await lastArgs(page, 'set_start_at_login'), { enabled: true });
+      const openAtStart = page.getByLabel('Open this window when Vigie starts');
+      assert.equal(await openAtStart.isChecked(), false, 'starts hidden by default');
+      await openAtStart.check();
+      assert.deepEqual(await lastArgs(page, 'set_start_hidden'), { hidden: false });
+
+      await page.evaluate(() => {
+        window.__VIGIE_MOCK__.failures.set_start_at_login = { code: 'autostart', message: 'could not change the autostart entry: read-only' };
+      });
+      await atLogin.click();
+      await page.locator('.start-options [role="alert"]', { hasText: 'read-only' }).waitFor();
+      assert.equal(await atLogin.isChecked(), true, 'the switch shows what is really in force');
+    });
+  });
+});
