@@ -37,6 +37,7 @@ pub mod cursor;
 pub mod folder;
 pub mod local_server;
 pub mod message;
+pub mod mutf7;
 pub mod probe;
 pub mod tls;
 
@@ -160,6 +161,26 @@ impl Default for MailSettings {
     }
 }
 
+/// Why a mail account's settings cannot work.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SettingsProblem {
+    #[error("set `server` to the IMAP server's host name, e.g. imap.example.com")]
+    NoServer,
+    #[error("set `username` to the IMAP login name")]
+    NoUsername,
+    #[error(
+        "refusing to send the password without TLS to {0}: plaintext is only allowed to a loopback \
+         address with allow_plaintext_on_loopback = true"
+    )]
+    Plaintext(String),
+    #[error("pinned_fingerprint \"{0}\" is not a SHA-256 fingerprint (64 hex digits, colons allowed)")]
+    BadPin(String),
+    #[error("`folders` is empty: name at least one folder to watch, e.g. [\"INBOX\"]")]
+    NoFolders,
+    #[error("set `oauth_client_id` to refresh tokens at `oauth_token_url`")]
+    NoClientId,
+}
+
 /// A mail account's watcher.
 pub struct ImapWatcher {
     shared: Shared,
@@ -178,24 +199,19 @@ impl ImapWatcher {
     /// The watcher of `account`, or why its settings cannot work (shown as
     /// the account's "disabled" reason).
     pub fn from_config(account: &AccountConfig, secrets: Arc<dyn SecretStore>) -> Result<ImapWatcher, String> {
+        Self::build(account, secrets).map_err(|problem| problem.to_string())
+    }
+
+    pub(crate) fn build(account: &AccountConfig, secrets: Arc<dyn SecretStore>) -> Result<ImapWatcher, SettingsProblem> {
         let settings = account.mail.clone().unwrap_or_default();
-        let host = account
-            .server
-            .clone()
-            .filter(|s| !s.trim().is_empty())
-            .ok_or("set `server` to the IMAP server's host name, e.g. imap.example.com")?;
-        let username = account.username.clone().ok_or("set `username` to the IMAP login name")?;
+        let host = account.server.clone().filter(|s| !s.trim().is_empty()).ok_or(SettingsProblem::NoServer)?;
+        let username = account.username.clone().filter(|s| !s.trim().is_empty()).ok_or(SettingsProblem::NoUsername)?;
         if settings.tls == TlsMode::None && !(settings.allow_plaintext_on_loopback && connect::is_loopback(&host)) {
-            return Err(format!(
-                "refusing to send the password without TLS to {host}: plaintext is only allowed to a loopback \
-                 address with allow_plaintext_on_loopback = true"
-            ));
+            return Err(SettingsProblem::Plaintext(host));
         }
         let pinned = match &settings.pinned_fingerprint {
             None => None,
-            Some(text) => Some(Fingerprint::parse(text).ok_or_else(|| {
-                format!("pinned_fingerprint \"{text}\" is not a SHA-256 fingerprint (64 hex digits, colons allowed)")
-            })?),
+            Some(text) => Some(Fingerprint::parse(text).ok_or_else(|| SettingsProblem::BadPin(text.clone()))?),
         };
         let mut folders: Vec<String> = Vec::new();
         for folder in settings.folders {
@@ -204,12 +220,12 @@ impl ImapWatcher {
             }
         }
         if folders.is_empty() {
-            return Err("`folders` is empty: name at least one folder to watch, e.g. [\"INBOX\"]".to_owned());
+            return Err(SettingsProblem::NoFolders);
         }
         let oauth = match (settings.auth, settings.oauth_token_url, settings.oauth_client_id) {
             (MailAuth::Password, _, _) | (_, None, _) => None,
             (_, Some(token_url), Some(client_id)) => Some(OAuth { client_id, token_url }),
-            (_, Some(_), None) => return Err("set `oauth_client_id` to refresh tokens at `oauth_token_url`".to_owned()),
+            (_, Some(_), None) => return Err(SettingsProblem::NoClientId),
         };
         let target = Target {
             port: settings.port.unwrap_or(settings.tls.default_port()),
@@ -340,7 +356,7 @@ impl ImapWatcher {
         let mut session = connect::open(target, &credential).await.map_err(|e| ActionError::Failed(e.to_string()))?;
         let failed = |doing: &str, e: async_imap::error::Error| ActionError::Failed(connect::transient(target, doing, &e).to_string());
         let work = async {
-            let mailbox = session.select(folder).await.map_err(|e| failed("SELECT", e))?;
+            let mailbox = session.select(mutf7::encode(folder)).await.map_err(|e| failed("SELECT", e))?;
             if mailbox.uid_validity != Some(uidvalidity) {
                 return Err(ActionError::Failed(format!("the folder {folder} was rebuilt on the server; the message is gone")));
             }

@@ -32,11 +32,12 @@ use super::auth::Credential;
 use super::connect::{self, ImapSession, Target};
 use super::cursor::{Mark, uid_set};
 use super::message::summarize;
+use super::mutf7;
 use crate::model::{AccountId, Item, Source};
 use crate::watcher::WatchError;
 
 /// Longest wait for the answer to one command.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest wait for the tagged OK after `DONE`: a live server answers at
 /// once, so silence means the link is gone.
 const DONE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -124,7 +125,7 @@ pub(crate) fn parse_key(key: &str) -> Option<(&str, u32, u32)> {
     Some((folder, uidvalidity, uid))
 }
 
-async fn bounded<T>(
+pub(crate) async fn bounded<T>(
     target: &Target,
     doing: &str,
     limit: Duration,
@@ -183,19 +184,25 @@ pub(crate) struct Features {
     pub gmail: bool,
 }
 
+impl Features {
+    /// What `capabilities` (read after login) offer.
+    pub(crate) fn of(capabilities: &async_imap::types::Capabilities) -> Features {
+        Features {
+            idle: capabilities.has_str("IDLE"),
+            notify: capabilities.has_str("NOTIFY"),
+            condstore: capabilities.has_str("CONDSTORE"),
+            gmail: capabilities.has_str("X-GM-EXT-1"),
+        }
+    }
+}
+
 /// Opens a session and reads what it offers (after login: the list can
 /// grow once authenticated).
 pub(crate) async fn open(shared: &Shared, credential: &Credential) -> Result<(ImapSession, Features), WatchError> {
     let target = &shared.target;
     let mut session = connect::open(target, credential).await?;
     let capabilities = bounded(target, "CAPABILITY", COMMAND_TIMEOUT, session.capabilities()).await?;
-    let features = Features {
-        idle: capabilities.has_str("IDLE"),
-        notify: capabilities.has_str("NOTIFY"),
-        condstore: capabilities.has_str("CONDSTORE"),
-        gmail: capabilities.has_str("X-GM-EXT-1"),
-    };
-    Ok((session, features))
+    Ok((session, Features::of(&capabilities)))
 }
 
 /// How one connection learns of changes.
@@ -272,7 +279,7 @@ pub(crate) async fn watch(
         // For folders other than the selected one (and we keep none selected
         // while waiting) the server sends `* STATUS` on new mail, expunges
         // and flag changes (verified with Dovecot 2.3).
-        let list: Vec<String> = folders.iter().map(|f| quote(f)).collect();
+        let list: Vec<String> = folders.iter().map(|f| quote(&mutf7::encode(f))).collect();
         let command = format!("NOTIFY SET (mailboxes ({}) (MessageNew MessageExpunge FlagChange))", list.join(" "));
         bounded(target, "NOTIFY SET", COMMAND_TIMEOUT, session.run_command_and_check_ok(&command)).await?;
     }
@@ -287,7 +294,7 @@ pub(crate) async fn watch(
         let mut pending: Vec<Option<Synced>> = folders.iter().map(|_| None).collect();
         for _ in 0..MAX_RESYNCS {
             for (i, folder) in folders.iter().enumerate() {
-                let status = match bounded(target, "STATUS", COMMAND_TIMEOUT, async { Ok(session.status(folder, items).await) }).await? {
+                let status = match bounded(target, "STATUS", COMMAND_TIMEOUT, async { Ok(session.status(mutf7::encode(folder), items).await) }).await? {
                     Ok(status) => status,
                     Err(async_imap::error::Error::No(words)) => return Err(missing_folder(folder, &words)),
                     Err(error) => return Err(connect::transient(target, &format!("STATUS {folder}"), &error)),
@@ -337,7 +344,7 @@ pub(crate) async fn watch(
 /// Opens `folder` read-only; a folder the server refuses is named as such.
 async fn examine(target: &Target, session: &mut ImapSession, folder: &str) -> Result<async_imap::types::Mailbox, WatchError> {
     let doing = format!("EXAMINE {folder}");
-    match bounded(target, &doing, COMMAND_TIMEOUT, async { Ok(session.examine(folder).await) }).await? {
+    match bounded(target, &doing, COMMAND_TIMEOUT, async { Ok(session.examine(mutf7::encode(folder)).await) }).await? {
         Ok(mailbox) => Ok(mailbox),
         Err(async_imap::error::Error::No(words)) => Err(missing_folder(folder, &words)),
         Err(error) => Err(connect::transient(target, &doing, &error)),
