@@ -333,6 +333,9 @@ impl ImapWatcher {
                     pokes.iter().for_each(Notify::notify_one);
                 }
                 Next::Report(Report::Up { push }) => match merged.connection_up(push) {
+                    Some(_) if merged.missing.len() == self.folders.len() => {
+                        return Err(WatchError::NeedsAttention(merged.notice().unwrap_or_default()));
+                    }
                     Some(true) => ctx.set_live().await,
                     Some(false) => ctx.set_polling().await,
                     None => {}
@@ -344,6 +347,15 @@ impl ImapWatcher {
                     ctx.publish(update).await;
                     ctx.poll_succeeded(changed);
                 }
+                Next::Report(Report::Missing { folder, words }) => {
+                    tracing::warn!(account = %self.shared.account, folder, words, "folder not watched");
+                    if let Some(update) = merged.missing(folder, words) {
+                        ctx.publish(update).await;
+                    }
+                }
+            }
+            if let Some(notice) = merged.notice_changed() {
+                ctx.set_notice(notice).await;
             }
         }
     }
@@ -419,11 +431,65 @@ struct Merged {
     /// `push` of each connection of the current set that is up.
     up: Vec<bool>,
     connections: usize,
+    /// Folders the server refused, with its words.
+    missing: BTreeMap<String, String>,
+    /// Every connection of the first set is up: the notice may be shown
+    /// (before, a folder not reported yet is not known to be missing).
+    settled: bool,
+    /// The notice last shown.
+    shown: Option<Option<String>>,
 }
 
 impl Merged {
     fn new(cursor: cursor::Cursor) -> Merged {
-        Merged { cursor, gmail_ids: std::collections::VecDeque::new(), unseen: BTreeMap::new(), up: Vec::new(), connections: 0 }
+        Merged {
+            cursor,
+            gmail_ids: std::collections::VecDeque::new(),
+            unseen: BTreeMap::new(),
+            up: Vec::new(),
+            connections: 0,
+            missing: BTreeMap::new(),
+            settled: false,
+            shown: None,
+        }
+    }
+
+    /// Records a folder the server refused. If it was counted before (it
+    /// went away while watched), the update that stops counting it.
+    fn missing(&mut self, folder: String, words: String) -> Option<Update> {
+        let counted = self.unseen.remove(&folder).is_some();
+        self.missing.insert(folder, words);
+        counted.then(|| Update { unread: Some(self.unread()), ..Update::default() })
+    }
+
+    fn unread(&self) -> u32 {
+        u32::try_from(self.unseen.values().map(|(_, uids)| uids.len()).sum::<usize>()).unwrap_or(u32::MAX)
+    }
+
+    /// The account's notice: which folders are not watched, and why.
+    fn notice(&self) -> Option<String> {
+        if self.missing.is_empty() {
+            return None;
+        }
+        let named: Vec<String> = self.missing.iter().map(|(folder, words)| format!("\"{folder}\" ({words})")).collect();
+        let (noun, verb) = if named.len() == 1 { ("folder", "is") } else { ("folders", "are") };
+        Some(format!(
+            "the {noun} {} {verb} not watched: the server cannot open {}. Check `folders` under [account.mail]",
+            named.join(", "),
+            if named.len() == 1 { "it" } else { "them" },
+        ))
+    }
+
+    /// The notice, when it should be shown anew.
+    fn notice_changed(&mut self) -> Option<Option<String>> {
+        if !self.settled {
+            return None;
+        }
+        let notice = self.notice();
+        (self.shown.as_ref() != Some(&notice)).then(|| {
+            self.shown = Some(notice.clone());
+            notice
+        })
     }
 
     /// A new set of `connections` is starting.
@@ -436,11 +502,14 @@ impl Merged {
     /// account is live (all push) or polling (any polls).
     fn connection_up(&mut self, push: bool) -> Option<bool> {
         self.up.push(push);
-        (self.up.len() == self.connections).then(|| self.up.iter().all(|p| *p))
+        let all = self.up.len() == self.connections;
+        self.settled |= all;
+        all.then(|| self.up.iter().all(|p| *p))
     }
 
     fn synced(&mut self, account: &AccountId, synced: Synced) -> Update {
         let Synced { folder, mark, unseen, new } = synced;
+        self.missing.remove(&folder);
         let mut items = Vec::with_capacity(new.len());
         for (item, gmail_id) in new {
             if let Some(id) = gmail_id {
@@ -477,12 +546,12 @@ impl Merged {
         self.cursor.announced.insert(folder.clone(), (mark.uidvalidity, announced));
         self.unseen.insert(folder.clone(), (mark.uidvalidity, unseen));
         self.cursor.marks.insert(folder, mark);
-        let unread = self.unseen.values().map(|(_, uids)| uids.len()).sum::<usize>();
+        let unread = self.unread();
         tracing::debug!(%account, new = items.len(), read = read.len(), unread, "mail synced");
         Update {
             items,
             read,
-            unread: Some(u32::try_from(unread).unwrap_or(u32::MAX)),
+            unread: Some(unread),
             dot: None,
             cursor: Some(cursor::encode(&self.cursor)),
         }

@@ -441,15 +441,71 @@ async fn idle_is_reissued_on_its_schedule_and_mail_still_arrives() {
     assert_eq!(announced(&mut rig, "the mail").await[0].title, "After the re-issue");
 }
 
-#[tokio::test]
-async fn a_folder_the_server_does_not_have_is_named_in_the_error() {
-    let dovecot = Dovecot::start().await;
+/// Waits until the account's notice satisfies `wanted`; returns it.
+async fn notice_becomes(rig: &mut Rig, what: &str, wanted: impl Fn(Option<&str>) -> bool) -> Option<String> {
+    let mut snapshots = rig.handle.subscribe();
+    let wait = async {
+        loop {
+            let notice = snapshots.borrow_and_update().accounts[0].notice.clone();
+            if wanted(notice.as_deref()) {
+                return notice;
+            }
+            snapshots.changed().await.expect("the core is running");
+        }
+    };
+    match tokio::time::timeout(PATIENCE, wait).await {
+        Ok(notice) => notice,
+        Err(_) => panic!("{what}: the notice stayed {:?}", rig.handle.snapshot().accounts[0].notice),
+    }
+}
+
+/// Dovecot without NOTIFY: each folder has its own IDLE connection.
+fn without_notify() -> Options {
+    Options { capability: Some("IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE UIDPLUS ESEARCH CONDSTORE".to_owned()), ..Options::default() }
+}
+
+async fn a_missing_folder_is_a_notice_while_the_others_are_watched(options: Options) {
+    let dovecot = Dovecot::start_with(options).await;
+    let mut client = dovecot.client().await;
+    client.create("Work").await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut rig = Rig::start(&dir.path().join("state.json"), vec![mail_account(plain(&dovecot, &["INBOX", "Projcts"]), PASSWORD)]);
-    let state = connectivity(&mut rig, "backing off", |c| matches!(c, Connectivity::BackingOff { .. })).await;
+    let mut rig = watching(plain(&dovecot, &["INBOX", "Projcts", "Work"]), &dir).await;
+    let notice = notice_becomes(&mut rig, "the missing folder named", |n| n.is_some()).await.unwrap_or_default();
+    assert!(notice.contains("\"Projcts\" (Mailbox doesn't exist") && notice.contains("folders"), "{notice}");
+    assert!(!notice.contains("INBOX") && !notice.contains("Work"), "{notice}");
+
+    client.append("Work", &message("a@example.test", "Still watched", "x"), false).await;
+    assert_eq!(announced(&mut rig, "the mail in Work").await[0].title, "Still watched");
+    client.append("INBOX", &message("a@example.test", "Here too", "x"), false).await;
+    assert_eq!(announced(&mut rig, "the mail in INBOX").await[0].title, "Here too");
+    assert_eq!(rig.handle.snapshot().accounts[0].connectivity, Connectivity::LivePush);
+
+    // Once the folder exists, a refresh picks it up and the notice goes.
+    client.create("Projcts").await;
+    rig.handle.refresh(&AccountId::new(ID), Trigger::Manual);
+    notice_becomes(&mut rig, "the notice cleared", |n| n.is_none()).await;
+    client.append("Projcts", &message("a@example.test", "Found it", "x"), false).await;
+    assert_eq!(announced(&mut rig, "the mail in the new folder").await[0].title, "Found it");
+}
+
+#[tokio::test]
+async fn a_folder_the_server_lacks_is_named_in_a_notice_and_the_others_are_still_watched_with_notify() {
+    a_missing_folder_is_a_notice_while_the_others_are_watched(Options::default()).await;
+}
+
+#[tokio::test]
+async fn a_folder_the_server_lacks_is_named_in_a_notice_and_the_others_are_still_watched_on_their_own_connections() {
+    a_missing_folder_is_a_notice_while_the_others_are_watched(without_notify()).await;
+}
+
+#[tokio::test]
+async fn an_account_whose_folders_all_lack_needs_attention() {
+    let dovecot = Dovecot::start_with(without_notify()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rig = Rig::start(&dir.path().join("state.json"), vec![mail_account(plain(&dovecot, &["Projcts", "Archiv"]), PASSWORD)]);
+    let state = connectivity(&mut rig, "needs attention", |c| matches!(c, Connectivity::NeedsAttention { .. })).await;
     assert!(
-        matches!(&state, Connectivity::BackingOff { reason, .. }
-            if reason.contains("\"Projcts\" cannot be opened (Mailbox doesn't exist") && reason.contains("folders")),
+        matches!(&state, Connectivity::NeedsAttention { reason } if reason.contains("\"Projcts\"") && reason.contains("\"Archiv\"")),
         "{state:?}"
     );
 }

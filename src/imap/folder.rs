@@ -73,6 +73,14 @@ pub(crate) struct Shared {
 pub(crate) enum Report {
     /// A folder was synced.
     Synced(Synced),
+    /// A folder cannot be opened (the server does not have it, or will not
+    /// let us read it): the connection's other folders are still watched,
+    /// and this one is tried again at the next resync.
+    Missing {
+        folder: String,
+        /// The server's words.
+        words: String,
+    },
     /// The connection made its first full pass; it pushes (IDLE) or polls.
     Up {
         /// Whether it idles (push) rather than polls.
@@ -240,10 +248,29 @@ pub(crate) async fn watch(
     };
     if wait == Wait::Idle {
         let folder = &folders[0];
-        let mailbox = examine(target, &mut session, folder).await?;
+        let mut first = true;
+        let mailbox = loop {
+            match examine(target, &mut session, folder).await? {
+                Ok(mailbox) => break mailbox,
+                Err(words) => {
+                    let missing = Report::Missing { folder: folder.clone(), words };
+                    if reports.send(missing).await.is_err() {
+                        return Ok(());
+                    }
+                    if std::mem::take(&mut first) && reports.send(Report::Up { push: true }).await.is_err() {
+                        return Ok(());
+                    }
+                    // Nothing to idle in: log out rather than keep a silent
+                    // session the server would end, and look again when
+                    // asked (a manual refresh, a hint).
+                    let _ = tokio::time::timeout(DONE_TIMEOUT, session.logout()).await;
+                    poke.notified().await;
+                    session = open(shared, credential).await?.0;
+                }
+            }
+        };
         let uidvalidity = mailbox.uid_validity.unwrap_or(0);
         let mut mark = marks[0];
-        let mut first = true;
         loop {
             // Mail that keeps arriving while we sync (a burst) is synced
             // again at once, and reported once: one announcement, not one
@@ -284,6 +311,8 @@ pub(crate) async fn watch(
         bounded(target, "NOTIFY SET", COMMAND_TIMEOUT, session.run_command_and_check_ok(&command)).await?;
     }
     let mut last_status: Vec<Option<StatusSeen>> = vec![None; folders.len()];
+    // Folders the server refused, reported once until they come back.
+    let mut missing: Vec<bool> = vec![false; folders.len()];
     let items = if features.condstore {
         "(MESSAGES UIDNEXT UIDVALIDITY UNSEEN HIGHESTMODSEQ)"
     } else {
@@ -294,16 +323,31 @@ pub(crate) async fn watch(
         let mut pending: Vec<Option<Synced>> = folders.iter().map(|_| None).collect();
         for _ in 0..MAX_RESYNCS {
             for (i, folder) in folders.iter().enumerate() {
-                let status = match bounded(target, "STATUS", COMMAND_TIMEOUT, async { Ok(session.status(mutf7::encode(folder), items).await) }).await? {
-                    Ok(status) => status,
-                    Err(async_imap::error::Error::No(words)) => return Err(missing_folder(folder, &words)),
+                let status = bounded(target, "STATUS", COMMAND_TIMEOUT, async { Ok(session.status(mutf7::encode(folder), items).await) });
+                let opened = match status.await? {
+                    Ok(status) => {
+                        let now = (status.exists, status.uid_next, status.uid_validity, status.unseen, status.highest_modseq);
+                        if last_status[i] == Some(now) {
+                            continue;
+                        }
+                        examine(target, &mut session, folder).await?.map(|mailbox| (now, mailbox))
+                    }
+                    Err(async_imap::error::Error::No(raw)) => Err(connect::server_words(&raw)),
                     Err(error) => return Err(connect::transient(target, &format!("STATUS {folder}"), &error)),
                 };
-                let now = (status.exists, status.uid_next, status.uid_validity, status.unseen, status.highest_modseq);
-                if last_status[i] == Some(now) {
-                    continue;
-                }
-                let mailbox = examine(target, &mut session, folder).await?;
+                let (now, mailbox) = match opened {
+                    Ok(opened) => opened,
+                    Err(words) => {
+                        last_status[i] = None;
+                        if !std::mem::replace(&mut missing[i], true)
+                            && reports.send(Report::Missing { folder: folder.clone(), words }).await.is_err()
+                        {
+                            return Ok(());
+                        }
+                        continue;
+                    }
+                };
+                missing[i] = false;
                 let synced = sync(shared, &mut session, features, folder, mailbox.uid_validity.unwrap_or(0), &mut marks[i]).await?;
                 // STATUS is not for the selected folder (RFC 3501): leave it.
                 // CLOSE on a folder opened read-only expunges nothing.
@@ -341,21 +385,19 @@ pub(crate) async fn watch(
     }
 }
 
-/// Opens `folder` read-only; a folder the server refuses is named as such.
-async fn examine(target: &Target, session: &mut ImapSession, folder: &str) -> Result<async_imap::types::Mailbox, WatchError> {
+/// Opens `folder` read-only; a folder the server refuses (NO) is `Err`
+/// with the server's words.
+async fn examine(
+    target: &Target,
+    session: &mut ImapSession,
+    folder: &str,
+) -> Result<Result<async_imap::types::Mailbox, String>, WatchError> {
     let doing = format!("EXAMINE {folder}");
     match bounded(target, &doing, COMMAND_TIMEOUT, async { Ok(session.examine(mutf7::encode(folder)).await) }).await? {
-        Ok(mailbox) => Ok(mailbox),
-        Err(async_imap::error::Error::No(words)) => Err(missing_folder(folder, &words)),
+        Ok(mailbox) => Ok(Ok(mailbox)),
+        Err(async_imap::error::Error::No(raw)) => Ok(Err(connect::server_words(&raw))),
         Err(error) => Err(connect::transient(target, &doing, &error)),
     }
-}
-
-fn missing_folder(folder: &str, raw: &str) -> WatchError {
-    WatchError::Transient(format!(
-        "the folder \"{folder}\" cannot be opened ({}); check `folders` under [account.mail]",
-        connect::server_words(raw)
-    ))
 }
 
 /// An IMAP quoted string.
