@@ -40,6 +40,7 @@ pub mod message;
 pub mod mutf7;
 pub mod probe;
 pub mod tls;
+pub(crate) mod view;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

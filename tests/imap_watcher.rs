@@ -578,3 +578,35 @@ async fn a_pipelined_burst_of_mail_is_counted_and_never_announced_twice() {
     unique.dedup();
     assert_eq!(unique.len(), seen.len(), "each mail once: {seen:?}");
 }
+
+#[tokio::test]
+async fn a_pushed_mail_costs_one_fetch_after_idle_and_no_search() {
+    let dovecot = Dovecot::start().await;
+    let relay = Blackhole::start(dovecot.port()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = MailSettings { port: Some(relay.port()), ..plain(&dovecot, &["INBOX"]) };
+    let mut rig = Rig::start(&dir.path().join("state.json"), vec![mail_account(settings, PASSWORD)]);
+    live(&mut rig).await;
+    within(PATIENCE, "IDLE through the relay", relay.server_sent("+ idling")).await;
+    let (searches, fetches, idles) =
+        (relay.server_sent_count("Search completed"), relay.server_sent_count("Fetch completed"), relay.server_sent_count("+ idling"));
+
+    let mut client = dovecot.client().await;
+    for i in 1..=3 {
+        client.append("INBOX", &message("a@example.test", &format!("Pushed {i}"), "x"), false).await;
+        assert_eq!(announced(&mut rig, "the pushed mail").await[0].title, format!("Pushed {i}"));
+        within(PATIENCE, "IDLE again", relay.server_sent_times("+ idling", idles + i)).await;
+    }
+    assert_eq!(relay.server_sent_count("Search completed"), searches, "no search after a push of new mail alone");
+    assert_eq!(relay.server_sent_count("Fetch completed") - fetches, 3, "one fetch per pushed mail");
+    count_becomes(&mut rig, 3).await;
+
+    // Read elsewhere, then a new mail: the flag change means a full look.
+    let read = client.append("INBOX", &message("b@example.test", "Read soon", "y"), false).await;
+    announced(&mut rig, "the mail to read").await;
+    client.mark_seen("INBOX", read).await;
+    count_becomes(&mut rig, 3).await;
+    client.append("INBOX", &message("c@example.test", "After the read", "z"), false).await;
+    assert_eq!(announced(&mut rig, "the next mail").await[0].title, "After the read");
+    count_becomes(&mut rig, 4).await;
+}

@@ -9,7 +9,13 @@
 //! unseen, and (unless this is a baseline) the headers and the start of the
 //! text of the new unseen ones, peeked so nothing is marked `\Seen`. A
 //! baseline (no mark, or the UIDVALIDITY changed) only moves the mark: it
-//! announces nothing, however big the folder.
+//! announces nothing, however big the folder. On an idling connection,
+//! when all the server said since the last sync is that mail arrived, the
+//! sync is a single `FETCH` of just the new messages ([`super::view`]).
+//!
+//! A folder the server will not open is reported ([`Report::Missing`]) and
+//! left out; the connection's other folders go on, and it is tried again at
+//! the next resync.
 //!
 //! The IDLE loop: sync until no unsolicited data came in meanwhile (the
 //! EXISTS race: mail that arrives between our last command and IDLE is
@@ -33,6 +39,7 @@ use super::connect::{self, ImapSession, Target};
 use super::cursor::{Mark, uid_set};
 use super::message::summarize;
 use super::mutf7;
+use super::view::{Plan, View};
 use crate::model::{AccountId, Item, Source};
 use crate::watcher::WatchError;
 
@@ -152,31 +159,17 @@ pub(crate) async fn bounded<T>(
 }
 
 /// Empties async-imap's channel of unsolicited responses (it drops new ones
-/// when full) and says whether any of them may mean a change. A keepalive
-/// (`* OK Still here`) that crossed our `DONE` does not: resyncing for it
-/// would cost a round of commands every few re-issues of an idle folder.
-fn drain(session: &mut ImapSession) -> bool {
-    changes_in(|| session.unsolicited_responses.try_recv().ok())
+/// when full) into `view`.
+fn drain(session: &mut ImapSession, view: &mut View) {
+    view.hear_all(|| session.unsolicited_responses.try_recv().ok());
 }
 
-/// Takes every response `next` gives (a session's unsolicited responses)
-/// and says whether any was more than a keepalive.
-fn changes_in(mut next: impl FnMut() -> Option<async_imap::types::UnsolicitedResponse>) -> bool {
-    let mut changed = false;
-    while let Some(response) = next() {
-        changed |= !is_keepalive(&response);
-    }
-    changed
-}
-
-fn is_keepalive(response: &async_imap::types::UnsolicitedResponse) -> bool {
-    use async_imap::imap_proto::{Response, Status};
-    match response {
-        async_imap::types::UnsolicitedResponse::Other(data) => {
-            matches!(data.parsed(), Response::Data { status: Status::Ok, outcome } if outcome.code.is_none())
-        }
-        _ => false,
-    }
+/// Empties the channel and says whether anything in it may mean a change
+/// (not a mere keepalive), for connections that keep no [`View`].
+fn drained_changes(session: &mut ImapSession) -> bool {
+    let mut view = View::default();
+    drain(session, &mut view);
+    view.changed()
 }
 
 /// What the server offers that changes how we watch.
@@ -271,14 +264,17 @@ pub(crate) async fn watch(
         };
         let uidvalidity = mailbox.uid_validity.unwrap_or(0);
         let mut mark = marks[0];
+        let mut view = View::selected(mailbox.exists);
         loop {
             // Mail that keeps arriving while we sync (a burst) is synced
             // again at once, and reported once: one announcement, not one
             // per round trip. A lone mail is reported after its one sync.
             let mut pending = None;
             for _ in 0..MAX_RESYNCS {
-                gather(&mut pending, sync(shared, &mut session, features, folder, uidvalidity, &mut mark).await?);
-                if !drain(&mut session) {
+                let synced = sync(shared, &mut session, features, folder, uidvalidity, &mut mark, Some(&mut view)).await?;
+                gather(&mut pending, synced);
+                drain(&mut session, &mut view);
+                if !view.changed() {
                     break;
                 }
             }
@@ -294,9 +290,8 @@ pub(crate) async fn watch(
                 }
             }
             loop {
-                let (next, woke) = idle(shared, session, poke).await?;
-                session = next;
-                if woke {
+                session = idle(shared, session, poke, &mut view).await?;
+                if view.changed() {
                     break;
                 }
             }
@@ -348,7 +343,7 @@ pub(crate) async fn watch(
                     }
                 };
                 missing[i] = false;
-                let synced = sync(shared, &mut session, features, folder, mailbox.uid_validity.unwrap_or(0), &mut marks[i]).await?;
+                let synced = sync(shared, &mut session, features, folder, mailbox.uid_validity.unwrap_or(0), &mut marks[i], None).await?;
                 // STATUS is not for the selected folder (RFC 3501): leave it.
                 // CLOSE on a folder opened read-only expunges nothing.
                 bounded(target, "CLOSE", COMMAND_TIMEOUT, session.close()).await?;
@@ -357,7 +352,7 @@ pub(crate) async fn watch(
             }
             // Notifications that came in during the pass were answered to
             // its commands, not to the coming IDLE: another pass.
-            if !drain(&mut session) || wait != Wait::Notify {
+            if !drained_changes(&mut session) || wait != Wait::Notify {
                 break;
             }
         }
@@ -374,9 +369,11 @@ pub(crate) async fn watch(
         }
         match wait {
             Wait::Notify => loop {
-                let (next, woke) = idle(shared, session, poke).await?;
-                session = next;
-                if woke {
+                // No folder is selected: the view only tells whether the
+                // server said anything that is not a keepalive.
+                let mut view = View::default();
+                session = idle(shared, session, poke, &mut view).await?;
+                if view.changed() {
                     break;
                 }
             },
@@ -400,14 +397,18 @@ async fn examine(
     }
 }
 
+fn missing_folder(folder: &str, words: &str) -> WatchError {
+    WatchError::Transient(format!("the folder \"{folder}\" cannot be opened ({words})"))
+}
+
 /// An IMAP quoted string.
 fn quote(text: &str) -> String {
     format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// One IDLE round. Returns the session and whether the folder may have
-/// changed (so it must be synced), or an error if the link is gone.
-async fn idle(shared: &Shared, session: ImapSession, poke: &Notify) -> Result<(ImapSession, bool), WatchError> {
+/// One IDLE round: returns the session, with what the server said (or a
+/// poke) in `view`, or an error if the link is gone.
+async fn idle(shared: &Shared, session: ImapSession, poke: &Notify, view: &mut View) -> Result<ImapSession, WatchError> {
     let target = &shared.target;
     let pending = session.unsolicited_responses.clone();
     let mut handle = session.idle();
@@ -422,11 +423,15 @@ async fn idle(shared: &Shared, session: ImapSession, poke: &Notify) -> Result<(I
     }
     // Whatever the server sent before `+ idling` went to the channel, not to
     // the IDLE stream: it must not wait for the next change.
-    let woke = if !changes_in(|| pending.try_recv().ok()) {
+    view.hear_all(|| pending.try_recv().ok());
+    let woke = if !view.changed() {
         let (wait, _stop) = handle.wait_with_timeout(shared.dead_link);
         tokio::select! {
             answer = wait => match answer {
-                Ok(IdleResponse::NewData(_)) => Woke::Data,
+                Ok(IdleResponse::NewData(data)) => {
+                    view.hear_parsed(data.parsed());
+                    Woke::Data
+                }
                 Ok(IdleResponse::Timeout) => Woke::Silent,
                 // `_stop` is alive, so this is the stream ending (EOF).
                 Ok(IdleResponse::ManualInterrupt) => Woke::Closed,
@@ -438,8 +443,12 @@ async fn idle(shared: &Shared, session: ImapSession, poke: &Notify) -> Result<(I
     } else {
         Woke::Data
     };
-    if matches!(woke, Woke::Closed) {
-        return Err(WatchError::Transient(format!("{}:{}: the server closed the connection", target.host, target.port)));
+    match woke {
+        Woke::Closed => {
+            return Err(WatchError::Transient(format!("{}:{}: the server closed the connection", target.host, target.port)));
+        }
+        Woke::Poked => view.poked(),
+        Woke::Data | Woke::Silent | Woke::Reissue => {}
     }
     // After a silent spell, DONE is the liveness probe: no longer patience
     // for it than for the silence itself.
@@ -453,12 +462,13 @@ async fn idle(shared: &Shared, session: ImapSession, poke: &Notify) -> Result<(I
             )));
         }
     };
-    let data = drain(&mut session);
-    let changed = data || matches!(woke, Woke::Data | Woke::Poked);
-    Ok((session, changed))
+    drain(&mut session, view);
+    Ok(session)
 }
 
-/// Syncs the selected `folder` against `mark` and moves the mark.
+/// Syncs the selected `folder` against `mark` and moves the mark. With a
+/// `view` (an idling connection), mail that is all that changed since the
+/// last sync is fetched in one command ([`View`]).
 async fn sync(
     shared: &Shared,
     session: &mut ImapSession,
@@ -466,11 +476,40 @@ async fn sync(
     folder: &str,
     uidvalidity: u32,
     mark: &mut Option<Mark>,
+    mut view: Option<&mut View>,
 ) -> Result<Synced, WatchError> {
     let target = &shared.target;
-    drain(session);
     let known = mark.filter(|m| m.uidvalidity == uidvalidity);
     let from = known.map_or(0, |m| m.highest);
+    let mut discard = View::default();
+    drain(session, view.as_deref_mut().unwrap_or(&mut discard));
+    if let Some(view) = view.as_deref_mut() {
+        let most = u32::try_from(MAX_FETCH).unwrap_or(u32::MAX);
+        match view.plan(known.is_some(), most) {
+            Plan::Nothing => {
+                let (mark, unseen) = (known.unwrap_or(Mark { uidvalidity, highest: from }), view.unseen());
+                return Ok(Synced { folder: folder.to_owned(), mark, unseen, new: Vec::new() });
+            }
+            Plan::New { first, last, unseen } => {
+                if let Some(synced) = fetch_new(shared, session, features, folder, uidvalidity, from, (first, last), unseen, view).await? {
+                    *mark = Some(synced.mark);
+                    return Ok(synced);
+                }
+                tracing::debug!(account = %shared.account, folder, "the new messages did not add up: full sync");
+                view.begin_full();
+            }
+            Plan::Full => {}
+        }
+        if view.count_lost() {
+            // Some response was lost: number the messages afresh.
+            let mailbox = examine(target, session, folder).await?.map_err(|words| missing_folder(folder, &words))?;
+            if mailbox.uid_validity.unwrap_or(0) != uidvalidity {
+                return Err(WatchError::Transient(format!("{}: the folder {folder} was rebuilt on the server", target.place())));
+            }
+            view.reselected(mailbox.exists);
+            view.begin_full();
+        }
+    }
     // `N:*` always matches the last message, even below N: filter.
     let above = bounded(target, "UID SEARCH", COMMAND_TIMEOUT, session.uid_search(format!("UID {}:*", from.saturating_add(1))))
         .await?;
@@ -479,12 +518,19 @@ async fn sync(
     let highest = newer.last().copied().unwrap_or(from);
     let unseen: BTreeSet<u32> =
         bounded(target, "UID SEARCH UNSEEN", COMMAND_TIMEOUT, session.uid_search("UNSEEN")).await?.into_iter().collect();
+    if let Some(view) = view {
+        view.synced_full(&unseen);
+    }
     let mut new = Vec::new();
     if known.is_some() {
         let fresh: Vec<u32> = newer.iter().copied().filter(|uid| unseen.contains(uid)).collect();
         let fresh = &fresh[fresh.len().saturating_sub(MAX_FETCH)..];
         if !fresh.is_empty() {
-            new = fetch(shared, session, features, folder, uidvalidity, fresh).await?;
+            let fetches = bounded(target, "UID FETCH", COMMAND_TIMEOUT, async {
+                session.uid_fetch(uid_set(fresh), fetch_items(features)).await?.try_collect::<Vec<Fetch>>().await
+            })
+            .await?;
+            new = items(shared, folder, uidvalidity, &fetches, |f| f.uid.is_some_and(|uid| fresh.contains(&uid)));
         }
     } else {
         tracing::info!(account = %shared.account, folder, uidvalidity, highest, unseen = unseen.len(), "baseline: nothing announced");
@@ -494,27 +540,74 @@ async fn sync(
     Ok(Synced { folder: folder.to_owned(), mark: synced_mark, unseen, new })
 }
 
-async fn fetch(
+/// What is fetched of a new message: enough for its toast.
+fn fetch_items(features: Features) -> String {
+    let gmail = if features.gmail { " X-GM-MSGID" } else { "" };
+    format!("(UID FLAGS{gmail} BODY.PEEK[HEADER] BODY.PEEK[TEXT]<0.{PREVIEW_BYTES}>)")
+}
+
+/// The messages numbered `first..=last` in this session, which the view
+/// says are all the new mail, in one `FETCH`; `None` if the answer does not
+/// add up (then a full sync is due).
+#[allow(clippy::too_many_arguments)]
+async fn fetch_new(
     shared: &Shared,
     session: &mut ImapSession,
     features: Features,
     folder: &str,
     uidvalidity: u32,
-    uids: &[u32],
-) -> Result<Vec<(Item, Option<u64>)>, WatchError> {
-    let target = &shared.target;
-    let gmail = if features.gmail { " X-GM-MSGID" } else { "" };
-    let query = format!("(UID FLAGS{gmail} BODY.PEEK[HEADER] BODY.PEEK[TEXT]<0.{PREVIEW_BYTES}>)");
-    let fetches: Vec<Fetch> = bounded(target, "UID FETCH", COMMAND_TIMEOUT, async {
-        session.uid_fetch(uid_set(uids), &query).await?.try_collect().await
+    from: u32,
+    (first, last): (u32, u32),
+    mut unseen: BTreeSet<u32>,
+    view: &mut View,
+) -> Result<Option<Synced>, WatchError> {
+    let fetches = bounded(&shared.target, "FETCH", COMMAND_TIMEOUT, async {
+        session.fetch(format!("{first}:{last}"), fetch_items(features)).await?.try_collect::<Vec<Fetch>>().await
     })
     .await?;
+    let in_range = |f: &Fetch| (first..=last).contains(&f.message) && f.header().is_some() && f.uid.is_some();
+    // Anything else in the answer is the server telling of a flag change
+    // meanwhile: fine now, a full look next time.
+    if fetches.iter().any(|f| !in_range(f)) {
+        view.distrust();
+    }
+    let mut numbers: Vec<u32> = fetches.iter().filter(|f| in_range(f)).map(|f| f.message).collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    if numbers.len() != usize::try_from(last - first + 1).unwrap_or(usize::MAX) {
+        return Ok(None);
+    }
+    let mut highest = from;
+    for fetch in fetches.iter().filter(|f| in_range(f)) {
+        let uid = fetch.uid.unwrap_or_default();
+        if uid > from {
+            highest = highest.max(uid);
+            if !fetch.flags().any(|flag| flag == Flag::Seen) {
+                unseen.insert(uid);
+            }
+        }
+    }
+    let new = items(shared, folder, uidvalidity, &fetches, |f| in_range(f) && f.uid.is_some_and(|uid| uid > from));
+    view.synced_new(last, &unseen);
+    let mark = Mark { uidvalidity, highest };
+    Ok(Some(Synced { folder: folder.to_owned(), mark, unseen, new }))
+}
+
+/// The new unseen messages among `fetches` that `wanted` accepts, oldest
+/// first, each once.
+fn items(
+    shared: &Shared,
+    folder: &str,
+    uidvalidity: u32,
+    fetches: &[Fetch],
+    wanted: impl Fn(&Fetch) -> bool,
+) -> Vec<(Item, Option<u64>)> {
     let mut items: Vec<(u32, Item, Option<u64>)> = fetches
         .iter()
         .filter_map(|f| {
             let uid = f.uid?;
             // Read in the meantime: not new any more.
-            if !uids.contains(&uid) || f.flags().any(|flag| flag == Flag::Seen) {
+            if !wanted(f) || f.header().is_none() || f.flags().any(|flag| flag == Flag::Seen) {
                 return None;
             }
             Some((uid, item(shared, folder, uidvalidity, uid, f), f.gmail_msg_id().copied()))
@@ -522,7 +615,7 @@ async fn fetch(
         .collect();
     items.sort_by_key(|(uid, _, _)| *uid);
     items.dedup_by_key(|(uid, _, _)| *uid);
-    Ok(items.into_iter().map(|(_, item, msgid)| (item, msgid)).collect())
+    items.into_iter().map(|(_, item, msgid)| (item, msgid)).collect()
 }
 
 fn item(shared: &Shared, folder: &str, uidvalidity: u32, uid: u32, fetch: &Fetch) -> Item {
