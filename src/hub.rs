@@ -201,7 +201,10 @@ impl Hub {
         }
         if !fresh.is_empty() {
             self.fire_hints(source, fresh.iter().map(|i| i.sender.as_str()));
-            out.push(CoreEvent::NewItems { account, items: fresh, silent: self.is_paused() });
+            // Unlisted items ride on listed ones: an update whose listed
+            // items were all known before is a replay, and so are they.
+            let unlisted = update.unlisted;
+            out.push(CoreEvent::NewItems { account, items: fresh, silent: self.is_paused(), unlisted });
         }
         self.announce_badge(out);
     }

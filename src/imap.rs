@@ -509,7 +509,7 @@ impl Merged {
     }
 
     fn synced(&mut self, account: &AccountId, synced: Synced) -> Update {
-        let Synced { folder, mark, unseen, new } = synced;
+        let Synced { folder, mark, unseen, new, unlisted } = synced;
         self.missing.remove(&folder);
         let mut items = Vec::with_capacity(new.len());
         for (item, gmail_id) in new {
@@ -555,6 +555,7 @@ impl Merged {
             unread: Some(unread),
             dot: None,
             cursor: Some(cursor::encode(&self.cursor)),
+            unlisted,
         }
     }
 }
@@ -650,7 +651,7 @@ auth = "xoauth2"
         merged.expect_connections(1);
         let update = merged.synced(
             &account,
-            Synced { folder: "INBOX".into(), mark: Mark { uidvalidity: 1, highest: 7 }, unseen: [6, 7].into_iter().collect(), new: Vec::new() },
+            Synced { folder: "INBOX".into(), mark: Mark { uidvalidity: 1, highest: 7 }, unseen: [6, 7].into_iter().collect(), new: Vec::new(), unlisted: 0 },
         );
         assert_eq!(update.read, ["INBOX:1:5"]);
         let next = cursor::decode(update.cursor.as_deref());
@@ -677,6 +678,7 @@ auth = "xoauth2"
             mark: Mark { uidvalidity: 1, highest: 9 },
             unseen: BTreeSet::new(),
             new,
+            unlisted: 0,
         };
         let inbox = merged.synced(&account, synced("INBOX", vec![(mail("INBOX", 5), Some(77)), (mail("INBOX", 6), None)]));
         assert_eq!(inbox.items.len(), 2);
@@ -694,6 +696,7 @@ auth = "xoauth2"
             mark: Mark { uidvalidity: validity, highest: 9 },
             unseen: unseen.iter().copied().collect(),
             new: Vec::new(),
+            unlisted: 0,
         };
         let first = merged.synced(&account, synced("INBOX", 1, &[3, 4, 5]));
         assert_eq!(first.unread, Some(3));

@@ -610,3 +610,24 @@ async fn a_pushed_mail_costs_one_fetch_after_idle_and_no_search() {
     assert_eq!(announced(&mut rig, "the next mail").await[0].title, "After the read");
     count_becomes(&mut rig, 4).await;
 }
+
+#[tokio::test]
+async fn a_burst_bigger_than_one_fetch_is_announced_with_its_true_count() {
+    let dovecot = Dovecot::start().await;
+    let mut client = dovecot.client().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rig = watching(plain(&dovecot, &["INBOX"]), &dir).await;
+    rig.stop().await;
+    drop(rig);
+
+    // Arrived while the app was closed: one sync finds them all.
+    let burst: Vec<String> = (0..120).map(|i| message(&format!("s{i}@example.test"), &format!("Burst {i}"), "x")).collect();
+    client.append_many("INBOX", &burst).await;
+    let mut rig = Rig::start(&dir.path().join("state.json"), vec![mail_account(plain(&dovecot, &["INBOX"]), PASSWORD)]);
+    let events = within(PATIENCE, "the burst", rig.events_until("new items", |e| matches!(e, CoreEvent::NewItems { .. }))).await;
+    let Some(CoreEvent::NewItems { items, unlisted, .. }) = events.last() else { unreachable!() };
+    assert_eq!(items.len() + unlisted, 120, "the announcement counts every new mail");
+    assert!(items.len() < 120, "but fetches a bounded number of them ({} here)", items.len());
+    assert_eq!(items.last().map(|i| i.title.as_str()), Some("Burst 119"), "the newest are listed");
+    count_becomes(&mut rig, 120).await;
+}

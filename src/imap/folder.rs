@@ -106,6 +106,9 @@ pub(crate) struct Synced {
     /// Gmail's message id where the server has one (a message with several
     /// labels shows in several folders under one X-GM-MSGID).
     pub new: Vec<(Item, Option<u64>)>,
+    /// New unseen messages beyond `new`, not fetched (more than
+    /// [`MAX_FETCH`] at once): counted, not listed.
+    pub unlisted: usize,
 }
 
 impl Synced {
@@ -115,6 +118,7 @@ impl Synced {
         self.mark = later.mark;
         self.unseen = later.unseen;
         self.new.extend(later.new);
+        self.unlisted += later.unlisted;
     }
 }
 
@@ -488,7 +492,7 @@ async fn sync(
         match view.plan(known.is_some(), most) {
             Plan::Nothing => {
                 let (mark, unseen) = (known.unwrap_or(Mark { uidvalidity, highest: from }), view.unseen());
-                return Ok(Synced { folder: folder.to_owned(), mark, unseen, new: Vec::new() });
+                return Ok(Synced { folder: folder.to_owned(), mark, unseen, new: Vec::new(), unlisted: 0 });
             }
             Plan::New { first, last, unseen } => {
                 if let Some(synced) = fetch_new(shared, session, features, folder, uidvalidity, from, (first, last), unseen, view).await? {
@@ -522,9 +526,11 @@ async fn sync(
         view.synced_full(&unseen);
     }
     let mut new = Vec::new();
+    let mut unlisted = 0;
     if known.is_some() {
         let fresh: Vec<u32> = newer.iter().copied().filter(|uid| unseen.contains(uid)).collect();
-        let fresh = &fresh[fresh.len().saturating_sub(MAX_FETCH)..];
+        unlisted = fresh.len().saturating_sub(MAX_FETCH);
+        let fresh = &fresh[unlisted..];
         if !fresh.is_empty() {
             let fetches = bounded(target, "UID FETCH", COMMAND_TIMEOUT, async {
                 session.uid_fetch(uid_set(fresh), fetch_items(features)).await?.try_collect::<Vec<Fetch>>().await
@@ -537,7 +543,7 @@ async fn sync(
     }
     let synced_mark = Mark { uidvalidity, highest };
     *mark = Some(synced_mark);
-    Ok(Synced { folder: folder.to_owned(), mark: synced_mark, unseen, new })
+    Ok(Synced { folder: folder.to_owned(), mark: synced_mark, unseen, new, unlisted })
 }
 
 /// What is fetched of a new message: enough for its toast.
@@ -590,7 +596,7 @@ async fn fetch_new(
     let new = items(shared, folder, uidvalidity, &fetches, |f| in_range(f) && f.uid.is_some_and(|uid| uid > from));
     view.synced_new(last, &unseen);
     let mark = Mark { uidvalidity, highest };
-    Ok(Some(Synced { folder: folder.to_owned(), mark, unseen, new }))
+    Ok(Some(Synced { folder: folder.to_owned(), mark, unseen, new, unlisted: 0 }))
 }
 
 /// The new unseen messages among `fetches` that `wanted` accepts, oldest
@@ -673,6 +679,7 @@ mod tests {
             mark: Mark { uidvalidity: 7, highest: *uids.last().unwrap_or(&0) },
             unseen: unseen.iter().copied().collect(),
             new: uids.iter().map(|&uid| (test_item(uid), None)).collect(),
+            unlisted: 0,
         };
         let mut pending = None;
         gather(&mut pending, synced(&[1, 2], &[1, 2]));
