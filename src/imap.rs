@@ -632,13 +632,13 @@ auth = "xoauth2"
     fn folders_beyond_the_cap_share_the_last_connection() {
         let folders: Vec<String> = (1..=5).map(|i| format!("F{i}")).collect();
         let capped = MailSettings { folders: folders.clone(), max_connections: 3, ..MailSettings::default() };
-        let idle = Features { idle: true, notify: false, condstore: false, gmail: false };
+        let idle = Features { idle: true, notify: false, condstore: false, gmail: false, list_status: false };
         let groups = watcher(capped, "h").expect("ok").connections(idle);
         assert_eq!(groups, vec![vec!["F1".to_owned()], vec!["F2".to_owned()], vec!["F3".into(), "F4".into(), "F5".into()]]);
         let roomy = MailSettings { folders, max_connections: 5, ..MailSettings::default() };
         let roomy = watcher(roomy, "h").expect("ok");
         assert_eq!(roomy.connections(idle).len(), 5);
-        assert_eq!(roomy.connections(Features { idle: true, notify: true, condstore: true, gmail: false }).len(), 1, "NOTIFY: one for all");
+        assert_eq!(roomy.connections(Features { idle: true, notify: true, condstore: true, gmail: false, list_status: false }).len(), 1, "NOTIFY: one for all");
     }
 
     #[test]

@@ -187,6 +187,8 @@ pub(crate) struct Features {
     pub condstore: bool,
     /// Gmail's X-GM-EXT-1: messages carry X-GM-MSGID.
     pub gmail: bool,
+    /// LIST-STATUS (RFC 5819): the STATUS of many folders in one command.
+    pub list_status: bool,
 }
 
 impl Features {
@@ -197,6 +199,7 @@ impl Features {
             notify: capabilities.has_str("NOTIFY"),
             condstore: capabilities.has_str("CONDSTORE"),
             gmail: capabilities.has_str("X-GM-EXT-1"),
+            list_status: capabilities.has_str("LIST-STATUS"),
         }
     }
 }
@@ -321,18 +324,16 @@ pub(crate) async fn watch(
     loop {
         let mut pending: Vec<Option<Synced>> = folders.iter().map(|_| None).collect();
         for _ in 0..MAX_RESYNCS {
+            let statuses = statuses(target, &mut session, features, folders, items).await?;
             for (i, folder) in folders.iter().enumerate() {
-                let status = bounded(target, "STATUS", COMMAND_TIMEOUT, async { Ok(session.status(mutf7::encode(folder), items).await) });
-                let opened = match status.await? {
-                    Ok(status) => {
-                        let now = (status.exists, status.uid_next, status.uid_validity, status.unseen, status.highest_modseq);
-                        if last_status[i] == Some(now) {
+                let opened = match &statuses[i] {
+                    Ok(now) => {
+                        if last_status[i] == Some(*now) {
                             continue;
                         }
-                        examine(target, &mut session, folder).await?.map(|mailbox| (now, mailbox))
+                        examine(target, &mut session, folder).await?.map(|mailbox| (*now, mailbox))
                     }
-                    Err(async_imap::error::Error::No(raw)) => Err(connect::server_words(&raw)),
-                    Err(error) => return Err(connect::transient(target, &format!("STATUS {folder}"), &error)),
+                    Err(words) => Err(words.clone()),
                 };
                 let (now, mailbox) = match opened {
                     Ok(opened) => opened,
@@ -384,6 +385,80 @@ pub(crate) async fn watch(
             Wait::Idle | Wait::Poll => poke.notified().await,
         }
     }
+}
+
+/// Folders asked about in one LIST-STATUS command: its answer (a LIST and
+/// a STATUS line each) must fit async-imap's channel of 100 responses.
+const LIST_STATUS_FOLDERS: usize = 40;
+
+/// The STATUS of each of `folders` (`Err`: the server's words for one it
+/// will not give): with LIST-STATUS, one command for all of them; else one
+/// STATUS each.
+async fn statuses(
+    target: &Target,
+    session: &mut ImapSession,
+    features: Features,
+    folders: &[String],
+    items: &str,
+) -> Result<Vec<Result<StatusSeen, String>>, WatchError> {
+    let mut found: Vec<Option<Result<StatusSeen, String>>> = folders.iter().map(|_| None).collect();
+    // A wildcard in a name would list more than the folder itself.
+    let listable = |f: &String| !f.contains(['*', '%']);
+    if features.list_status && folders.iter().filter(|f| listable(f)).count() > 1 {
+        let wanted: Vec<usize> = (0..folders.len()).filter(|i| listable(&folders[*i])).collect();
+        for chunk in wanted.chunks(LIST_STATUS_FOLDERS) {
+            let names: Vec<String> = chunk.iter().map(|i| mutf7::encode(&folders[*i])).collect();
+            let patterns: Vec<String> = names.iter().map(|n| quote(n)).collect();
+            let command = format!("LIST \"\" ({}) RETURN (STATUS {items})", patterns.join(" "));
+            // Whatever waits in the channel is older than this answer.
+            drained_changes(session);
+            match bounded(target, "LIST-STATUS", COMMAND_TIMEOUT, async { Ok(session.run_command_and_check_ok(&command).await) }).await? {
+                Ok(()) => {}
+                // Refused after all: STATUS each, below.
+                Err(async_imap::error::Error::No(_) | async_imap::error::Error::Bad(_)) => break,
+                Err(error) => return Err(connect::transient(target, "LIST-STATUS", &error)),
+            }
+            while let Ok(response) = session.unsolicited_responses.try_recv() {
+                let async_imap::types::UnsolicitedResponse::Status { mailbox, attributes } = response else { continue };
+                let at = names.iter().position(|n| *n == mailbox || (n.eq_ignore_ascii_case("INBOX") && mailbox == "INBOX"));
+                if let Some(at) = at {
+                    found[chunk[at]] = Some(Ok(status_seen(&attributes)));
+                }
+            }
+        }
+    }
+    // Folders LIST-STATUS did not answer for (not listed, or \Noselect):
+    // STATUS says why in the server's words.
+    let mut out = Vec::with_capacity(folders.len());
+    for (folder, found) in folders.iter().zip(found) {
+        if let Some(found) = found {
+            out.push(found);
+            continue;
+        }
+        let status = bounded(target, "STATUS", COMMAND_TIMEOUT, async { Ok(session.status(mutf7::encode(folder), items).await) });
+        out.push(match status.await? {
+            Ok(s) => Ok((s.exists, s.uid_next, s.uid_validity, s.unseen, s.highest_modseq)),
+            Err(async_imap::error::Error::No(raw)) => Err(connect::server_words(&raw)),
+            Err(error) => return Err(connect::transient(target, &format!("STATUS {folder}"), &error)),
+        });
+    }
+    Ok(out)
+}
+
+fn status_seen(attributes: &[async_imap::imap_proto::StatusAttribute]) -> StatusSeen {
+    use async_imap::imap_proto::StatusAttribute as A;
+    let mut seen: StatusSeen = (0, None, None, None, None);
+    for attribute in attributes {
+        match attribute {
+            A::Messages(n) => seen.0 = *n,
+            A::UidNext(n) => seen.1 = Some(*n),
+            A::UidValidity(n) => seen.2 = Some(*n),
+            A::Unseen(n) => seen.3 = Some(*n),
+            A::HighestModSeq(n) => seen.4 = Some(*n),
+            _ => {}
+        }
+    }
+    seen
 }
 
 /// Opens `folder` read-only; a folder the server refuses (NO) is `Err`
