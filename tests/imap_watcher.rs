@@ -580,7 +580,7 @@ async fn a_pipelined_burst_of_mail_is_counted_and_never_announced_twice() {
 }
 
 #[tokio::test]
-async fn a_pushed_mail_costs_one_fetch_after_idle_and_no_search() {
+async fn a_pushed_mail_costs_one_fetch_after_idle_and_a_read_one_search() {
     let dovecot = Dovecot::start().await;
     let relay = Blackhole::start(dovecot.port()).await;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -601,11 +601,13 @@ async fn a_pushed_mail_costs_one_fetch_after_idle_and_no_search() {
     assert_eq!(relay.server_sent_count("Fetch completed") - fetches, 3, "one fetch per pushed mail");
     count_becomes(&mut rig, 3).await;
 
-    // Read elsewhere, then a new mail: the flag change means a full look.
+    // Read elsewhere: one search for what is unseen now.
     let read = client.append("INBOX", &message("b@example.test", "Read soon", "y"), false).await;
     announced(&mut rig, "the mail to read").await;
+    within(PATIENCE, "IDLE again", relay.server_sent_times("+ idling", idles + 4)).await;
     client.mark_seen("INBOX", read).await;
     count_becomes(&mut rig, 3).await;
+    assert_eq!(relay.server_sent_count("Search completed"), searches + 1, "a flag change costs one search");
     client.append("INBOX", &message("c@example.test", "After the read", "z"), false).await;
     assert_eq!(announced(&mut rig, "the next mail").await[0].title, "After the read");
     count_becomes(&mut rig, 4).await;

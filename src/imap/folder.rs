@@ -577,6 +577,13 @@ async fn sync(
                 tracing::debug!(account = %shared.account, folder, "the new messages did not add up: full sync");
                 view.begin_full();
             }
+            Plan::Unseen => {
+                let unseen: BTreeSet<u32> =
+                    bounded(target, "UID SEARCH UNSEEN", COMMAND_TIMEOUT, session.uid_search("UNSEEN")).await?.into_iter().collect();
+                view.synced_full(&unseen);
+                let mark = known.unwrap_or(Mark { uidvalidity, highest: from });
+                return Ok(Synced { folder: folder.to_owned(), mark, unseen, new: Vec::new(), unlisted: 0 });
+            }
             Plan::Full => {}
         }
         if view.count_lost() {

@@ -15,9 +15,12 @@
 //! answering a plain `FETCH` (RFC 3501 §7.4.1), and we have heard every
 //! expunge before it.
 //!
-//! Anything else (an expunge, a flag change, a manual refresh, a response
-//! async-imap may have dropped because its channel of 100 was full, a
-//! growth bigger than one fetch may take) means a full sync, as before.
+//! When what was heard is flag changes and expunges only (mail read or
+//! deleted elsewhere), nothing new can have come, and one `UID SEARCH
+//! UNSEEN` is all a sync needs. Anything else (new mail together with
+//! those, a manual refresh, a response async-imap may have dropped because
+//! its channel of 100 was full, a growth bigger than one fetch may take)
+//! means a full sync, as before.
 //!
 //! The count must never run ahead of what a sync looked at, or mail would be
 //! skipped: a full sync records the count from *before* its commands, so a
@@ -46,6 +49,8 @@ pub(crate) struct View {
     unseen: Option<BTreeSet<u32>>,
     /// Since the last sync began: the count changed.
     grew: bool,
+    /// Since the last sync began: flags changed or messages were expunged.
+    flags: bool,
     /// Since the last sync began: anything else that may change the folder.
     other: bool,
 }
@@ -57,6 +62,8 @@ pub(crate) enum Plan {
     Nothing,
     /// Only new messages, numbered `first..=last` in this session.
     New { first: u32, last: u32, unseen: BTreeSet<u32> },
+    /// Only flags changed or messages went: which are unseen now.
+    Unseen,
     /// A full sync.
     Full,
 }
@@ -64,12 +71,12 @@ pub(crate) enum Plan {
 impl View {
     /// The view right after EXAMINE: `exists` messages; the first sync is full.
     pub(crate) fn selected(exists: u32) -> View {
-        View { exists: Some(exists), synced: None, unseen: None, grew: false, other: true }
+        View { exists: Some(exists), synced: None, unseen: None, grew: false, flags: false, other: true }
     }
 
     /// Whether anything was heard that a sync should look at.
     pub(crate) fn changed(&self) -> bool {
-        self.grew || self.other
+        self.grew || self.flags || self.other
     }
 
     /// Something outside the server asks for a full look (a manual refresh).
@@ -118,6 +125,9 @@ impl View {
             Response::MailboxData(MailboxDatum::Exists(n)) => self.exists_now(*n),
             Response::MailboxData(MailboxDatum::Recent(_)) => {}
             Response::Expunge(_) => self.expunged(),
+            // Flags changed elsewhere (our own fetches' answers do not come
+            // this way).
+            Response::Fetch(..) => self.flags = true,
             // A keepalive (`* OK Still here`) changes nothing: resyncing for
             // one that crossed our `DONE` would cost a round of commands
             // every few re-issues of an idle folder.
@@ -135,7 +145,7 @@ impl View {
 
     fn expunged(&mut self) {
         self.exists = self.exists.and_then(|n| n.checked_sub(1));
-        self.other = true;
+        self.flags = true;
     }
 
     /// How the next sync should go, and from now on, responses count for
@@ -144,7 +154,8 @@ impl View {
     /// messages one fetch may take.
     pub(crate) fn plan(&mut self, known: bool, most: u32) -> Plan {
         let plan = match (self.exists, self.synced, &self.unseen) {
-            (Some(now), Some(before), Some(unseen)) if known && !self.other && now >= before => {
+            (Some(_), Some(_), Some(_)) if known && !self.other && !self.grew && self.flags => Plan::Unseen,
+            (Some(now), Some(before), Some(unseen)) if known && !self.other && !self.flags && now >= before => {
                 if now == before {
                     Plan::Nothing
                 } else if now - before <= most {
@@ -155,12 +166,13 @@ impl View {
             }
             _ => Plan::Full,
         };
-        if plan == Plan::Full {
+        match plan {
             // Everything up to the count as it is now is looked at.
-            self.begin_full();
-        } else {
-            self.grew = false;
-            self.other = false;
+            Plan::Full | Plan::Unseen => self.begin_full(),
+            Plan::Nothing | Plan::New { .. } => {
+                self.grew = false;
+                self.other = false;
+            }
         }
         plan
     }
@@ -168,6 +180,7 @@ impl View {
     /// A full sync begins now (whatever [`View::plan`] said).
     pub(crate) fn begin_full(&mut self) {
         self.grew = false;
+        self.flags = false;
         self.other = false;
         self.synced = self.exists;
     }
@@ -221,10 +234,23 @@ mod tests {
     }
 
     #[test]
-    fn an_expunge_or_a_flag_change_or_a_poke_means_a_full_sync() {
+    fn expunges_alone_need_only_the_unseen_search_and_are_counted_down() {
+        let mut view = synced_at(10, &[9]);
+        view.hear(&UnsolicitedResponse::Expunge(3));
+        view.hear(&UnsolicitedResponse::Expunge(3));
+        view.hear_parsed(&Response::Fetch(4, Vec::new()));
+        assert!(view.changed());
+        assert_eq!(view.plan(true, 50), Plan::Unseen);
+        view.synced_full(&[9].into());
+        view.hear(&UnsolicitedResponse::Exists(9));
+        assert_eq!(view.plan(true, 50), Plan::New { first: 9, last: 9, unseen: [9].into() }, "10 − 2 + 1");
+    }
+
+    #[test]
+    fn new_mail_with_an_expunge_or_a_poke_or_anything_unknown_means_a_full_sync() {
         let mut view = synced_at(10, &[]);
         view.hear(&UnsolicitedResponse::Expunge(3));
-        view.hear(&UnsolicitedResponse::Exists(11));
+        view.hear(&UnsolicitedResponse::Exists(10));
         assert_eq!(view.plan(true, 50), Plan::Full);
         let mut view = synced_at(10, &[]);
         view.poked();
