@@ -5,7 +5,7 @@
 //! about every watched folder; otherwise each folder gets its own connection
 //! in IDLE, up to the account's connection cap, and the folders beyond the
 //! cap (or every folder of a server without IDLE) share one connection that
-//! polls them with STATUS on the hybrid scheduler. [`folder`] runs one connection; this module
+//! polls them with STATUS (one LIST-STATUS for all where offered) on the hybrid scheduler. [`folder`] runs one connection; this module
 //! starts them, merges what they report into updates, turns scheduler
 //! triggers into resyncs (manual refresh, polls) or fresh connections (wake
 //! from sleep, network back: the old sockets are probably dead, and probing
@@ -20,6 +20,11 @@
 //! that shows in two watched label folders is announced once, by its
 //! X-GM-MSGID (within a run). Messages are only peeked at (`BODY.PEEK`,
 //! folders opened with EXAMINE): watching never marks mail read.
+//!
+//! A folder the server cannot open is left out with a notice on the account
+//! naming it; the others are watched. Folder names are kept as people read
+//! them and sent in modified UTF-7 ([`mutf7`]). [`probe`] is the settings
+//! window's "Test connection".
 //!
 //! [`local_server`] is a small in-memory IMAP server on loopback for the
 //! demo; [`consent`] is the first OAuth sign-in.
