@@ -134,7 +134,7 @@ impl EventView {
     /// and connectivity changes, which `overview-changed` carries.
     pub fn from_event(event: &CoreEvent) -> Vec<EventView> {
         match event {
-            CoreEvent::NewItems { account, items, silent } => items
+            CoreEvent::NewItems { account, items, silent, .. } => items
                 .iter()
                 .map(|item| EventView::ItemNew {
                     account: account.to_string(),
@@ -285,6 +285,7 @@ mod tests {
     #[test]
     fn core_events_serialize_tagged_by_kind_in_camel_case() {
         let event = CoreEvent::NewItems {
+            unlisted: 0,
             account: AccountId::new("work"),
             items: vec![vigie::model::Item {
                 source: Source::Chat,

@@ -81,7 +81,11 @@ impl Toaster {
 /// The one item a toast for `event` is about, when it is not a summary.
 pub fn single_item<'a>(event: &'a CoreEvent, settings: &Notifications) -> Option<&'a Item> {
     match event {
-        CoreEvent::NewItems { items, silent: false, .. } if items.len() <= settings.burst_threshold as usize => items.last(),
+        CoreEvent::NewItems { items, silent: false, unlisted, .. }
+            if items.len() + unlisted <= settings.burst_threshold as usize =>
+        {
+            items.last()
+        }
         _ => None,
     }
 }
@@ -128,9 +132,11 @@ fn shorten(text: &str) -> String {
 /// paused). More items than the burst threshold become one summary.
 pub fn compose(event: &CoreEvent, account_name: &str, settings: &Notifications) -> Option<Toast> {
     match event {
-        CoreEvent::NewItems { items, silent: false, .. } if !items.is_empty() => {
+        CoreEvent::NewItems { items, silent: false, unlisted, .. } if !items.is_empty() => {
             let source = items[0].source;
-            let n = items.len();
+            // Counted but not fetched (a burst bigger than one fetch) still
+            // count in what the toast says.
+            let n = items.len() + unlisted;
             if n > settings.burst_threshold as usize {
                 let mut senders: Vec<&str> = Vec::new();
                 for item in items {
@@ -148,7 +154,7 @@ pub fn compose(event: &CoreEvent, account_name: &str, settings: &Notifications) 
                 return Some(Toast { title: format!("{n} {} in {account_name}", noun(source, n)), body });
             }
             // Several small items: the newest one speaks for the batch.
-            let item: &Item = &items[n - 1];
+            let item: &Item = items.last()?;
             if !settings.previews {
                 return Some(Toast { title: format!("{} {}", capitalized(noun(source, n)), in_(account_name)), body: String::new() });
             }
@@ -216,7 +222,7 @@ mod tests {
     }
 
     fn new_items(items: Vec<Item>, silent: bool) -> CoreEvent {
-        CoreEvent::NewItems { account: AccountId::new("work"), items, silent }
+        CoreEvent::NewItems { account: AccountId::new("work"), items, silent, unlisted: 0 }
     }
 
     #[test]
@@ -283,5 +289,22 @@ mod tests {
         let toast = compose(&CoreEvent::Digest { held }, "", &Notifications::default()).expect("a toast");
         assert_eq!(toast.title, "While notifications were held");
         assert_eq!(toast.body, "3 new mails, 1 new task or notification");
+    }
+
+    #[test]
+    fn a_burst_counts_what_was_not_fetched_too() {
+        let items: Vec<Item> = (0..50).map(|i| mail("Alice", &format!("n{i}"), "")).collect();
+        let event = CoreEvent::NewItems { account: AccountId::new("work"), items, silent: false, unlisted: 450 };
+        let toast = compose(&event, "Work", &Notifications::default()).expect("a toast");
+        assert_eq!(toast.title, "500 new mails in Work");
+        let one_more = CoreEvent::NewItems {
+            account: AccountId::new("work"),
+            items: vec![mail("Bob", "Hello", "hi")],
+            silent: false,
+            unlisted: 1,
+        };
+        let toast = compose(&one_more, "Work", &Notifications::default()).expect("a toast");
+        assert_eq!(toast.title, "Bob — Hello");
+        assert!(toast.body.ends_with("(+1 more new mail)"), "{}", toast.body);
     }
 }

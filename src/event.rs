@@ -24,6 +24,10 @@ pub enum CoreEvent {
         items: Vec<Item>,
         /// Notifications are paused: count them, show no toast.
         silent: bool,
+        /// More new items than `items` lists: the source counted them
+        /// without fetching them (a burst). A summary says
+        /// `items.len() + unlisted`.
+        unlisted: usize,
     },
     /// An item was read elsewhere.
     ItemRead {

@@ -136,7 +136,7 @@ pub fn lines(event: &CoreEvent) -> Vec<String> {
     let at = Timestamp::now();
     let render = |line: &Line<'_>| serde_json::to_string(line).unwrap_or_default();
     match event {
-        CoreEvent::NewItems { account, items, silent } => items
+        CoreEvent::NewItems { account, items, silent, .. } => items
             .iter()
             .map(|item| {
                 render(&Line::ItemNew {

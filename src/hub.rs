@@ -217,12 +217,16 @@ impl Hub {
         }
         if !fresh.is_empty() {
             self.fire_hints(source, fresh.iter().map(|i| i.sender.as_str()));
+            // Unlisted items ride on listed ones: an update whose listed
+            // items were all known before is a replay, and so are they.
+            let unlisted = update.unlisted;
             let silent = self.is_holding();
             if silent {
-                self.store.hold(source, u32::try_from(fresh.len()).unwrap_or(u32::MAX));
+                let held = u32::try_from(fresh.len().saturating_add(unlisted)).unwrap_or(u32::MAX);
+                self.store.hold(source, held);
                 self.persist(out);
             }
-            out.push(CoreEvent::NewItems { account, items: fresh, silent });
+            out.push(CoreEvent::NewItems { account, items: fresh, silent, unlisted });
         }
         self.announce_badge(out);
     }

@@ -5,7 +5,7 @@
 //! about every watched folder; otherwise each folder gets its own connection
 //! in IDLE, up to the account's connection cap, and the folders beyond the
 //! cap (or every folder of a server without IDLE) share one connection that
-//! polls them with STATUS on the hybrid scheduler. [`folder`] runs one connection; this module
+//! polls them with STATUS (one LIST-STATUS for all where offered) on the hybrid scheduler. [`folder`] runs one connection; this module
 //! starts them, merges what they report into updates, turns scheduler
 //! triggers into resyncs (manual refresh, polls) or fresh connections (wake
 //! from sleep, network back: the old sockets are probably dead, and probing
@@ -20,6 +20,11 @@
 //! that shows in two watched label folders is announced once, by its
 //! X-GM-MSGID (within a run). Messages are only peeked at (`BODY.PEEK`,
 //! folders opened with EXAMINE): watching never marks mail read.
+//!
+//! A folder the server cannot open is left out with a notice on the account
+//! naming it; the others are watched. Folder names are kept as people read
+//! them and sent in modified UTF-7 ([`mutf7`]). [`probe`] is the settings
+//! window's "Test connection".
 //!
 //! [`local_server`] is a small in-memory IMAP server on loopback for the
 //! demo; [`consent`] is the first OAuth sign-in.
@@ -37,8 +42,10 @@ pub mod cursor;
 pub mod folder;
 pub mod local_server;
 pub mod message;
+pub mod mutf7;
 pub mod probe;
 pub mod tls;
+pub(crate) mod view;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -160,6 +167,26 @@ impl Default for MailSettings {
     }
 }
 
+/// Why a mail account's settings cannot work.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SettingsProblem {
+    #[error("set `server` to the IMAP server's host name, e.g. imap.example.com")]
+    NoServer,
+    #[error("set `username` to the IMAP login name")]
+    NoUsername,
+    #[error(
+        "refusing to send the password without TLS to {0}: plaintext is only allowed to a loopback \
+         address with allow_plaintext_on_loopback = true"
+    )]
+    Plaintext(String),
+    #[error("pinned_fingerprint \"{0}\" is not a SHA-256 fingerprint (64 hex digits, colons allowed)")]
+    BadPin(String),
+    #[error("`folders` is empty: name at least one folder to watch, e.g. [\"INBOX\"]")]
+    NoFolders,
+    #[error("set `oauth_client_id` to refresh tokens at `oauth_token_url`")]
+    NoClientId,
+}
+
 /// A mail account's watcher.
 pub struct ImapWatcher {
     shared: Shared,
@@ -178,24 +205,19 @@ impl ImapWatcher {
     /// The watcher of `account`, or why its settings cannot work (shown as
     /// the account's "disabled" reason).
     pub fn from_config(account: &AccountConfig, secrets: Arc<dyn SecretStore>) -> Result<ImapWatcher, String> {
+        Self::build(account, secrets).map_err(|problem| problem.to_string())
+    }
+
+    pub(crate) fn build(account: &AccountConfig, secrets: Arc<dyn SecretStore>) -> Result<ImapWatcher, SettingsProblem> {
         let settings = account.mail.clone().unwrap_or_default();
-        let host = account
-            .server
-            .clone()
-            .filter(|s| !s.trim().is_empty())
-            .ok_or("set `server` to the IMAP server's host name, e.g. imap.example.com")?;
-        let username = account.username.clone().ok_or("set `username` to the IMAP login name")?;
+        let host = account.server.clone().filter(|s| !s.trim().is_empty()).ok_or(SettingsProblem::NoServer)?;
+        let username = account.username.clone().filter(|s| !s.trim().is_empty()).ok_or(SettingsProblem::NoUsername)?;
         if settings.tls == TlsMode::None && !(settings.allow_plaintext_on_loopback && connect::is_loopback(&host)) {
-            return Err(format!(
-                "refusing to send the password without TLS to {host}: plaintext is only allowed to a loopback \
-                 address with allow_plaintext_on_loopback = true"
-            ));
+            return Err(SettingsProblem::Plaintext(host));
         }
         let pinned = match &settings.pinned_fingerprint {
             None => None,
-            Some(text) => Some(Fingerprint::parse(text).ok_or_else(|| {
-                format!("pinned_fingerprint \"{text}\" is not a SHA-256 fingerprint (64 hex digits, colons allowed)")
-            })?),
+            Some(text) => Some(Fingerprint::parse(text).ok_or_else(|| SettingsProblem::BadPin(text.clone()))?),
         };
         let mut folders: Vec<String> = Vec::new();
         for folder in settings.folders {
@@ -204,12 +226,12 @@ impl ImapWatcher {
             }
         }
         if folders.is_empty() {
-            return Err("`folders` is empty: name at least one folder to watch, e.g. [\"INBOX\"]".to_owned());
+            return Err(SettingsProblem::NoFolders);
         }
         let oauth = match (settings.auth, settings.oauth_token_url, settings.oauth_client_id) {
             (MailAuth::Password, _, _) | (_, None, _) => None,
             (_, Some(token_url), Some(client_id)) => Some(OAuth { client_id, token_url }),
-            (_, Some(_), None) => return Err("set `oauth_client_id` to refresh tokens at `oauth_token_url`".to_owned()),
+            (_, Some(_), None) => return Err(SettingsProblem::NoClientId),
         };
         let target = Target {
             port: settings.port.unwrap_or(settings.tls.default_port()),
@@ -317,6 +339,9 @@ impl ImapWatcher {
                     pokes.iter().for_each(Notify::notify_one);
                 }
                 Next::Report(Report::Up { push }) => match merged.connection_up(push) {
+                    Some(_) if merged.missing.len() == self.folders.len() => {
+                        return Err(WatchError::NeedsAttention(merged.notice().unwrap_or_default()));
+                    }
                     Some(true) => ctx.set_live().await,
                     Some(false) => ctx.set_polling().await,
                     None => {}
@@ -328,6 +353,15 @@ impl ImapWatcher {
                     ctx.publish(update).await;
                     ctx.poll_succeeded(changed);
                 }
+                Next::Report(Report::Missing { folder, words }) => {
+                    tracing::warn!(account = %self.shared.account, folder, words, "folder not watched");
+                    if let Some(update) = merged.missing(folder, words) {
+                        ctx.publish(update).await;
+                    }
+                }
+            }
+            if let Some(notice) = merged.notice_changed() {
+                ctx.set_notice(notice).await;
             }
         }
     }
@@ -340,7 +374,7 @@ impl ImapWatcher {
         let mut session = connect::open(target, &credential).await.map_err(|e| ActionError::Failed(e.to_string()))?;
         let failed = |doing: &str, e: async_imap::error::Error| ActionError::Failed(connect::transient(target, doing, &e).to_string());
         let work = async {
-            let mailbox = session.select(folder).await.map_err(|e| failed("SELECT", e))?;
+            let mailbox = session.select(mutf7::encode(folder)).await.map_err(|e| failed("SELECT", e))?;
             if mailbox.uid_validity != Some(uidvalidity) {
                 return Err(ActionError::Failed(format!("the folder {folder} was rebuilt on the server; the message is gone")));
             }
@@ -403,11 +437,65 @@ struct Merged {
     /// `push` of each connection of the current set that is up.
     up: Vec<bool>,
     connections: usize,
+    /// Folders the server refused, with its words.
+    missing: BTreeMap<String, String>,
+    /// Every connection of the first set is up: the notice may be shown
+    /// (before, a folder not reported yet is not known to be missing).
+    settled: bool,
+    /// The notice last shown.
+    shown: Option<Option<String>>,
 }
 
 impl Merged {
     fn new(cursor: cursor::Cursor) -> Merged {
-        Merged { cursor, gmail_ids: std::collections::VecDeque::new(), unseen: BTreeMap::new(), up: Vec::new(), connections: 0 }
+        Merged {
+            cursor,
+            gmail_ids: std::collections::VecDeque::new(),
+            unseen: BTreeMap::new(),
+            up: Vec::new(),
+            connections: 0,
+            missing: BTreeMap::new(),
+            settled: false,
+            shown: None,
+        }
+    }
+
+    /// Records a folder the server refused. If it was counted before (it
+    /// went away while watched), the update that stops counting it.
+    fn missing(&mut self, folder: String, words: String) -> Option<Update> {
+        let counted = self.unseen.remove(&folder).is_some();
+        self.missing.insert(folder, words);
+        counted.then(|| Update { unread: Some(self.unread()), ..Update::default() })
+    }
+
+    fn unread(&self) -> u32 {
+        u32::try_from(self.unseen.values().map(|(_, uids)| uids.len()).sum::<usize>()).unwrap_or(u32::MAX)
+    }
+
+    /// The account's notice: which folders are not watched, and why.
+    fn notice(&self) -> Option<String> {
+        if self.missing.is_empty() {
+            return None;
+        }
+        let named: Vec<String> = self.missing.iter().map(|(folder, words)| format!("\"{folder}\" ({words})")).collect();
+        let (noun, verb) = if named.len() == 1 { ("folder", "is") } else { ("folders", "are") };
+        Some(format!(
+            "the {noun} {} {verb} not watched: the server cannot open {}. Check `folders` under [account.mail]",
+            named.join(", "),
+            if named.len() == 1 { "it" } else { "them" },
+        ))
+    }
+
+    /// The notice, when it should be shown anew.
+    fn notice_changed(&mut self) -> Option<Option<String>> {
+        if !self.settled {
+            return None;
+        }
+        let notice = self.notice();
+        (self.shown.as_ref() != Some(&notice)).then(|| {
+            self.shown = Some(notice.clone());
+            notice
+        })
     }
 
     /// A new set of `connections` is starting.
@@ -420,11 +508,14 @@ impl Merged {
     /// account is live (all push) or polling (any polls).
     fn connection_up(&mut self, push: bool) -> Option<bool> {
         self.up.push(push);
-        (self.up.len() == self.connections).then(|| self.up.iter().all(|p| *p))
+        let all = self.up.len() == self.connections;
+        self.settled |= all;
+        all.then(|| self.up.iter().all(|p| *p))
     }
 
     fn synced(&mut self, account: &AccountId, synced: Synced) -> Update {
-        let Synced { folder, mark, unseen, new } = synced;
+        let Synced { folder, mark, unseen, new, unlisted } = synced;
+        self.missing.remove(&folder);
         let mut items = Vec::with_capacity(new.len());
         for (item, gmail_id) in new {
             if let Some(id) = gmail_id {
@@ -461,14 +552,15 @@ impl Merged {
         self.cursor.announced.insert(folder.clone(), (mark.uidvalidity, announced));
         self.unseen.insert(folder.clone(), (mark.uidvalidity, unseen));
         self.cursor.marks.insert(folder, mark);
-        let unread = self.unseen.values().map(|(_, uids)| uids.len()).sum::<usize>();
+        let unread = self.unread();
         tracing::debug!(%account, new = items.len(), read = read.len(), unread, "mail synced");
         Update {
             items,
             read,
-            unread: Some(u32::try_from(unread).unwrap_or(u32::MAX)),
+            unread: Some(unread),
             dot: None,
             cursor: Some(cursor::encode(&self.cursor)),
+            unlisted,
         }
     }
 }
@@ -545,13 +637,13 @@ auth = "xoauth2"
     fn folders_beyond_the_cap_share_the_last_connection() {
         let folders: Vec<String> = (1..=5).map(|i| format!("F{i}")).collect();
         let capped = MailSettings { folders: folders.clone(), max_connections: 3, ..MailSettings::default() };
-        let idle = Features { idle: true, notify: false, condstore: false, gmail: false };
+        let idle = Features { idle: true, notify: false, condstore: false, gmail: false, list_status: false };
         let groups = watcher(capped, "h").expect("ok").connections(idle);
         assert_eq!(groups, vec![vec!["F1".to_owned()], vec!["F2".to_owned()], vec!["F3".into(), "F4".into(), "F5".into()]]);
         let roomy = MailSettings { folders, max_connections: 5, ..MailSettings::default() };
         let roomy = watcher(roomy, "h").expect("ok");
         assert_eq!(roomy.connections(idle).len(), 5);
-        assert_eq!(roomy.connections(Features { idle: true, notify: true, condstore: true, gmail: false }).len(), 1, "NOTIFY: one for all");
+        assert_eq!(roomy.connections(Features { idle: true, notify: true, condstore: true, gmail: false, list_status: false }).len(), 1, "NOTIFY: one for all");
     }
 
     #[test]
@@ -564,7 +656,7 @@ auth = "xoauth2"
         merged.expect_connections(1);
         let update = merged.synced(
             &account,
-            Synced { folder: "INBOX".into(), mark: Mark { uidvalidity: 1, highest: 7 }, unseen: [6, 7].into_iter().collect(), new: Vec::new() },
+            Synced { folder: "INBOX".into(), mark: Mark { uidvalidity: 1, highest: 7 }, unseen: [6, 7].into_iter().collect(), new: Vec::new(), unlisted: 0 },
         );
         assert_eq!(update.read, ["INBOX:1:5"]);
         let next = cursor::decode(update.cursor.as_deref());
@@ -591,6 +683,7 @@ auth = "xoauth2"
             mark: Mark { uidvalidity: 1, highest: 9 },
             unseen: BTreeSet::new(),
             new,
+            unlisted: 0,
         };
         let inbox = merged.synced(&account, synced("INBOX", vec![(mail("INBOX", 5), Some(77)), (mail("INBOX", 6), None)]));
         assert_eq!(inbox.items.len(), 2);
@@ -608,6 +701,7 @@ auth = "xoauth2"
             mark: Mark { uidvalidity: validity, highest: 9 },
             unseen: unseen.iter().copied().collect(),
             new: Vec::new(),
+            unlisted: 0,
         };
         let first = merged.synced(&account, synced("INBOX", 1, &[3, 4, 5]));
         assert_eq!(first.unread, Some(3));

@@ -81,6 +81,11 @@ pub struct Update {
     /// An opaque source-specific position to resume from after a restart
     /// (e.g. IMAP `UIDVALIDITY:UIDNEXT`). Persisted with the dedup state.
     pub cursor: Option<String>,
+    /// New items beyond `items` that the source counted but did not fetch
+    /// (a burst bigger than it reads at once): they count in the
+    /// announcement ("500 new mails") without being listed. Counted only by
+    /// the update whose cursor moves past them, so never twice.
+    pub unlisted: usize,
 }
 
 /// Something the user asks to do with one item, from a toast or the window.

@@ -78,6 +78,32 @@ async fn the_first_update_is_a_silent_baseline_even_with_ten_thousand_unread() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_burst_announces_its_unlisted_items_in_the_count_and_a_replay_does_not() {
+    let dir = state_dir();
+    let (mail, script) = ScriptedWatcher::new();
+    let mut rig = Rig::start(&dir.path().join("state.json"), vec![spec("mail", Source::Mail, mail)]);
+    script.publish(Update { unlisted: 900, ..update(mails("mail", "old-", 50), 950) });
+    script.publish(fence("after-baseline"));
+    assert!(!any_new_items(&rig.until_fence("after-baseline").await), "a baseline announces nothing, listed or not");
+
+    // 500 new, 50 of them fetched and listed.
+    let burst = mails("mail", "burst-", 50);
+    script.publish(Update { unlisted: 450, ..update(burst.clone(), 1_450) });
+    script.publish(Update { unlisted: 450, ..update(burst, 1_450) });
+    script.publish(fence("after-burst"));
+    let events = rig.until_fence("after-burst").await;
+    let announced: Vec<(usize, usize)> = events
+        .iter()
+        .filter_map(|e| match e {
+            CoreEvent::NewItems { items, unlisted, .. } => Some((items.len(), *unlisted)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(announced, [(50, 450)], "500 in all, once: {announced:?}");
+    rig.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_new_item_is_announced_exactly_once_and_a_republish_announces_nothing() {
     let dir = state_dir();
     let (mail, script) = ScriptedWatcher::new();
@@ -98,7 +124,7 @@ async fn a_new_item_is_announced_exactly_once_and_a_republish_announces_nothing(
     let events = rig.until_fence("after-resync").await;
     let announced: Vec<&CoreEvent> = events.iter().filter(|e| matches!(e, CoreEvent::NewItems { .. })).collect();
     assert_eq!(announced.len(), 1, "exactly one announcement: {announced:#?}");
-    let CoreEvent::NewItems { account, items, silent } = announced[0] else { unreachable!() };
+    let CoreEvent::NewItems { account, items, silent, .. } = announced[0] else { unreachable!() };
     assert_eq!(account.as_str(), "mail");
     assert_eq!(keys(items), ["new-1"]);
     assert!(!silent);

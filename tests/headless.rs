@@ -157,6 +157,7 @@ fn every_kind_of_core_event_renders_to_schema_valid_lines() {
             account: mail.clone(),
             items: vec![item(Source::Mail, "work-mail", "uid-8", "Bob"), linked],
             silent: true,
+            unlisted: 0,
         },
         CoreEvent::ItemRead { account: mail.clone(), key: "uid-8".to_owned() },
         CoreEvent::Badge { badge: Badge::default(), by_source: BTreeMap::new() },

@@ -2,7 +2,8 @@
 //! a real Dovecot: one for all of them when the server has NOTIFY; one IDLE
 //! connection per folder when it does not (Dovecot's `imap_capability`
 //! hides NOTIFY, CONDSTORE and QRESYNC, as Gmail's and Exchange's lists
-//! lack them); and polling for the folders beyond the connection cap.
+//! lack them); and polling for the folders beyond the connection cap, with
+//! one LIST-STATUS command (RFC 5819) where the server offers it.
 
 use vigie::imap::MailSettings;
 use vigie::model::{AccountId, Connectivity};
@@ -10,6 +11,7 @@ use vigie::scheduler::Trigger;
 
 use crate::imap_watcher::{announced, connectivity, count_becomes, live, mail_account, plain};
 use crate::support::Rig;
+use crate::support::blackhole::Blackhole;
 use crate::support::dovecot::{Dovecot, Options, PASSWORD, message};
 
 /// A capability list like a big provider's: IDLE, no NOTIFY/CONDSTORE/QRESYNC.
@@ -68,4 +70,28 @@ async fn folders_beyond_the_connection_cap_are_polled() {
     client.append("Archive", &message("a@example.test", "Polled", "y"), false).await;
     rig.handle.refresh(&AccountId::new("mail"), Trigger::Manual);
     assert_eq!(announced(&mut rig, "the mail in Archive (polled)").await[0].title, "Polled");
+}
+
+#[tokio::test]
+async fn folders_beyond_the_cap_are_polled_with_one_list_status_command() {
+    let dovecot = Dovecot::start_with(Options { capability: Some(WITHOUT_NOTIFY.to_owned()), ..Options::default() }).await;
+    let relay = Blackhole::start(dovecot.port()).await;
+    let mut client = dovecot.client().await;
+    for folder in ["Work", "Archive", "Lists"] {
+        client.create(folder).await;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings =
+        MailSettings { max_connections: 2, port: Some(relay.port()), ..plain(&dovecot, &["INBOX", "Work", "Archive", "Lists"]) };
+    let mut rig = Rig::start(&dir.path().join("state.json"), vec![mail_account(settings, PASSWORD)]);
+    connectivity(&mut rig, "polling", |c| *c == Connectivity::Polling).await;
+    let (lists, statuses) = (relay.server_sent_count("List completed"), relay.server_sent_count("Status completed"));
+    assert!(lists >= 1, "the first pass asked with LIST-STATUS");
+    assert_eq!(statuses, 0, "and never folder by folder");
+
+    client.append("Lists", &message("a@example.test", "Polled", "y"), false).await;
+    rig.handle.refresh(&AccountId::new("mail"), Trigger::Manual);
+    assert_eq!(announced(&mut rig, "the mail in Lists (polled)").await[0].title, "Polled");
+    assert_eq!(relay.server_sent_count("List completed"), lists + 1, "one command for the three polled folders");
+    assert_eq!(relay.server_sent_count("Status completed"), 0);
 }

@@ -441,15 +441,71 @@ async fn idle_is_reissued_on_its_schedule_and_mail_still_arrives() {
     assert_eq!(announced(&mut rig, "the mail").await[0].title, "After the re-issue");
 }
 
-#[tokio::test]
-async fn a_folder_the_server_does_not_have_is_named_in_the_error() {
-    let dovecot = Dovecot::start().await;
+/// Waits until the account's notice satisfies `wanted`; returns it.
+async fn notice_becomes(rig: &mut Rig, what: &str, wanted: impl Fn(Option<&str>) -> bool) -> Option<String> {
+    let mut snapshots = rig.handle.subscribe();
+    let wait = async {
+        loop {
+            let notice = snapshots.borrow_and_update().accounts[0].notice.clone();
+            if wanted(notice.as_deref()) {
+                return notice;
+            }
+            snapshots.changed().await.expect("the core is running");
+        }
+    };
+    match tokio::time::timeout(PATIENCE, wait).await {
+        Ok(notice) => notice,
+        Err(_) => panic!("{what}: the notice stayed {:?}", rig.handle.snapshot().accounts[0].notice),
+    }
+}
+
+/// Dovecot without NOTIFY: each folder has its own IDLE connection.
+fn without_notify() -> Options {
+    Options { capability: Some("IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE UIDPLUS ESEARCH CONDSTORE".to_owned()), ..Options::default() }
+}
+
+async fn a_missing_folder_is_a_notice_while_the_others_are_watched(options: Options) {
+    let dovecot = Dovecot::start_with(options).await;
+    let mut client = dovecot.client().await;
+    client.create("Work").await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut rig = Rig::start(&dir.path().join("state.json"), vec![mail_account(plain(&dovecot, &["INBOX", "Projcts"]), PASSWORD)]);
-    let state = connectivity(&mut rig, "backing off", |c| matches!(c, Connectivity::BackingOff { .. })).await;
+    let mut rig = watching(plain(&dovecot, &["INBOX", "Projcts", "Work"]), &dir).await;
+    let notice = notice_becomes(&mut rig, "the missing folder named", |n| n.is_some()).await.unwrap_or_default();
+    assert!(notice.contains("\"Projcts\" (Mailbox doesn't exist") && notice.contains("folders"), "{notice}");
+    assert!(!notice.contains("INBOX") && !notice.contains("Work"), "{notice}");
+
+    client.append("Work", &message("a@example.test", "Still watched", "x"), false).await;
+    assert_eq!(announced(&mut rig, "the mail in Work").await[0].title, "Still watched");
+    client.append("INBOX", &message("a@example.test", "Here too", "x"), false).await;
+    assert_eq!(announced(&mut rig, "the mail in INBOX").await[0].title, "Here too");
+    assert_eq!(rig.handle.snapshot().accounts[0].connectivity, Connectivity::LivePush);
+
+    // Once the folder exists, a refresh picks it up and the notice goes.
+    client.create("Projcts").await;
+    rig.handle.refresh(&AccountId::new(ID), Trigger::Manual);
+    notice_becomes(&mut rig, "the notice cleared", |n| n.is_none()).await;
+    client.append("Projcts", &message("a@example.test", "Found it", "x"), false).await;
+    assert_eq!(announced(&mut rig, "the mail in the new folder").await[0].title, "Found it");
+}
+
+#[tokio::test]
+async fn a_folder_the_server_lacks_is_named_in_a_notice_and_the_others_are_still_watched_with_notify() {
+    a_missing_folder_is_a_notice_while_the_others_are_watched(Options::default()).await;
+}
+
+#[tokio::test]
+async fn a_folder_the_server_lacks_is_named_in_a_notice_and_the_others_are_still_watched_on_their_own_connections() {
+    a_missing_folder_is_a_notice_while_the_others_are_watched(without_notify()).await;
+}
+
+#[tokio::test]
+async fn an_account_whose_folders_all_lack_needs_attention() {
+    let dovecot = Dovecot::start_with(without_notify()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rig = Rig::start(&dir.path().join("state.json"), vec![mail_account(plain(&dovecot, &["Projcts", "Archiv"]), PASSWORD)]);
+    let state = connectivity(&mut rig, "needs attention", |c| matches!(c, Connectivity::NeedsAttention { .. })).await;
     assert!(
-        matches!(&state, Connectivity::BackingOff { reason, .. }
-            if reason.contains("\"Projcts\" cannot be opened (Mailbox doesn't exist") && reason.contains("folders")),
+        matches!(&state, Connectivity::NeedsAttention { reason } if reason.contains("\"Projcts\"") && reason.contains("\"Archiv\"")),
         "{state:?}"
     );
 }
@@ -521,4 +577,59 @@ async fn a_pipelined_burst_of_mail_is_counted_and_never_announced_twice() {
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), seen.len(), "each mail once: {seen:?}");
+}
+
+#[tokio::test]
+async fn a_pushed_mail_costs_one_fetch_after_idle_and_a_read_one_search() {
+    let dovecot = Dovecot::start().await;
+    let relay = Blackhole::start(dovecot.port()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = MailSettings { port: Some(relay.port()), ..plain(&dovecot, &["INBOX"]) };
+    let mut rig = Rig::start(&dir.path().join("state.json"), vec![mail_account(settings, PASSWORD)]);
+    live(&mut rig).await;
+    within(PATIENCE, "IDLE through the relay", relay.server_sent("+ idling")).await;
+    let (searches, fetches, idles) =
+        (relay.server_sent_count("Search completed"), relay.server_sent_count("Fetch completed"), relay.server_sent_count("+ idling"));
+
+    let mut client = dovecot.client().await;
+    for i in 1..=3 {
+        client.append("INBOX", &message("a@example.test", &format!("Pushed {i}"), "x"), false).await;
+        assert_eq!(announced(&mut rig, "the pushed mail").await[0].title, format!("Pushed {i}"));
+        within(PATIENCE, "IDLE again", relay.server_sent_times("+ idling", idles + i)).await;
+    }
+    assert_eq!(relay.server_sent_count("Search completed"), searches, "no search after a push of new mail alone");
+    assert_eq!(relay.server_sent_count("Fetch completed") - fetches, 3, "one fetch per pushed mail");
+    count_becomes(&mut rig, 3).await;
+
+    // Read elsewhere: one search for what is unseen now.
+    let read = client.append("INBOX", &message("b@example.test", "Read soon", "y"), false).await;
+    announced(&mut rig, "the mail to read").await;
+    within(PATIENCE, "IDLE again", relay.server_sent_times("+ idling", idles + 4)).await;
+    client.mark_seen("INBOX", read).await;
+    count_becomes(&mut rig, 3).await;
+    assert_eq!(relay.server_sent_count("Search completed"), searches + 1, "a flag change costs one search");
+    client.append("INBOX", &message("c@example.test", "After the read", "z"), false).await;
+    assert_eq!(announced(&mut rig, "the next mail").await[0].title, "After the read");
+    count_becomes(&mut rig, 4).await;
+}
+
+#[tokio::test]
+async fn a_burst_bigger_than_one_fetch_is_announced_with_its_true_count() {
+    let dovecot = Dovecot::start().await;
+    let mut client = dovecot.client().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rig = watching(plain(&dovecot, &["INBOX"]), &dir).await;
+    rig.stop().await;
+    drop(rig);
+
+    // Arrived while the app was closed: one sync finds them all.
+    let burst: Vec<String> = (0..120).map(|i| message(&format!("s{i}@example.test"), &format!("Burst {i}"), "x")).collect();
+    client.append_many("INBOX", &burst).await;
+    let mut rig = Rig::start(&dir.path().join("state.json"), vec![mail_account(plain(&dovecot, &["INBOX"]), PASSWORD)]);
+    let events = within(PATIENCE, "the burst", rig.events_until("new items", |e| matches!(e, CoreEvent::NewItems { .. }))).await;
+    let Some(CoreEvent::NewItems { items, unlisted, .. }) = events.last() else { unreachable!() };
+    assert_eq!(items.len() + unlisted, 120, "the announcement counts every new mail");
+    assert!(items.len() < 120, "but fetches a bounded number of them ({} here)", items.len());
+    assert_eq!(items.last().map(|i| i.title.as_str()), Some("Burst 119"), "the newest are listed");
+    count_becomes(&mut rig, 120).await;
 }

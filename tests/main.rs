@@ -20,6 +20,8 @@
 //!   refusals.
 //! - `imap_notify`: connections per folder with and without NOTIFY, and
 //!   the connection cap.
+//! - `imap_probe`: "Test connection" for a mail account against that
+//!   Dovecot, step by step.
 //! - `imap_tls`: the same over TLS with a self-signed certificate:
 //!   refused, then pinned.
 //! - `leantime_poller`: the Leantime watcher against the fake server,
@@ -48,6 +50,7 @@ mod imap_dovecot;
 mod imap_local_server;
 mod imap_notify;
 mod imap_oauth;
+mod imap_probe;
 mod imap_tls;
 mod imap_watcher;
 mod leantime;

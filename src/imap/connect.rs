@@ -45,7 +45,7 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    fn place(&self) -> String {
+    pub(crate) fn place(&self) -> String {
         format!("{}:{}", self.host, self.port)
     }
 }
@@ -59,6 +59,16 @@ pub(crate) fn is_loopback(host: &str) -> bool {
 /// Connects, secures, reads the greeting and signs in.
 pub(crate) async fn open(target: &Target, credential: &Credential) -> Result<ImapSession, WatchError> {
     let client = connect(target).await?;
+    sign_in(target, client, credential).await
+}
+
+/// Signs in on a connection that greeted us: LOGIN or AUTHENTICATE. A
+/// refusal carries the server's words.
+pub(crate) async fn sign_in(
+    target: &Target,
+    client: Client<Box<dyn Io>>,
+    credential: &Credential,
+) -> Result<ImapSession, WatchError> {
     let (signed_in, sasl_error) = match credential {
         Credential::Password(password) => {
             let login = client.login(&target.username, password.expose_secret());
@@ -91,58 +101,133 @@ pub(crate) async fn connect(target: &Target) -> Result<Client<Box<dyn Io>>, Watc
         .await
         .map_err(|_| WatchError::Transient(format!("{place}: timed out connecting")))?
         .map_err(|e| WatchError::Transient(format!("{place}: cannot connect ({e})")))?;
+    establish(target, tcp).await.map(|e| e.client).map_err(Stage::into_error)
+}
+
+/// A connection ready for signing in, and what it took.
+pub(crate) struct Established {
+    pub client: Client<Box<dyn Io>>,
+    /// The server's greeting, in its words (`Dovecot ready.`), with the
+    /// capabilities it announced there, if any.
+    pub greeting: Greeting,
+    /// How TLS was settled (protocol, and what vouched for the
+    /// certificate); `None` without TLS.
+    pub tls: Option<String>,
+}
+
+/// The greeting's words and the capabilities it carried.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Greeting {
+    pub words: String,
+    pub capabilities: Vec<String>,
+}
+
+/// Where setting up a connection failed.
+#[derive(Debug)]
+pub(crate) enum Stage {
+    /// The TLS handshake (or STARTTLS); `untrusted` is the fingerprint of a
+    /// certificate that nothing vouched for.
+    Tls { error: WatchError, untrusted: Option<Fingerprint> },
+    /// The server's greeting.
+    Greeting(WatchError),
+}
+
+impl Stage {
+    pub(crate) fn into_error(self) -> WatchError {
+        match self {
+            Stage::Tls { error, .. } | Stage::Greeting(error) => error,
+        }
+    }
+}
+
+/// Secures `tcp` as the account says and reads the greeting (before
+/// STARTTLS, which has no second greeting).
+pub(crate) async fn establish(target: &Target, tcp: TcpStream) -> Result<Established, Stage> {
+    let place = target.place();
     let _ = tcp.set_nodelay(true);
     match target.tls {
         TlsMode::Implicit => {
-            let tls = secure(target, tcp).await?;
+            let (tls, detail) = secure(target, tcp).await?;
             let mut client = Client::new(tls);
-            greeting(target, &mut client).await?;
-            Ok(client)
+            let greeting = greeting(target, &mut client).await.map_err(Stage::Greeting)?;
+            Ok(Established { client, greeting, tls: Some(detail) })
         }
         TlsMode::Starttls => {
             let mut client = Client::new(Box::new(tcp) as Box<dyn Io>);
-            greeting(target, &mut client).await?;
-            tokio::time::timeout(CONNECT_TIMEOUT, client.run_command_and_check_ok("STARTTLS", None))
-                .await
-                .map_err(|_| WatchError::Transient(format!("{place}: no answer to STARTTLS")))?
-                .map_err(|e| WatchError::Transient(format!("{place}: the server refused STARTTLS ({e})")))?;
+            let greeting = greeting(target, &mut client).await.map_err(Stage::Greeting)?;
+            let starttls = tokio::time::timeout(CONNECT_TIMEOUT, client.run_command_and_check_ok("STARTTLS", None)).await;
+            let refused = |error| Stage::Tls { error, untrusted: None };
+            starttls
+                .map_err(|_| refused(WatchError::Transient(format!("{place}: no answer to STARTTLS"))))?
+                .map_err(|e| refused(WatchError::Transient(format!("{place}: the server refused STARTTLS ({e})"))))?;
             // No greeting after STARTTLS; nothing the server sent before the
             // handshake may be trusted, so the old client is dropped whole.
-            let tls = secure(target, client.into_inner()).await?;
-            Ok(Client::new(tls))
+            let (tls, detail) = secure(target, client.into_inner()).await?;
+            Ok(Established { client: Client::new(tls), greeting, tls: Some(format!("STARTTLS, {detail}")) })
         }
         TlsMode::None => {
             let mut client = Client::new(Box::new(tcp) as Box<dyn Io>);
-            greeting(target, &mut client).await?;
-            Ok(client)
+            let greeting = greeting(target, &mut client).await.map_err(Stage::Greeting)?;
+            Ok(Established { client, greeting, tls: None })
         }
     }
 }
 
-async fn greeting(target: &Target, client: &mut Client<Box<dyn Io>>) -> Result<(), WatchError> {
-    match tokio::time::timeout(CONNECT_TIMEOUT, client.read_response()).await {
-        Ok(Ok(Some(_))) => Ok(()),
-        Ok(Ok(None)) => Err(WatchError::Transient(format!("{}: the server closed the connection at once", target.place()))),
-        Ok(Err(e)) => Err(WatchError::Transient(format!("{}: {e}", target.place()))),
-        Err(_) => Err(WatchError::Transient(format!("{}: the server sent no greeting", target.place()))),
+async fn greeting(target: &Target, client: &mut Client<Box<dyn Io>>) -> Result<Greeting, WatchError> {
+    use async_imap::imap_proto::{Capability, Response, ResponseCode, Status};
+    let response = match tokio::time::timeout(CONNECT_TIMEOUT, client.read_response()).await {
+        Ok(Ok(Some(response))) => response,
+        Ok(Ok(None)) => return Err(WatchError::Transient(format!("{}: the server closed the connection at once", target.place()))),
+        Ok(Err(e)) => return Err(WatchError::Transient(format!("{}: {e}", target.place()))),
+        Err(_) => return Err(WatchError::Transient(format!("{}: the server sent no greeting", target.place()))),
+    };
+    let Response::Data { status, outcome } = response.parsed() else {
+        return Err(WatchError::Transient(format!("{}: this does not look like an IMAP server", target.place())));
+    };
+    let words = outcome.information.as_deref().unwrap_or_default().trim().to_owned();
+    if *status == Status::Bye {
+        return Err(WatchError::Transient(format!("{}: the server turned us away ({words})", target.place())));
     }
+    let capabilities = match &outcome.code {
+        Some(ResponseCode::Capabilities(list)) => list
+            .iter()
+            .map(|c| match c {
+                Capability::Imap4rev1 => "IMAP4rev1".to_owned(),
+                Capability::Auth(mechanism) => format!("AUTH={mechanism}"),
+                Capability::Atom(atom) => atom.to_string(),
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok(Greeting { words, capabilities })
 }
 
-async fn secure<S>(target: &Target, stream: S) -> Result<Box<dyn Io>, WatchError>
+async fn secure<S>(target: &Target, stream: S) -> Result<(Box<dyn Io>, String), Stage>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug + 'static,
 {
     let place = target.place();
-    let verifier = Arc::new(
-        Verifier::new(target.pinned).map_err(|e| WatchError::Transient(format!("cannot set up TLS: {e}")))?,
-    );
-    let config = verifier.clone().client_config().map_err(|e| WatchError::Transient(format!("cannot set up TLS: {e}")))?;
+    let failed = |error| Stage::Tls { error, untrusted: None };
+    let verifier =
+        Arc::new(Verifier::new(target.pinned).map_err(|e| failed(WatchError::Transient(format!("cannot set up TLS: {e}"))))?);
+    let config =
+        verifier.clone().client_config().map_err(|e| failed(WatchError::Transient(format!("cannot set up TLS: {e}"))))?;
     let name = rustls::pki_types::ServerName::try_from(target.host.clone())
-        .map_err(|_| WatchError::Unsupported(format!("`{}` is not a valid server name", target.host)))?;
+        .map_err(|_| failed(WatchError::Unsupported(format!("`{}` is not a valid server name", target.host))))?;
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, stream)).await {
-        Err(_) => Err(WatchError::Transient(format!("{place}: the TLS handshake timed out"))),
-        Ok(Ok(tls)) => Ok(Box::new(tls)),
+        Err(_) => Err(failed(WatchError::Transient(format!("{place}: the TLS handshake timed out")))),
+        Ok(Ok(tls)) => {
+            let connection = tls.get_ref().1;
+            let version = connection.protocol_version().map_or_else(|| "TLS".to_owned(), |v| format!("{v:?}").replace('_', "."));
+            let suite = connection.negotiated_cipher_suite().map(|s| format!(" ({:?})", s.suite())).unwrap_or_default();
+            let fingerprint = verifier.presented().map(|f| f.to_string()).unwrap_or_default();
+            let vouched = match target.pinned {
+                Some(_) => format!("the certificate is the pinned one (SHA-256 {fingerprint})"),
+                None => format!("the certificate is trusted by this system's roots (SHA-256 {fingerprint})"),
+            };
+            Ok((Box::new(tls), format!("{version}{suite}; {vouched}")))
+        }
         Ok(Err(e)) => {
             let certificate_refused = e
                 .get_ref()
@@ -151,11 +236,14 @@ where
             match verifier.presented() {
                 // Waiting for the user, not retrying: the certificate will
                 // not change by itself, and the user must decide to trust it.
-                Some(fingerprint) if certificate_refused => Err(WatchError::AuthFailed(format!(
-                    "{place}: the server's certificate is not trusted ({e}). Its SHA-256 fingerprint is {fingerprint}; \
-                     if you trust this server, set pinned_fingerprint = \"{fingerprint}\" under [account.mail]"
-                ))),
-                _ => Err(WatchError::Transient(format!("{place}: TLS failed ({e})"))),
+                Some(fingerprint) if certificate_refused => Err(Stage::Tls {
+                    error: WatchError::AuthFailed(format!(
+                        "{place}: the server's certificate is not trusted ({e}). Its SHA-256 fingerprint is {fingerprint}; \
+                         if you trust this server, set pinned_fingerprint = \"{fingerprint}\" under [account.mail]"
+                    )),
+                    untrusted: Some(fingerprint),
+                }),
+                _ => Err(failed(WatchError::Transient(format!("{place}: TLS failed ({e})")))),
             }
         }
     }

@@ -9,7 +9,13 @@
 //! unseen, and (unless this is a baseline) the headers and the start of the
 //! text of the new unseen ones, peeked so nothing is marked `\Seen`. A
 //! baseline (no mark, or the UIDVALIDITY changed) only moves the mark: it
-//! announces nothing, however big the folder.
+//! announces nothing, however big the folder. On an idling connection,
+//! when all the server said since the last sync is that mail arrived, the
+//! sync is a single `FETCH` of just the new messages ([`super::view`]).
+//!
+//! A folder the server will not open is reported ([`Report::Missing`]) and
+//! left out; the connection's other folders go on, and it is tried again at
+//! the next resync.
 //!
 //! The IDLE loop: sync until no unsolicited data came in meanwhile (the
 //! EXISTS race: mail that arrives between our last command and IDLE is
@@ -32,11 +38,13 @@ use super::auth::Credential;
 use super::connect::{self, ImapSession, Target};
 use super::cursor::{Mark, uid_set};
 use super::message::summarize;
+use super::mutf7;
+use super::view::{Plan, View};
 use crate::model::{AccountId, Item, Source};
 use crate::watcher::WatchError;
 
 /// Longest wait for the answer to one command.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest wait for the tagged OK after `DONE`: a live server answers at
 /// once, so silence means the link is gone.
 const DONE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -72,6 +80,14 @@ pub(crate) struct Shared {
 pub(crate) enum Report {
     /// A folder was synced.
     Synced(Synced),
+    /// A folder cannot be opened (the server does not have it, or will not
+    /// let us read it): the connection's other folders are still watched,
+    /// and this one is tried again at the next resync.
+    Missing {
+        folder: String,
+        /// The server's words.
+        words: String,
+    },
     /// The connection made its first full pass; it pushes (IDLE) or polls.
     Up {
         /// Whether it idles (push) rather than polls.
@@ -90,6 +106,9 @@ pub(crate) struct Synced {
     /// Gmail's message id where the server has one (a message with several
     /// labels shows in several folders under one X-GM-MSGID).
     pub new: Vec<(Item, Option<u64>)>,
+    /// New unseen messages beyond `new`, not fetched (more than
+    /// [`MAX_FETCH`] at once): counted, not listed.
+    pub unlisted: usize,
 }
 
 impl Synced {
@@ -99,6 +118,7 @@ impl Synced {
         self.mark = later.mark;
         self.unseen = later.unseen;
         self.new.extend(later.new);
+        self.unlisted += later.unlisted;
     }
 }
 
@@ -124,7 +144,7 @@ pub(crate) fn parse_key(key: &str) -> Option<(&str, u32, u32)> {
     Some((folder, uidvalidity, uid))
 }
 
-async fn bounded<T>(
+pub(crate) async fn bounded<T>(
     target: &Target,
     doing: &str,
     limit: Duration,
@@ -143,31 +163,17 @@ async fn bounded<T>(
 }
 
 /// Empties async-imap's channel of unsolicited responses (it drops new ones
-/// when full) and says whether any of them may mean a change. A keepalive
-/// (`* OK Still here`) that crossed our `DONE` does not: resyncing for it
-/// would cost a round of commands every few re-issues of an idle folder.
-fn drain(session: &mut ImapSession) -> bool {
-    changes_in(|| session.unsolicited_responses.try_recv().ok())
+/// when full) into `view`.
+fn drain(session: &mut ImapSession, view: &mut View) {
+    view.hear_all(|| session.unsolicited_responses.try_recv().ok());
 }
 
-/// Takes every response `next` gives (a session's unsolicited responses)
-/// and says whether any was more than a keepalive.
-fn changes_in(mut next: impl FnMut() -> Option<async_imap::types::UnsolicitedResponse>) -> bool {
-    let mut changed = false;
-    while let Some(response) = next() {
-        changed |= !is_keepalive(&response);
-    }
-    changed
-}
-
-fn is_keepalive(response: &async_imap::types::UnsolicitedResponse) -> bool {
-    use async_imap::imap_proto::{Response, Status};
-    match response {
-        async_imap::types::UnsolicitedResponse::Other(data) => {
-            matches!(data.parsed(), Response::Data { status: Status::Ok, outcome } if outcome.code.is_none())
-        }
-        _ => false,
-    }
+/// Empties the channel and says whether anything in it may mean a change
+/// (not a mere keepalive), for connections that keep no [`View`].
+fn drained_changes(session: &mut ImapSession) -> bool {
+    let mut view = View::default();
+    drain(session, &mut view);
+    view.changed()
 }
 
 /// What the server offers that changes how we watch.
@@ -181,6 +187,21 @@ pub(crate) struct Features {
     pub condstore: bool,
     /// Gmail's X-GM-EXT-1: messages carry X-GM-MSGID.
     pub gmail: bool,
+    /// LIST-STATUS (RFC 5819): the STATUS of many folders in one command.
+    pub list_status: bool,
+}
+
+impl Features {
+    /// What `capabilities` (read after login) offer.
+    pub(crate) fn of(capabilities: &async_imap::types::Capabilities) -> Features {
+        Features {
+            idle: capabilities.has_str("IDLE"),
+            notify: capabilities.has_str("NOTIFY"),
+            condstore: capabilities.has_str("CONDSTORE"),
+            gmail: capabilities.has_str("X-GM-EXT-1"),
+            list_status: capabilities.has_str("LIST-STATUS"),
+        }
+    }
 }
 
 /// Opens a session and reads what it offers (after login: the list can
@@ -189,13 +210,7 @@ pub(crate) async fn open(shared: &Shared, credential: &Credential) -> Result<(Im
     let target = &shared.target;
     let mut session = connect::open(target, credential).await?;
     let capabilities = bounded(target, "CAPABILITY", COMMAND_TIMEOUT, session.capabilities()).await?;
-    let features = Features {
-        idle: capabilities.has_str("IDLE"),
-        notify: capabilities.has_str("NOTIFY"),
-        condstore: capabilities.has_str("CONDSTORE"),
-        gmail: capabilities.has_str("X-GM-EXT-1"),
-    };
-    Ok((session, features))
+    Ok((session, Features::of(&capabilities)))
 }
 
 /// How one connection learns of changes.
@@ -233,18 +248,40 @@ pub(crate) async fn watch(
     };
     if wait == Wait::Idle {
         let folder = &folders[0];
-        let mailbox = examine(target, &mut session, folder).await?;
+        let mut first = true;
+        let mailbox = loop {
+            match examine(target, &mut session, folder).await? {
+                Ok(mailbox) => break mailbox,
+                Err(words) => {
+                    let missing = Report::Missing { folder: folder.clone(), words };
+                    if reports.send(missing).await.is_err() {
+                        return Ok(());
+                    }
+                    if std::mem::take(&mut first) && reports.send(Report::Up { push: true }).await.is_err() {
+                        return Ok(());
+                    }
+                    // Nothing to idle in: log out rather than keep a silent
+                    // session the server would end, and look again when
+                    // asked (a manual refresh, a hint).
+                    let _ = tokio::time::timeout(DONE_TIMEOUT, session.logout()).await;
+                    poke.notified().await;
+                    session = open(shared, credential).await?.0;
+                }
+            }
+        };
         let uidvalidity = mailbox.uid_validity.unwrap_or(0);
         let mut mark = marks[0];
-        let mut first = true;
+        let mut view = View::selected(mailbox.exists);
         loop {
             // Mail that keeps arriving while we sync (a burst) is synced
             // again at once, and reported once: one announcement, not one
             // per round trip. A lone mail is reported after its one sync.
             let mut pending = None;
             for _ in 0..MAX_RESYNCS {
-                gather(&mut pending, sync(shared, &mut session, features, folder, uidvalidity, &mut mark).await?);
-                if !drain(&mut session) {
+                let synced = sync(shared, &mut session, features, folder, uidvalidity, &mut mark, Some(&mut view)).await?;
+                gather(&mut pending, synced);
+                drain(&mut session, &mut view);
+                if !view.changed() {
                     break;
                 }
             }
@@ -260,9 +297,8 @@ pub(crate) async fn watch(
                 }
             }
             loop {
-                let (next, woke) = idle(shared, session, poke).await?;
-                session = next;
-                if woke {
+                session = idle(shared, session, poke, &mut view).await?;
+                if view.changed() {
                     break;
                 }
             }
@@ -272,11 +308,13 @@ pub(crate) async fn watch(
         // For folders other than the selected one (and we keep none selected
         // while waiting) the server sends `* STATUS` on new mail, expunges
         // and flag changes (verified with Dovecot 2.3).
-        let list: Vec<String> = folders.iter().map(|f| quote(f)).collect();
+        let list: Vec<String> = folders.iter().map(|f| quote(&mutf7::encode(f))).collect();
         let command = format!("NOTIFY SET (mailboxes ({}) (MessageNew MessageExpunge FlagChange))", list.join(" "));
         bounded(target, "NOTIFY SET", COMMAND_TIMEOUT, session.run_command_and_check_ok(&command)).await?;
     }
     let mut last_status: Vec<Option<StatusSeen>> = vec![None; folders.len()];
+    // Folders the server refused, reported once until they come back.
+    let mut missing: Vec<bool> = vec![false; folders.len()];
     let items = if features.condstore {
         "(MESSAGES UIDNEXT UIDVALIDITY UNSEEN HIGHESTMODSEQ)"
     } else {
@@ -286,18 +324,31 @@ pub(crate) async fn watch(
     loop {
         let mut pending: Vec<Option<Synced>> = folders.iter().map(|_| None).collect();
         for _ in 0..MAX_RESYNCS {
+            let statuses = statuses(target, &mut session, features, folders, items).await?;
             for (i, folder) in folders.iter().enumerate() {
-                let status = match bounded(target, "STATUS", COMMAND_TIMEOUT, async { Ok(session.status(folder, items).await) }).await? {
-                    Ok(status) => status,
-                    Err(async_imap::error::Error::No(words)) => return Err(missing_folder(folder, &words)),
-                    Err(error) => return Err(connect::transient(target, &format!("STATUS {folder}"), &error)),
+                let opened = match &statuses[i] {
+                    Ok(now) => {
+                        if last_status[i] == Some(*now) {
+                            continue;
+                        }
+                        examine(target, &mut session, folder).await?.map(|mailbox| (*now, mailbox))
+                    }
+                    Err(words) => Err(words.clone()),
                 };
-                let now = (status.exists, status.uid_next, status.uid_validity, status.unseen, status.highest_modseq);
-                if last_status[i] == Some(now) {
-                    continue;
-                }
-                let mailbox = examine(target, &mut session, folder).await?;
-                let synced = sync(shared, &mut session, features, folder, mailbox.uid_validity.unwrap_or(0), &mut marks[i]).await?;
+                let (now, mailbox) = match opened {
+                    Ok(opened) => opened,
+                    Err(words) => {
+                        last_status[i] = None;
+                        if !std::mem::replace(&mut missing[i], true)
+                            && reports.send(Report::Missing { folder: folder.clone(), words }).await.is_err()
+                        {
+                            return Ok(());
+                        }
+                        continue;
+                    }
+                };
+                missing[i] = false;
+                let synced = sync(shared, &mut session, features, folder, mailbox.uid_validity.unwrap_or(0), &mut marks[i], None).await?;
                 // STATUS is not for the selected folder (RFC 3501): leave it.
                 // CLOSE on a folder opened read-only expunges nothing.
                 bounded(target, "CLOSE", COMMAND_TIMEOUT, session.close()).await?;
@@ -306,7 +357,7 @@ pub(crate) async fn watch(
             }
             // Notifications that came in during the pass were answered to
             // its commands, not to the coming IDLE: another pass.
-            if !drain(&mut session) || wait != Wait::Notify {
+            if !drained_changes(&mut session) || wait != Wait::Notify {
                 break;
             }
         }
@@ -323,9 +374,11 @@ pub(crate) async fn watch(
         }
         match wait {
             Wait::Notify => loop {
-                let (next, woke) = idle(shared, session, poke).await?;
-                session = next;
-                if woke {
+                // No folder is selected: the view only tells whether the
+                // server said anything that is not a keepalive.
+                let mut view = View::default();
+                session = idle(shared, session, poke, &mut view).await?;
+                if view.changed() {
                     break;
                 }
             },
@@ -334,21 +387,97 @@ pub(crate) async fn watch(
     }
 }
 
-/// Opens `folder` read-only; a folder the server refuses is named as such.
-async fn examine(target: &Target, session: &mut ImapSession, folder: &str) -> Result<async_imap::types::Mailbox, WatchError> {
+/// Folders asked about in one LIST-STATUS command: its answer (a LIST and
+/// a STATUS line each) must fit async-imap's channel of 100 responses.
+const LIST_STATUS_FOLDERS: usize = 40;
+
+/// The STATUS of each of `folders` (`Err`: the server's words for one it
+/// will not give): with LIST-STATUS, one command for all of them; else one
+/// STATUS each.
+async fn statuses(
+    target: &Target,
+    session: &mut ImapSession,
+    features: Features,
+    folders: &[String],
+    items: &str,
+) -> Result<Vec<Result<StatusSeen, String>>, WatchError> {
+    let mut found: Vec<Option<Result<StatusSeen, String>>> = folders.iter().map(|_| None).collect();
+    // A wildcard in a name would list more than the folder itself.
+    let listable = |f: &String| !f.contains(['*', '%']);
+    if features.list_status && folders.iter().filter(|f| listable(f)).count() > 1 {
+        let wanted: Vec<usize> = (0..folders.len()).filter(|i| listable(&folders[*i])).collect();
+        for chunk in wanted.chunks(LIST_STATUS_FOLDERS) {
+            let names: Vec<String> = chunk.iter().map(|i| mutf7::encode(&folders[*i])).collect();
+            let patterns: Vec<String> = names.iter().map(|n| quote(n)).collect();
+            let command = format!("LIST \"\" ({}) RETURN (STATUS {items})", patterns.join(" "));
+            // Whatever waits in the channel is older than this answer.
+            drained_changes(session);
+            match bounded(target, "LIST-STATUS", COMMAND_TIMEOUT, async { Ok(session.run_command_and_check_ok(&command).await) }).await? {
+                Ok(()) => {}
+                // Refused after all: STATUS each, below.
+                Err(async_imap::error::Error::No(_) | async_imap::error::Error::Bad(_)) => break,
+                Err(error) => return Err(connect::transient(target, "LIST-STATUS", &error)),
+            }
+            while let Ok(response) = session.unsolicited_responses.try_recv() {
+                let async_imap::types::UnsolicitedResponse::Status { mailbox, attributes } = response else { continue };
+                let at = names.iter().position(|n| *n == mailbox || (n.eq_ignore_ascii_case("INBOX") && mailbox == "INBOX"));
+                if let Some(at) = at {
+                    found[chunk[at]] = Some(Ok(status_seen(&attributes)));
+                }
+            }
+        }
+    }
+    // Folders LIST-STATUS did not answer for (not listed, or \Noselect):
+    // STATUS says why in the server's words.
+    let mut out = Vec::with_capacity(folders.len());
+    for (folder, found) in folders.iter().zip(found) {
+        if let Some(found) = found {
+            out.push(found);
+            continue;
+        }
+        let status = bounded(target, "STATUS", COMMAND_TIMEOUT, async { Ok(session.status(mutf7::encode(folder), items).await) });
+        out.push(match status.await? {
+            Ok(s) => Ok((s.exists, s.uid_next, s.uid_validity, s.unseen, s.highest_modseq)),
+            Err(async_imap::error::Error::No(raw)) => Err(connect::server_words(&raw)),
+            Err(error) => return Err(connect::transient(target, &format!("STATUS {folder}"), &error)),
+        });
+    }
+    Ok(out)
+}
+
+fn status_seen(attributes: &[async_imap::imap_proto::StatusAttribute]) -> StatusSeen {
+    use async_imap::imap_proto::StatusAttribute as A;
+    let mut seen: StatusSeen = (0, None, None, None, None);
+    for attribute in attributes {
+        match attribute {
+            A::Messages(n) => seen.0 = *n,
+            A::UidNext(n) => seen.1 = Some(*n),
+            A::UidValidity(n) => seen.2 = Some(*n),
+            A::Unseen(n) => seen.3 = Some(*n),
+            A::HighestModSeq(n) => seen.4 = Some(*n),
+            _ => {}
+        }
+    }
+    seen
+}
+
+/// Opens `folder` read-only; a folder the server refuses (NO) is `Err`
+/// with the server's words.
+async fn examine(
+    target: &Target,
+    session: &mut ImapSession,
+    folder: &str,
+) -> Result<Result<async_imap::types::Mailbox, String>, WatchError> {
     let doing = format!("EXAMINE {folder}");
-    match bounded(target, &doing, COMMAND_TIMEOUT, async { Ok(session.examine(folder).await) }).await? {
-        Ok(mailbox) => Ok(mailbox),
-        Err(async_imap::error::Error::No(words)) => Err(missing_folder(folder, &words)),
+    match bounded(target, &doing, COMMAND_TIMEOUT, async { Ok(session.examine(mutf7::encode(folder)).await) }).await? {
+        Ok(mailbox) => Ok(Ok(mailbox)),
+        Err(async_imap::error::Error::No(raw)) => Ok(Err(connect::server_words(&raw))),
         Err(error) => Err(connect::transient(target, &doing, &error)),
     }
 }
 
-fn missing_folder(folder: &str, raw: &str) -> WatchError {
-    WatchError::Transient(format!(
-        "the folder \"{folder}\" cannot be opened ({}); check `folders` under [account.mail]",
-        connect::server_words(raw)
-    ))
+fn missing_folder(folder: &str, words: &str) -> WatchError {
+    WatchError::Transient(format!("the folder \"{folder}\" cannot be opened ({words})"))
 }
 
 /// An IMAP quoted string.
@@ -356,9 +485,9 @@ fn quote(text: &str) -> String {
     format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// One IDLE round. Returns the session and whether the folder may have
-/// changed (so it must be synced), or an error if the link is gone.
-async fn idle(shared: &Shared, session: ImapSession, poke: &Notify) -> Result<(ImapSession, bool), WatchError> {
+/// One IDLE round: returns the session, with what the server said (or a
+/// poke) in `view`, or an error if the link is gone.
+async fn idle(shared: &Shared, session: ImapSession, poke: &Notify, view: &mut View) -> Result<ImapSession, WatchError> {
     let target = &shared.target;
     let pending = session.unsolicited_responses.clone();
     let mut handle = session.idle();
@@ -373,11 +502,15 @@ async fn idle(shared: &Shared, session: ImapSession, poke: &Notify) -> Result<(I
     }
     // Whatever the server sent before `+ idling` went to the channel, not to
     // the IDLE stream: it must not wait for the next change.
-    let woke = if !changes_in(|| pending.try_recv().ok()) {
+    view.hear_all(|| pending.try_recv().ok());
+    let woke = if !view.changed() {
         let (wait, _stop) = handle.wait_with_timeout(shared.dead_link);
         tokio::select! {
             answer = wait => match answer {
-                Ok(IdleResponse::NewData(_)) => Woke::Data,
+                Ok(IdleResponse::NewData(data)) => {
+                    view.hear_parsed(data.parsed());
+                    Woke::Data
+                }
                 Ok(IdleResponse::Timeout) => Woke::Silent,
                 // `_stop` is alive, so this is the stream ending (EOF).
                 Ok(IdleResponse::ManualInterrupt) => Woke::Closed,
@@ -389,8 +522,12 @@ async fn idle(shared: &Shared, session: ImapSession, poke: &Notify) -> Result<(I
     } else {
         Woke::Data
     };
-    if matches!(woke, Woke::Closed) {
-        return Err(WatchError::Transient(format!("{}:{}: the server closed the connection", target.host, target.port)));
+    match woke {
+        Woke::Closed => {
+            return Err(WatchError::Transient(format!("{}:{}: the server closed the connection", target.host, target.port)));
+        }
+        Woke::Poked => view.poked(),
+        Woke::Data | Woke::Silent | Woke::Reissue => {}
     }
     // After a silent spell, DONE is the liveness probe: no longer patience
     // for it than for the silence itself.
@@ -404,12 +541,13 @@ async fn idle(shared: &Shared, session: ImapSession, poke: &Notify) -> Result<(I
             )));
         }
     };
-    let data = drain(&mut session);
-    let changed = data || matches!(woke, Woke::Data | Woke::Poked);
-    Ok((session, changed))
+    drain(&mut session, view);
+    Ok(session)
 }
 
-/// Syncs the selected `folder` against `mark` and moves the mark.
+/// Syncs the selected `folder` against `mark` and moves the mark. With a
+/// `view` (an idling connection), mail that is all that changed since the
+/// last sync is fetched in one command ([`View`]).
 async fn sync(
     shared: &Shared,
     session: &mut ImapSession,
@@ -417,11 +555,47 @@ async fn sync(
     folder: &str,
     uidvalidity: u32,
     mark: &mut Option<Mark>,
+    mut view: Option<&mut View>,
 ) -> Result<Synced, WatchError> {
     let target = &shared.target;
-    drain(session);
     let known = mark.filter(|m| m.uidvalidity == uidvalidity);
     let from = known.map_or(0, |m| m.highest);
+    let mut discard = View::default();
+    drain(session, view.as_deref_mut().unwrap_or(&mut discard));
+    if let Some(view) = view.as_deref_mut() {
+        let most = u32::try_from(MAX_FETCH).unwrap_or(u32::MAX);
+        match view.plan(known.is_some(), most) {
+            Plan::Nothing => {
+                let (mark, unseen) = (known.unwrap_or(Mark { uidvalidity, highest: from }), view.unseen());
+                return Ok(Synced { folder: folder.to_owned(), mark, unseen, new: Vec::new(), unlisted: 0 });
+            }
+            Plan::New { first, last, unseen } => {
+                if let Some(synced) = fetch_new(shared, session, features, folder, uidvalidity, from, (first, last), unseen, view).await? {
+                    *mark = Some(synced.mark);
+                    return Ok(synced);
+                }
+                tracing::debug!(account = %shared.account, folder, "the new messages did not add up: full sync");
+                view.begin_full();
+            }
+            Plan::Unseen => {
+                let unseen: BTreeSet<u32> =
+                    bounded(target, "UID SEARCH UNSEEN", COMMAND_TIMEOUT, session.uid_search("UNSEEN")).await?.into_iter().collect();
+                view.synced_full(&unseen);
+                let mark = known.unwrap_or(Mark { uidvalidity, highest: from });
+                return Ok(Synced { folder: folder.to_owned(), mark, unseen, new: Vec::new(), unlisted: 0 });
+            }
+            Plan::Full => {}
+        }
+        if view.count_lost() {
+            // Some response was lost: number the messages afresh.
+            let mailbox = examine(target, session, folder).await?.map_err(|words| missing_folder(folder, &words))?;
+            if mailbox.uid_validity.unwrap_or(0) != uidvalidity {
+                return Err(WatchError::Transient(format!("{}: the folder {folder} was rebuilt on the server", target.place())));
+            }
+            view.reselected(mailbox.exists);
+            view.begin_full();
+        }
+    }
     // `N:*` always matches the last message, even below N: filter.
     let above = bounded(target, "UID SEARCH", COMMAND_TIMEOUT, session.uid_search(format!("UID {}:*", from.saturating_add(1))))
         .await?;
@@ -430,42 +604,98 @@ async fn sync(
     let highest = newer.last().copied().unwrap_or(from);
     let unseen: BTreeSet<u32> =
         bounded(target, "UID SEARCH UNSEEN", COMMAND_TIMEOUT, session.uid_search("UNSEEN")).await?.into_iter().collect();
+    if let Some(view) = view {
+        view.synced_full(&unseen);
+    }
     let mut new = Vec::new();
+    let mut unlisted = 0;
     if known.is_some() {
         let fresh: Vec<u32> = newer.iter().copied().filter(|uid| unseen.contains(uid)).collect();
-        let fresh = &fresh[fresh.len().saturating_sub(MAX_FETCH)..];
+        unlisted = fresh.len().saturating_sub(MAX_FETCH);
+        let fresh = &fresh[unlisted..];
         if !fresh.is_empty() {
-            new = fetch(shared, session, features, folder, uidvalidity, fresh).await?;
+            let fetches = bounded(target, "UID FETCH", COMMAND_TIMEOUT, async {
+                session.uid_fetch(uid_set(fresh), fetch_items(features)).await?.try_collect::<Vec<Fetch>>().await
+            })
+            .await?;
+            new = items(shared, folder, uidvalidity, &fetches, |f| f.uid.is_some_and(|uid| fresh.contains(&uid)));
         }
     } else {
         tracing::info!(account = %shared.account, folder, uidvalidity, highest, unseen = unseen.len(), "baseline: nothing announced");
     }
     let synced_mark = Mark { uidvalidity, highest };
     *mark = Some(synced_mark);
-    Ok(Synced { folder: folder.to_owned(), mark: synced_mark, unseen, new })
+    Ok(Synced { folder: folder.to_owned(), mark: synced_mark, unseen, new, unlisted })
 }
 
-async fn fetch(
+/// What is fetched of a new message: enough for its toast.
+fn fetch_items(features: Features) -> String {
+    let gmail = if features.gmail { " X-GM-MSGID" } else { "" };
+    format!("(UID FLAGS{gmail} BODY.PEEK[HEADER] BODY.PEEK[TEXT]<0.{PREVIEW_BYTES}>)")
+}
+
+/// The messages numbered `first..=last` in this session, which the view
+/// says are all the new mail, in one `FETCH`; `None` if the answer does not
+/// add up (then a full sync is due).
+#[allow(clippy::too_many_arguments)]
+async fn fetch_new(
     shared: &Shared,
     session: &mut ImapSession,
     features: Features,
     folder: &str,
     uidvalidity: u32,
-    uids: &[u32],
-) -> Result<Vec<(Item, Option<u64>)>, WatchError> {
-    let target = &shared.target;
-    let gmail = if features.gmail { " X-GM-MSGID" } else { "" };
-    let query = format!("(UID FLAGS{gmail} BODY.PEEK[HEADER] BODY.PEEK[TEXT]<0.{PREVIEW_BYTES}>)");
-    let fetches: Vec<Fetch> = bounded(target, "UID FETCH", COMMAND_TIMEOUT, async {
-        session.uid_fetch(uid_set(uids), &query).await?.try_collect().await
+    from: u32,
+    (first, last): (u32, u32),
+    mut unseen: BTreeSet<u32>,
+    view: &mut View,
+) -> Result<Option<Synced>, WatchError> {
+    let fetches = bounded(&shared.target, "FETCH", COMMAND_TIMEOUT, async {
+        session.fetch(format!("{first}:{last}"), fetch_items(features)).await?.try_collect::<Vec<Fetch>>().await
     })
     .await?;
+    let in_range = |f: &Fetch| (first..=last).contains(&f.message) && f.header().is_some() && f.uid.is_some();
+    // Anything else in the answer is the server telling of a flag change
+    // meanwhile: fine now, a full look next time.
+    if fetches.iter().any(|f| !in_range(f)) {
+        view.distrust();
+    }
+    let mut numbers: Vec<u32> = fetches.iter().filter(|f| in_range(f)).map(|f| f.message).collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    if numbers.len() != usize::try_from(last - first + 1).unwrap_or(usize::MAX) {
+        return Ok(None);
+    }
+    let mut highest = from;
+    for fetch in fetches.iter().filter(|f| in_range(f)) {
+        let uid = fetch.uid.unwrap_or_default();
+        if uid > from {
+            highest = highest.max(uid);
+            if !fetch.flags().any(|flag| flag == Flag::Seen) {
+                unseen.insert(uid);
+            }
+        }
+    }
+    let new = items(shared, folder, uidvalidity, &fetches, |f| in_range(f) && f.uid.is_some_and(|uid| uid > from));
+    view.synced_new(last, &unseen);
+    let mark = Mark { uidvalidity, highest };
+    Ok(Some(Synced { folder: folder.to_owned(), mark, unseen, new, unlisted: 0 }))
+}
+
+/// The new unseen messages among `fetches` that `wanted` accepts, oldest
+/// first, each once.
+fn items(
+    shared: &Shared,
+    folder: &str,
+    uidvalidity: u32,
+    fetches: &[Fetch],
+    wanted: impl Fn(&Fetch) -> bool,
+) -> Vec<(Item, Option<u64>)> {
     let mut items: Vec<(u32, Item, Option<u64>)> = fetches
         .iter()
         .filter_map(|f| {
             let uid = f.uid?;
             // Read in the meantime: not new any more.
-            if !uids.contains(&uid) || f.flags().any(|flag| flag == Flag::Seen) {
+            if !wanted(f) || f.header().is_none() || f.flags().any(|flag| flag == Flag::Seen) {
                 return None;
             }
             Some((uid, item(shared, folder, uidvalidity, uid, f), f.gmail_msg_id().copied()))
@@ -473,7 +703,7 @@ async fn fetch(
         .collect();
     items.sort_by_key(|(uid, _, _)| *uid);
     items.dedup_by_key(|(uid, _, _)| *uid);
-    Ok(items.into_iter().map(|(_, item, msgid)| (item, msgid)).collect())
+    items.into_iter().map(|(_, item, msgid)| (item, msgid)).collect()
 }
 
 fn item(shared: &Shared, folder: &str, uidvalidity: u32, uid: u32, fetch: &Fetch) -> Item {
@@ -531,6 +761,7 @@ mod tests {
             mark: Mark { uidvalidity: 7, highest: *uids.last().unwrap_or(&0) },
             unseen: unseen.iter().copied().collect(),
             new: uids.iter().map(|&uid| (test_item(uid), None)).collect(),
+            unlisted: 0,
         };
         let mut pending = None;
         gather(&mut pending, synced(&[1, 2], &[1, 2]));

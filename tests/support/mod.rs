@@ -367,7 +367,7 @@ impl Rig {
     pub async fn next_new_items(&mut self, account: &str) -> (Vec<Item>, bool) {
         let events = self.events_until("new items", |e| matches!(e, CoreEvent::NewItems { .. })).await;
         match events.last() {
-            Some(CoreEvent::NewItems { account: got, items, silent }) => {
+            Some(CoreEvent::NewItems { account: got, items, silent, .. }) => {
                 assert_eq!(got.as_str(), account, "new items announced for the wrong account");
                 (items.clone(), *silent)
             }
