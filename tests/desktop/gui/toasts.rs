@@ -13,8 +13,9 @@ use super::*;
 use crate::dovecot::{Dovecot, ImapClient, message};
 use crate::session::Lines;
 
-/// Long enough for a toast on a loaded machine, short enough to fail.
-const TOAST: Duration = Duration::from_secs(30);
+/// Long enough for a toast on a loaded machine (two CPUs shared with
+/// compilers), short enough to fail.
+const TOAST: Duration = Duration::from_secs(60);
 
 /// One line from the capturing server.
 #[derive(Debug)]
@@ -31,15 +32,22 @@ fn parse(line: &str) -> Option<Line> {
     }
 }
 
+/// The end of the app's log, for failure messages.
+fn log_tail(session: &Session) -> String {
+    let logs = read_logs(session);
+    let lines: Vec<&str> = logs.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
 /// Every line up to and including the first one `done` accepts; fails
-/// after `limit`.
-fn lines_until(toasts: &Lines, limit: Duration, what: &str, done: impl Fn(&Line) -> bool) -> Vec<Line> {
+/// after `limit`, with the app's log.
+fn lines_until(session: &Session, toasts: &Lines, limit: Duration, what: &str, done: impl Fn(&Line) -> bool) -> Vec<Line> {
     let deadline = Instant::now() + limit;
     let mut seen = Vec::new();
     loop {
         let left = deadline.checked_duration_since(Instant::now()).unwrap_or_default();
         let Some(raw) = toasts.next(left) else {
-            panic!("{what}: not within {limit:?}; saw {seen:#?}");
+            panic!("{what}: not within {limit:?}; saw {seen:#?}\napp log:\n{}", log_tail(session));
         };
         let Some(line) = parse(&raw) else { continue };
         let last = done(&line);
@@ -51,8 +59,8 @@ fn lines_until(toasts: &Lines, limit: Duration, what: &str, done: impl Fn(&Line)
 }
 
 /// The next toast `pred` accepts, skipping others.
-fn toast_where(toasts: &Lines, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    match lines_until(toasts, TOAST, what, |l| matches!(l, Line::Toast(t) if pred(t))).pop() {
+fn toast_where(session: &Session, toasts: &Lines, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    match lines_until(session, toasts, TOAST, what, |l| matches!(l, Line::Toast(t) if pred(t))).pop() {
         Some(Line::Toast(toast)) => toast,
         other => unreachable!("lines_until ends on a match: {other:?}"),
     }
@@ -75,8 +83,8 @@ fn has_button(toast: &Value, key: &str, label: &str) -> bool {
 }
 
 /// Waits until the app closes toast `id`.
-fn closed(toasts: &Lines, id: u64, limit: Duration, what: &str) -> Vec<Line> {
-    lines_until(toasts, limit, what, |l| matches!(l, Line::Closed(closed) if *closed == id))
+fn closed(session: &Session, toasts: &Lines, id: u64, limit: Duration, what: &str) -> Vec<Line> {
+    lines_until(session, toasts, limit, what, |l| matches!(l, Line::Closed(closed) if *closed == id))
 }
 
 /// The app watching one Dovecot mailbox (account "Work"), its toasts
@@ -133,7 +141,7 @@ impl MailDesk {
         // ends would never be toasted. Only the log tells when it is done.
         let deadline = Instant::now() + TOAST;
         while !read_logs(&session).contains("baseline: nothing announced") {
-            assert!(Instant::now() < deadline, "no first sync within {TOAST:?}:\n{}\n{}", read_logs(&session), dovecot.log());
+            assert!(Instant::now() < deadline, "no first sync within {TOAST:?}:\n{}\n{}", log_tail(&session), dovecot.log());
             std::thread::sleep(Duration::from_millis(50));
         }
         let client = dovecot.client().await;
@@ -159,7 +167,7 @@ impl MailDesk {
     /// Waits for the toast of mail `subject` from `sender` (display name).
     fn toast_of(&self, sender: &str, subject: &str) -> Value {
         let summary = format!("{sender} — {subject}");
-        toast_where(&self.toasts, &format!("the toast of {summary}"), summary_is(&summary))
+        toast_where(&self.session, &self.toasts, &format!("the toast of {summary}"), summary_is(&summary))
     }
 }
 
@@ -173,7 +181,7 @@ fn every_toast_names_vigie_its_desktop_entry_and_the_kind_of_item() {
 
     // The demo's first steps bring mail, chat messages and a task, in an
     // order of their own.
-    let lines = lines_until(&toasts, TOAST, "a toast of each kind", {
+    let lines = lines_until(&session, &toasts, TOAST, "a toast of each kind", {
         let kinds = std::cell::RefCell::new(std::collections::BTreeSet::new());
         move |l| {
             if let Line::Toast(t) = l {
@@ -207,8 +215,8 @@ fn private_mode_toasts_say_only_what_came_and_where() {
     let app = session.command(VIGIE).arg("--config").arg(&config).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("app");
     session.adopt(app);
 
-    let mail = toast_where(&toasts, "the first mail's toast", |t| t["hints"]["category"] == "email.arrived");
-    let chat = toast_where(&toasts, "the first chat toast", |t| t["hints"]["category"] == "im.received");
+    let mail = toast_where(&session, &toasts, "the first mail's toast", |t| t["hints"]["category"] == "email.arrived");
+    let chat = toast_where(&session, &toasts, "the first chat toast", |t| t["hints"]["category"] == "im.received");
     assert!(mail["summary"].as_str().unwrap_or_default().starts_with("New mail in "), "{mail}");
     assert!(chat["summary"].as_str().unwrap_or_default().starts_with("New message in "), "{chat}");
     for toast in [&mail, &chat] {
@@ -225,13 +233,13 @@ async fn twenty_mails_at_once_become_one_summary_toast() {
     let mut desk = MailDesk::start("", &[]).await;
     let mails: Vec<String> = (0..20).map(|i| message(&format!("Sender {i} <s{i}@example.test>"), &format!("Mail {i}"), "text")).collect();
     desk.deliver_at_once(&mails).await;
-    let mut lines = lines_until(&desk.toasts, TOAST, "the burst's toast", |l| {
+    let mut lines = lines_until(&desk.session, &desk.toasts, TOAST, "the burst's toast", |l| {
         matches!(l, Line::Toast(t) if t["summary"].as_str().is_some_and(|s| s.contains("Mail") || s.contains("new mail")))
     });
     // One more mail after the burst: any late toast of the burst would
     // come before its toast.
     desk.deliver("Zoe <zoe@example.test>", "After the burst", "last").await;
-    lines.extend(lines_until(&desk.toasts, TOAST, "the toast after the burst", |l| {
+    lines.extend(lines_until(&desk.session, &desk.toasts, TOAST, "the toast after the burst", |l| {
         matches!(l, Line::Toast(t) if t["summary"] == "Zoe — After the burst")
     }));
     let burst: Vec<&Value> = lines[..lines.len() - 1]
@@ -257,7 +265,7 @@ async fn mark_as_read_on_a_toast_marks_the_mail_seen_on_the_server_and_closes_th
 
     desk.session.press_toast_button(id(&toast), "mark-read").expect("press");
     // The toast is closed once the server has done it.
-    closed(&desk.toasts, id(&toast), TOAST, "the toast withdrawn after Mark as read");
+    closed(&desk.session, &desk.toasts, id(&toast), TOAST, "the toast withdrawn after Mark as read");
     let flags = desk.client.flags("INBOX", uid).await;
     assert!(flags.contains("\\Seen"), "the mail is read on the server: {flags}");
 }
@@ -271,7 +279,7 @@ async fn a_mail_read_in_another_client_takes_its_toast_away() {
     let second = desk.toast_of("Bob", "Lunch");
 
     desk.client.mark_seen("INBOX", uid).await;
-    let lines = closed(&desk.toasts, id(&first), TOAST, "the read mail's toast closed");
+    let lines = closed(&desk.session, &desk.toasts, id(&first), TOAST, "the read mail's toast closed");
     assert!(!lines.iter().any(|l| matches!(l, Line::Closed(c) if *c == id(&second))), "the other toast stays: {lines:?}");
     assert!(!desk.client.flags("INBOX", other).await.contains("\\Seen"));
 }
@@ -304,7 +312,7 @@ fn quiet_hours_hold_toasts_and_their_end_brings_one_digest() {
 
     // The demo brings mail, chat and tasks every half second meanwhile.
     let limit = ends.saturating_duration_since(Instant::now()) + TOAST;
-    let lines = lines_until(&toasts, limit, "the digest when quiet hours end", |l| {
+    let lines = lines_until(&session, &toasts, limit, "the digest when quiet hours end", |l| {
         matches!(l, Line::Toast(t) if t["summary"] == "While notifications were held")
     });
     let arrived = Instant::now();
@@ -314,7 +322,7 @@ fn quiet_hours_hold_toasts_and_their_end_brings_one_digest() {
     let body = digest["body"].as_str().unwrap_or_default();
     assert!(body.contains("new mail") && body.contains("new message"), "it counts what came per source: {body}");
     // And toasts flow again.
-    toast_where(&toasts, "a toast after quiet hours", |t| t["summary"] != "While notifications were held");
+    toast_where(&session, &toasts, "a toast after quiet hours", |t| t["summary"] != "While notifications were held");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -344,10 +352,10 @@ async fn a_snoozed_mail_read_meanwhile_does_not_come_back() {
     desk.session.press_toast_button(id(&first), "snooze").expect("snooze the first");
     desk.client.mark_seen("INBOX", read).await;
     // Its (snoozed) toast is withdrawn: the app knows it was read.
-    closed(&desk.toasts, id(&first), TOAST, "the read mail's toast withdrawn");
+    closed(&desk.session, &desk.toasts, id(&first), TOAST, "the read mail's toast withdrawn");
     desk.session.press_toast_button(id(&second), "snooze").expect("snooze the second");
     // Snoozes come back in order: the first one would come before this.
-    let lines = lines_until(&desk.toasts, TOAST, "the second mail back", |l| matches!(l, Line::Toast(t) if t["summary"] == "Bob — Lunch"));
+    let lines = lines_until(&desk.session, &desk.toasts, TOAST, "the second mail back", |l| matches!(l, Line::Toast(t) if t["summary"] == "Bob — Lunch"));
     assert!(
         !lines.iter().any(|l| matches!(l, Line::Toast(t) if t["summary"] == "Alice — Figures")),
         "the read mail did not come back: {lines:#?}"
