@@ -22,6 +22,7 @@ use vigie::watcher::{Action, ActionError};
 use vigie::{Core, CoreEvent, CoreHandle, sources};
 
 use crate::cli::Launch;
+use crate::snooze::Snoozes;
 use crate::ipc::{CORE_EVENT, EventView, OVERVIEW_CHANGED, Overview};
 use crate::toast::{self, Choice, Target, Toaster};
 use crate::tray::{MenuAction, Tray};
@@ -56,6 +57,7 @@ pub fn run(launch: Launch) -> ExitCode {
     let config_file = launch.cli.config.clone().unwrap_or_else(|| launch.paths.config_file.clone());
     let state_file = launch.paths.state_file.clone();
     let demo_asked = launch.cli.demo;
+    let snooze_delay = launch.cli.snooze_secs.map_or(crate::snooze::DEFAULT_DELAY, std::time::Duration::from_secs);
 
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| open_settings(app)))
@@ -94,7 +96,7 @@ pub fn run(launch: Launch) -> ExitCode {
             let shell = CancellationToken::new();
             let tasks = vec![
                 tauri::async_runtime::spawn(follow_state(handle.clone(), core_handle, tray, shell.clone())),
-                tauri::async_runtime::spawn(forward_events(handle.clone(), events, notifications, shell.clone())),
+                tauri::async_runtime::spawn(forward_events(handle.clone(), events, notifications, snooze_delay, shell.clone())),
                 tauri::async_runtime::spawn(exit_on_signal(handle.clone(), shell.clone())),
             ];
             handle.on_menu_event(|app, event| on_menu(app, event.id().as_ref()));
@@ -206,22 +208,30 @@ async fn follow_state<R: Runtime>(app: AppHandle<R>, core: CoreHandle, mut tray:
 }
 
 /// Turns core events into toasts, and tells the settings window; runs what
-/// the user chooses on a toast.
+/// the user chooses on a toast; takes a toast away once its item is read.
 async fn forward_events<R: Runtime>(
     app: AppHandle<R>,
     mut events: mpsc::Receiver<CoreEvent>,
     settings: watch::Receiver<Notifications>,
+    snooze_delay: std::time::Duration,
     stop: CancellationToken,
 ) {
     let core = app.state::<CoreHandle>().inner().clone();
-    let mut toaster = Toaster::connect().await;
+    let mut toaster = Toaster::connect(&app).await;
     // Actions in flight; aborted if this loop ends first.
     let mut actions: JoinSet<(Action, Result<(), ActionError>)> = JoinSet::new();
+    // Snoozed toasts; forgotten when this loop ends.
+    let mut snoozes = Snoozes::new(snooze_delay);
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             event = events.recv() => match event {
                 Some(event) => {
+                    // Read here (a button) or elsewhere: its toast is stale.
+                    if let CoreEvent::ItemRead { account, key } = &event {
+                        toaster.withdraw(account, key).await;
+                        snoozes.cancel(account, key);
+                    }
                     let settings = settings.borrow().clone();
                     announce(&app, &core, &mut toaster, &event, &settings).await;
                 }
@@ -234,7 +244,9 @@ async fn forward_events<R: Runtime>(
                     let core = core.clone();
                     actions.spawn(async move { (action, core.act(&account, &key, action).await) });
                 }
+                Choice::Snooze(shown) => snoozes.snooze(shown),
             },
+            shown = snoozes.next_due() => toaster.show_again(&app, shown).await,
             Some(done) = actions.join_next() => {
                 if let Ok((action, Err(error))) = done {
                     let toast = toast::action_failed(action, &error);

@@ -1,23 +1,27 @@
 //! Toasts with buttons on Linux: `org.freedesktop.Notifications` on the
-//! session bus, spoken directly with zbus, so that "Open", "Mark as read"
-//! and "Mark done" on a toast reach the core. (tauri-plugin-notification
-//! offers actions on mobile only.)
+//! session bus, spoken directly with zbus, so that "Open", "Mark as read",
+//! "Mark done" and "Snooze 1 h" on a toast reach the core. (tauri-plugin-
+//! notification offers actions on mobile only.)
 //!
-//! Invariants: the map from toast id to item is bounded (the oldest toasts
-//! are forgotten first; their buttons then do nothing), and a toast's
-//! buttons are only the actions its watcher said it can do.
+//! Invariants: the memory of our toasts is bounded (the oldest are
+//! forgotten first; their buttons then do nothing and they are no longer
+//! withdrawn); a toast's buttons are only the actions its watcher said it
+//! can do; each item maps to the last toast shown about it, which is the
+//! one withdrawn when the item is read.
 
 use std::collections::{HashMap, VecDeque};
 
 use futures_util::StreamExt;
+use vigie::model::AccountId;
 use vigie::watcher::Action;
 use zbus::zvariant::Value;
 
-use crate::toast::{Choice, Target};
+use crate::toast::{Choice, Shown, Target};
 
 /// Toasts whose buttons we still answer.
 const REMEMBERED: usize = 64;
 const DEFAULT_ACTION: &str = "default";
+const SNOOZE_ACTION: &str = "snooze";
 
 #[zbus::proxy(
     interface = "org.freedesktop.Notifications",
@@ -38,10 +42,22 @@ trait Notifications {
         expire_timeout: i32,
     ) -> zbus::Result<u32>;
 
+    fn close_notification(&self, id: u32) -> zbus::Result<()>;
+
     fn get_capabilities(&self) -> zbus::Result<Vec<String>>;
 
     #[zbus(signal)]
     fn action_invoked(&self, id: u32, action_key: String) -> zbus::Result<()>;
+}
+
+/// How our toasts name their source to the notification server.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The desktop file id (its name without `.desktop`), whose name and
+    /// icon servers show and whose settings they apply.
+    pub desktop_entry: String,
+    /// The icon's name in the icon theme.
+    pub icon: String,
 }
 
 /// A connection to the desktop's notification server.
@@ -49,10 +65,13 @@ pub struct Toaster {
     proxy: NotificationsProxy<'static>,
     invoked: ActionInvokedStream,
     buttons: bool,
+    identity: Identity,
     /// Our recent toasts (the server tells every app about every toast's
-    /// buttons), with the item each one is about, if a single one.
-    targets: HashMap<u32, Option<Target>>,
+    /// buttons), oldest first in `order`.
+    shown: HashMap<u32, Shown>,
     order: VecDeque<u32>,
+    /// The last toast about each single item, to withdraw it when read.
+    by_item: HashMap<(AccountId, String), u32>,
 }
 
 fn action_key(action: Action) -> &'static str {
@@ -72,20 +91,28 @@ fn action_label(action: Action, acknowledges: bool) -> &'static str {
 
 impl Toaster {
     /// Connects to the session bus's notification server.
-    pub async fn connect() -> zbus::Result<Toaster> {
+    pub async fn connect(identity: Identity) -> zbus::Result<Toaster> {
         let connection = zbus::Connection::session().await?;
         let proxy = NotificationsProxy::new(&connection).await?;
         let invoked = proxy.receive_action_invoked().await?;
         let buttons = proxy.get_capabilities().await.is_ok_and(|caps| caps.iter().any(|c| c == "actions"));
-        Ok(Toaster { proxy, invoked, buttons, targets: HashMap::new(), order: VecDeque::new() })
+        Ok(Toaster {
+            proxy,
+            invoked,
+            buttons,
+            identity,
+            shown: HashMap::new(),
+            order: VecDeque::new(),
+            by_item: HashMap::new(),
+        })
     }
 
-    /// Shows a toast; `target` (a single item) gets its buttons.
-    pub async fn show(&mut self, title: &str, body: &str, sound: bool, target: Option<Target>) -> zbus::Result<()> {
+    /// Shows a toast; its target (a single item) gets buttons.
+    pub async fn show(&mut self, shown: Shown) -> zbus::Result<()> {
         let mut actions: Vec<&str> = Vec::new();
         if self.buttons {
             actions.extend([DEFAULT_ACTION, "Open Vigie"]);
-            if let Some(target) = &target {
+            if let Some(target) = &shown.target {
                 if target.link.is_some() {
                     actions.extend(["open", "Open"]);
                 }
@@ -94,26 +121,50 @@ impl Toaster {
                 for action in &target.actions {
                     actions.extend([action_key(*action), action_label(*action, acknowledges)]);
                 }
+                actions.extend([SNOOZE_ACTION, "Snooze 1 h"]);
             }
         }
         let mut hints: HashMap<&str, Value<'_>> = HashMap::new();
-        hints.insert("desktop-entry", Value::from("vigie"));
-        if sound {
+        hints.insert("desktop-entry", Value::from(self.identity.desktop_entry.as_str()));
+        if let Some(category) = shown.toast.category {
+            hints.insert("category", Value::from(category));
+        }
+        if shown.sound {
             hints.insert("sound-name", Value::from("message-new-instant"));
         }
-        let id = self.proxy.notify("Vigie", 0, "mail-unread", title, body, &actions, hints, -1).await?;
-        self.remember(id, target);
+        let toast = &shown.toast;
+        let id = self.proxy.notify("Vigie", 0, &self.identity.icon, &toast.title, &toast.body, &actions, hints, -1).await?;
+        self.remember(id, shown);
         Ok(())
     }
 
-    fn remember(&mut self, id: u32, target: Option<Target>) {
-        if self.order.len() == REMEMBERED
+    fn remember(&mut self, id: u32, shown: Shown) {
+        if self.order.len() >= REMEMBERED
             && let Some(oldest) = self.order.pop_front()
+            && let Some(Shown { target: Some(target), .. }) = self.shown.remove(&oldest)
         {
-            self.targets.remove(&oldest);
+            let item = (target.account, target.key);
+            if self.by_item.get(&item) == Some(&oldest) {
+                self.by_item.remove(&item);
+            }
+        }
+        if let Some(target) = &shown.target {
+            self.by_item.insert((target.account.clone(), target.key.clone()), id);
         }
         self.order.push_back(id);
-        self.targets.insert(id, target);
+        self.shown.insert(id, shown);
+    }
+
+    /// Closes the toast about this item, if one of ours is (or may still
+    /// be) on screen: it was read, here or elsewhere.
+    pub async fn withdraw(&mut self, account: &AccountId, key: &str) {
+        let Some(id) = self.by_item.remove(&(account.clone(), key.to_owned())) else { return };
+        self.shown.remove(&id);
+        self.order.retain(|known| *known != id);
+        // Servers answer with an error for a toast the user already closed.
+        if let Err(e) = self.proxy.close_notification(id).await {
+            tracing::debug!(id, "the notification server did not close the toast: {e}");
+        }
     }
 
     /// The next button the user pressed on one of our toasts. Pending
@@ -125,10 +176,14 @@ impl Toaster {
             };
             let Ok(args) = signal.args() else { continue };
             // Another app's toast, or one of ours we forgot.
-            let Some(target) = self.targets.get(&args.id) else { continue };
-            let choice = match (args.action_key.as_str(), target) {
+            let Some(shown) = self.shown.get(&args.id) else { continue };
+            let choice = match (args.action_key.as_str(), &shown.target) {
                 (DEFAULT_ACTION | "open", Some(Target { link: Some(link), .. })) => Choice::Open { link: link.clone() },
                 (DEFAULT_ACTION, _) => Choice::OpenSettings,
+                // The server takes the toast away (it is not resident); it
+                // stays ours so that reading the item meanwhile closes it
+                // where it was kept.
+                (SNOOZE_ACTION, Some(_)) => Choice::Snooze(shown.clone()),
                 (key, Some(target)) => match target.actions.iter().find(|a| action_key(**a) == key) {
                     Some(action) => Choice::Act { account: target.account.clone(), key: target.key.clone(), action: *action },
                     None => continue,

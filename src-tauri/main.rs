@@ -17,6 +17,8 @@ mod freedesktop;
 #[cfg(feature = "app")]
 mod ipc;
 #[cfg(feature = "app")]
+mod snooze;
+#[cfg(feature = "app")]
 mod toast;
 #[cfg(feature = "app")]
 mod tray;

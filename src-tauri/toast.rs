@@ -1,8 +1,9 @@
 //! Native toasts for new items. The wording lives in [`compose`], one pure
 //! function with tests; [`Toaster`] hands the result to the OS: on Linux
 //! through the notification server directly (`freedesktop`), with buttons
-//! that reach the core, elsewhere (or without a session bus) through
-//! tauri-plugin-notification, without buttons.
+//! that reach the core and withdrawal once the item is read, elsewhere (or
+//! without a session bus) through tauri-plugin-notification, without
+//! buttons.
 
 use tauri::{AppHandle, Runtime};
 use tauri_plugin_notification::NotificationExt;
@@ -29,6 +30,17 @@ pub enum Choice {
     OpenSettings,
     /// "Mark as read", "Got it", "Mark done".
     Act { account: AccountId, key: String, action: Action },
+    /// "Snooze 1 h": show this toast again later, unless read meanwhile.
+    Snooze(Shown),
+}
+
+/// A toast as shown, enough to show it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shown {
+    pub toast: Toast,
+    pub sound: bool,
+    /// The single item it is about, if any; only such toasts have buttons.
+    pub target: Option<Target>,
 }
 
 /// Shows toasts and reports the buttons pressed on them.
@@ -40,31 +52,57 @@ pub struct Toaster {
 impl Toaster {
     /// Reaches the desktop's notification server where we can talk to it
     /// ourselves; otherwise toasts go through the plugin, without buttons.
-    pub async fn connect() -> Toaster {
+    pub async fn connect<R: Runtime>(app: &AppHandle<R>) -> Toaster {
         #[cfg(target_os = "linux")]
         {
-            let bus = crate::freedesktop::Toaster::connect()
+            // The names the package installs: `<productName>.desktop`, and
+            // its icon under the binary's name (tauri-bundler's layout).
+            let config = app.config();
+            let identity = crate::freedesktop::Identity {
+                desktop_entry: config.product_name.clone().unwrap_or_else(|| "Vigie".to_owned()),
+                icon: config.main_binary_name.clone().unwrap_or_else(|| "vigie".to_owned()),
+            };
+            let bus = crate::freedesktop::Toaster::connect(identity)
                 .await
                 .map_err(|e| tracing::info!("toasts without buttons: no notification server on the session bus ({e})"))
                 .ok();
             Toaster { bus }
         }
         #[cfg(not(target_os = "linux"))]
-        Toaster {}
+        {
+            let _ = app;
+            Toaster {}
+        }
     }
 
     /// Shows `toast`; `target` is the single item it is about, if any.
     pub async fn show<R: Runtime>(&mut self, app: &AppHandle<R>, toast: &Toast, sound: bool, target: Option<Target>) {
+        self.show_again(app, Shown { toast: toast.clone(), sound, target }).await;
+    }
+
+    /// Shows a toast (again, after a snooze).
+    pub async fn show_again<R: Runtime>(&mut self, app: &AppHandle<R>, shown: Shown) {
         #[cfg(target_os = "linux")]
         if let Some(bus) = &mut self.bus {
-            match bus.show(&toast.title, &toast.body, sound, target).await {
+            let (toast, sound) = (shown.toast.clone(), shown.sound);
+            match bus.show(shown).await {
                 Ok(()) => return,
                 Err(e) => tracing::warn!("the notification server refused a toast ({e}); trying the plugin"),
             }
+            show(app, &toast, sound);
+            return;
+        }
+        show(app, &shown.toast, shown.sound);
+    }
+
+    /// Takes the toast about this item off the screen: it was read.
+    pub async fn withdraw(&mut self, account: &AccountId, key: &str) {
+        #[cfg(target_os = "linux")]
+        if let Some(bus) = &mut self.bus {
+            bus.withdraw(account, key).await;
         }
         #[cfg(not(target_os = "linux"))]
-        let _ = target;
-        show(app, toast, sound);
+        let _ = (account, key);
     }
 
     /// The next button pressed on one of our toasts; never resolves where
@@ -96,7 +134,7 @@ pub fn action_failed(action: Action, error: &ActionError) -> Toast {
         Action::MarkRead => "Could not mark it as read",
         Action::MarkDone => "Could not mark the task done",
     };
-    Toast { title: title.to_owned(), body: error.to_string() }
+    Toast { title: title.to_owned(), body: error.to_string(), category: None }
 }
 
 /// Longest preview shown in a toast, in characters.
@@ -107,6 +145,19 @@ const PREVIEW_CHARS: usize = 140;
 pub struct Toast {
     pub title: String,
     pub body: String,
+    /// The freedesktop notification category (the kind of event), for
+    /// servers that group or style toasts by it.
+    pub category: Option<&'static str>,
+}
+
+/// The freedesktop category of a new item from `source`.
+pub fn category(source: Source) -> &'static str {
+    match source {
+        Source::Mail => "email.arrived",
+        Source::Chat => "im.received",
+        // No standard category fits; `x-vendor.class` is the spec's form.
+        Source::Tasks => "x-vigie.task",
+    }
 }
 
 fn noun(source: Source, n: usize) -> &'static str {
@@ -151,12 +202,16 @@ pub fn compose(event: &CoreEvent, account_name: &str, settings: &Notifications) 
                 } else {
                     String::new()
                 };
-                return Some(Toast { title: format!("{n} {} in {account_name}", noun(source, n)), body });
+                return Some(Toast { title: format!("{n} {} in {account_name}", noun(source, n)), body, category: Some(category(source)) });
             }
             // Several small items: the newest one speaks for the batch.
             let item: &Item = items.last()?;
             if !settings.previews {
-                return Some(Toast { title: format!("{} {}", capitalized(noun(source, n)), in_(account_name)), body: String::new() });
+                return Some(Toast {
+                    title: format!("{} {}", capitalized(noun(source, n)), in_(account_name)),
+                    body: String::new(),
+                    category: Some(category(source)),
+                });
             }
             let title = match source {
                 Source::Mail => format!("{} — {}", item.sender, item.title),
@@ -169,14 +224,16 @@ pub fn compose(event: &CoreEvent, account_name: &str, settings: &Notifications) 
             if n > 1 {
                 body = format!("{body}\n(+{} more {})", n - 1, noun(source, n - 1));
             }
-            Some(Toast { title, body })
+            Some(Toast { title, body, category: Some(category(source)) })
         }
         CoreEvent::Digest { held } if !held.is_empty() => {
             let parts: Vec<String> =
                 held.iter().map(|(source, n)| format!("{n} {}", noun(*source, *n as usize))).collect();
-            Some(Toast { title: "While notifications were held".to_owned(), body: parts.join(", ") })
+            Some(Toast { title: "While notifications were held".to_owned(), body: parts.join(", "), category: None })
         }
-        CoreEvent::Error { message, .. } => Some(Toast { title: "Vigie needs your attention".to_owned(), body: message.clone() }),
+        CoreEvent::Error { message, .. } => {
+            Some(Toast { title: "Vigie needs your attention".to_owned(), body: message.clone(), category: None })
+        }
         _ => None,
     }
 }
@@ -228,7 +285,10 @@ mod tests {
     #[test]
     fn one_mail_shows_sender_subject_and_preview() {
         let toast = compose(&new_items(vec![mail("Alice", "Figures", "Here  are\nthe numbers")], false), "Work", &Notifications::default());
-        assert_eq!(toast, Some(Toast { title: "Alice — Figures".into(), body: "Here are the numbers".into() }));
+        assert_eq!(
+            toast,
+            Some(Toast { title: "Alice — Figures".into(), body: "Here are the numbers".into(), category: Some("email.arrived") })
+        );
     }
 
     #[test]
@@ -260,7 +320,10 @@ mod tests {
     #[test]
     fn a_failed_button_says_what_failed_in_the_server_s_words() {
         let toast = action_failed(Action::MarkDone, &ActionError::Failed("permission missing: editing tasks".into()));
-        assert_eq!(toast, Toast { title: "Could not mark the task done".into(), body: "permission missing: editing tasks".into() });
+        assert_eq!(
+            toast,
+            Toast { title: "Could not mark the task done".into(), body: "permission missing: editing tasks".into(), category: None }
+        );
     }
 
     #[test]
@@ -269,6 +332,21 @@ mod tests {
         let title = |item| compose(&new_items(vec![item], false), "Team", &Notifications::default()).map(|t| t.title);
         assert_eq!(title(chat("Bob Builder", "Bob Builder")).as_deref(), Some("Bob Builder"));
         assert_eq!(title(chat("Bob Builder", "general")).as_deref(), Some("Bob Builder in general"));
+    }
+
+    #[test]
+    fn each_source_s_toast_carries_its_freedesktop_category_even_in_private_mode() {
+        let of = |source: Source, previews: bool| {
+            let item = Item { source, ..mail("A", "B", "C") };
+            let settings = Notifications { previews, ..Notifications::default() };
+            compose(&new_items(vec![item], false), "Work", &settings).and_then(|t| t.category)
+        };
+        assert_eq!(of(Source::Mail, true), Some("email.arrived"));
+        assert_eq!(of(Source::Chat, true), Some("im.received"));
+        assert_eq!(of(Source::Tasks, false), Some("x-vigie.task"));
+        let burst = (0..5).map(|i| Item { source: Source::Chat, ..mail(&format!("S{i}"), "x", "y") }).collect();
+        let summary = compose(&new_items(burst, false), "Team", &Notifications::default()).expect("toast");
+        assert_eq!(summary.category, Some("im.received"));
     }
 
     #[test]

@@ -8,6 +8,12 @@
 
 mod session;
 
+/// The tests' Dovecot (shared with the integration tests).
+#[cfg(feature = "app")]
+#[allow(dead_code)]
+#[path = "../support/dovecot.rs"]
+mod dovecot;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -224,6 +230,8 @@ mod keyring {
 
 #[cfg(feature = "app")]
 mod gui {
+    mod toasts;
+
     use super::*;
     use std::process::Command;
     use std::time::Duration;

@@ -3,8 +3,9 @@
 
 Owns the bus name on the session bus it is started on (a private one, under
 dbus-run-session), prints "ready" once it owns the name, then one JSON line
-per Notify call on stdout, flushed, so a test can await each toast as it
-arrives instead of sleeping.
+per Notify call on stdout (with its hints), and one line {"closed": ID}
+per CloseNotification call, flushed, so a test can await each toast as it
+arrives or goes instead of sleeping.
 
 A line "invoke ID KEY" on stdin presses the button KEY of toast ID (emits
 ActionInvoked), as a user clicking it would.
@@ -19,6 +20,23 @@ from gi.repository import GLib
 
 IFACE = "org.freedesktop.Notifications"
 PATH = "/org/freedesktop/Notifications"
+
+
+def plain(value):
+    """A D-Bus hint value as JSON (strings, numbers, booleans; image data
+    and other arrays become their length)."""
+    if isinstance(value, dbus.Boolean):
+        return bool(value)
+    if isinstance(value, (dbus.String, dbus.ObjectPath, str)):
+        return str(value)
+    if isinstance(value, (dbus.Byte, dbus.Int16, dbus.Int32, dbus.Int64, dbus.UInt16, dbus.UInt32, dbus.UInt64, int)):
+        return int(value)
+    if isinstance(value, dbus.Double):
+        return float(value)
+    try:
+        return {"length": len(value)}
+    except TypeError:
+        return repr(value)
 
 
 class Server(dbus.service.Object):
@@ -37,6 +55,8 @@ class Server(dbus.service.Object):
             "body": str(body),
             "icon": str(icon),
             "actions": [str(a) for a in actions],
+            "hints": {str(k): plain(v) for k, v in hints.items()},
+            "replaces_id": int(replaces_id),
             "timeout": int(timeout),
         }
         print(json.dumps(record), flush=True)
@@ -52,6 +72,8 @@ class Server(dbus.service.Object):
 
     @dbus.service.method(IFACE, in_signature="u", out_signature="")
     def CloseNotification(self, notification_id):
+        print(json.dumps({"closed": int(notification_id)}), flush=True)
+        # 3: closed by a call to CloseNotification.
         self.NotificationClosed(notification_id, 3)
 
     @dbus.service.signal(IFACE, signature="uu")
