@@ -55,6 +55,7 @@ pub fn run(launch: Launch) -> ExitCode {
     let config_file = launch.cli.config.clone().unwrap_or_else(|| launch.paths.config_file.clone());
     let state_file = launch.paths.state_file.clone();
     let demo_asked = launch.cli.demo;
+    let settings_at_start = launch.cli.settings;
 
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| open_settings(app)))
@@ -94,6 +95,9 @@ pub fn run(launch: Launch) -> ExitCode {
                 *slot = Some(Running { shell, tasks });
             }
             tracing::info!("tray app started");
+            if settings_at_start {
+                open_settings(&handle);
+            }
             Ok(())
         })
         .build(tauri::generate_context!());
