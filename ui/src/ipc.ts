@@ -60,20 +60,137 @@ export interface Overview {
 
 export type PauseUntil = 'hour' | 'tomorrow' | 'resume';
 
+/** A form field the core refused, named as in the form (`server`, `mail.port`). */
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
 /** What a failing command rejects with. */
 export interface CommandError {
   code: string;
   message: string;
+  /** Only when a form was refused (`code` is "fields"). */
+  fields?: FieldError[];
+}
+
+export type BadgeMode = 'count' | 'dot' | 'ignore';
+export type TlsMode = 'implicit' | 'starttls' | 'none';
+export type MailAuth = 'password' | 'xoauth2' | 'oauthbearer';
+export type OpenIn = 'browser' | 'desktop-app';
+export type TasksAuth = 'token' | 'api-key';
+
+export interface MailForm {
+  port: number | null;
+  tls: TlsMode;
+  allowPlaintextOnLoopback: boolean;
+  folders: string[];
+  auth: MailAuth;
+  pinnedFingerprint: string | null;
+  webmailLink: string | null;
+}
+
+export interface ChatForm {
+  userId: string | null;
+  openIn: OpenIn;
+  notifyAllMessages: boolean;
+}
+
+export interface TasksForm {
+  auth: TasksAuth;
+  assignedTasks: BadgeMode;
+  requestsPerMinute: number | null;
+}
+
+/** An account as the settings edit it (never with its secret). */
+export interface AccountForm {
+  /** Empty for a new account. */
+  id: string;
+  name: string;
+  source: Source;
+  enabled: boolean;
+  badge: BadgeMode;
+  server: string;
+  username: string;
+  pollIntervalSecs: number | null;
+  mail: MailForm | null;
+  chat: ChatForm | null;
+  tasks: TasksForm | null;
+}
+
+export interface AccountEntry {
+  form: AccountForm;
+  /** A secret is stored in the keyring for it. */
+  hasSecret: boolean;
+}
+
+export interface NotificationsForm {
+  previews: boolean;
+  burstThreshold: number;
+  sound: boolean;
+}
+
+export interface HintForm {
+  from: Source;
+  senderContains: string;
+  refresh: Source;
+}
+
+export interface SettingsView {
+  configFile: string;
+  accounts: AccountEntry[];
+  notifications: NotificationsForm;
+  hints: HintForm[];
+}
+
+export type StepKind = 'resolve' | 'connect' | 'tls' | 'server' | 'signIn' | 'permissions' | 'offers';
+export type Outcome = 'ok' | 'warning' | 'failed';
+
+export interface ProbeStep {
+  kind: StepKind;
+  outcome: Outcome;
+  /** In the server's or the core's words. */
+  detail: string;
+}
+
+export interface RoomChoice {
+  id: string;
+  name: string;
+  kind: string;
+}
+
+export interface ProbeReport {
+  steps: ProbeStep[];
+  ok: boolean;
+  discovered: {
+    untrustedCertificate: string | null;
+    folders: string[];
+    rooms: RoomChoice[];
+  };
+}
+
+export interface ProbeProgress {
+  probeId: number;
+  steps: ProbeStep[];
 }
 
 export const COMMANDS = {
   getOverview: 'get_overview',
   refreshNow: 'refresh_now',
+  refreshAccount: 'refresh_account',
   pauseNotifications: 'pause_notifications',
+  getSettings: 'get_settings',
+  saveAccount: 'save_account',
+  removeAccount: 'remove_account',
+  setAccountEnabled: 'set_account_enabled',
+  saveNotifications: 'save_notifications',
+  saveHints: 'save_hints',
+  testConnection: 'test_connection',
 } as const;
 
 export const EVENTS = {
   overviewChanged: 'overview-changed',
+  probeProgress: 'probe-progress',
 } as const;
 
 export function getOverview(): Promise<Overview> {
@@ -86,6 +203,51 @@ export async function refreshNow(): Promise<void> {
 
 export async function pauseNotifications(until: PauseUntil): Promise<void> {
   await invoke<null>(COMMANDS.pauseNotifications, { until });
+}
+
+export async function refreshAccount(id: string): Promise<void> {
+  await invoke<null>(COMMANDS.refreshAccount, { id });
+}
+
+export function getSettings(): Promise<SettingsView> {
+  return invoke<SettingsView>(COMMANDS.getSettings);
+}
+
+/** Saves an account; `secret` (when typed) goes to the keyring. Resolves to its id. */
+export function saveAccount(form: AccountForm, secret: string | null): Promise<string> {
+  return invoke<string>(COMMANDS.saveAccount, { form, secret });
+}
+
+export async function removeAccount(id: string): Promise<void> {
+  await invoke<null>(COMMANDS.removeAccount, { id });
+}
+
+export async function setAccountEnabled(id: string, enabled: boolean): Promise<void> {
+  await invoke<null>(COMMANDS.setAccountEnabled, { id, enabled });
+}
+
+export async function saveNotifications(form: NotificationsForm): Promise<void> {
+  await invoke<null>(COMMANDS.saveNotifications, { form });
+}
+
+export async function saveHints(hints: HintForm[]): Promise<void> {
+  await invoke<null>(COMMANDS.saveHints, { hints });
+}
+
+/** Runs "Test connection"; its steps also arrive as `probe-progress` events tagged `probeId`. */
+export function testConnection(form: AccountForm, secret: string | null, probeId: number): Promise<ProbeReport> {
+  return invoke<ProbeReport>(COMMANDS.testConnection, { form, secret, probeId });
+}
+
+export function onProbeProgress(handler: (progress: ProbeProgress) => void): Promise<UnlistenFn> {
+  return listen<ProbeProgress>(EVENTS.probeProgress, (event) => {
+    handler(event.payload);
+  });
+}
+
+/** The fields a refused form should mark. */
+export function fieldErrors(error: unknown): FieldError[] {
+  return isCommandError(error) && Array.isArray(error.fields) ? error.fields : [];
 }
 
 /** Calls `handler` with every `overview-changed` payload. */

@@ -5,62 +5,43 @@
 //
 // Nothing here talks to the backend: user actions go out through
 // `ViewHandlers`, and main.ts decides what to invoke.
-import type { AccountView, Overview, PauseUntil } from './ipc';
+import type { AccountView, Overview, PauseUntil, Source } from './ipc';
+import { el, setAttr, setClass, setHidden, setText } from './dom';
 import { formatWhen, LANGS, messages, type Lang, type LangChoice, type Messages } from './i18n';
 
 /** What the buttons ask for: a refresh, or one of pause_notifications' `until`s. */
 export type Action = 'refresh' | PauseUntil;
 
+/** What the buttons of one account ask for. */
+export type AccountAction = 'edit' | 'toggle' | 'retry' | 'remove';
+
+export type Tab = 'accounts' | 'notifications';
+
 export interface ViewHandlers {
   onAction: (action: Action) => void;
   onLanguageChange: (choice: LangChoice) => void;
+  onAddAccount: (source: Source) => void;
+  /** `remove` comes only after the user confirmed it. */
+  onAccountAction: (action: AccountAction, id: string) => void;
+  onTab: (tab: Tab) => void;
 }
 
 export interface View {
   setLanguage: (lang: Lang, choice: LangChoice) => void;
   render: (overview: Overview) => void;
+  /** Which accounts are in the config file (the others are the demo's). */
+  setConfigured: (ids: ReadonlySet<string>) => void;
   showError: (message: string) => void;
   clearError: () => void;
+  /** A polite confirmation ("Saved."). */
+  showNotice: (message: string) => void;
   setBusy: (action: Action, busy: boolean) => void;
-}
-
-interface ElProps {
-  class?: string;
-  text?: string;
-  attrs?: Record<string, string>;
-  hidden?: boolean;
-}
-
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  props: ElProps = {},
-  ...children: Node[]
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  if (props.class) node.className = props.class;
-  if (props.text !== undefined) node.textContent = props.text;
-  if (props.hidden) node.hidden = true;
-  for (const [name, value] of Object.entries(props.attrs ?? {})) node.setAttribute(name, value);
-  node.append(...children);
-  return node;
-}
-
-// Write only on change, so assistive technology hears only what changed.
-function setText(node: Element, text: string): void {
-  if (node.textContent !== text) node.textContent = text;
-}
-function setClass(node: Element, className: string): void {
-  if (node.className !== className) node.className = className;
-}
-function setAttr(node: Element, name: string, value: string | null): void {
-  if (value === null) {
-    if (node.hasAttribute(name)) node.removeAttribute(name);
-  } else if (node.getAttribute(name) !== value) {
-    node.setAttribute(name, value);
-  }
-}
-function setHidden(node: HTMLElement, hidden: boolean): void {
-  if (node.hidden !== hidden) node.hidden = hidden;
+  /** Shows a tab's content, or `screen` (a form) in place of the tabs. */
+  show: (tab: Tab, screen?: HTMLElement) => void;
+  /** Where the notifications tab draws. */
+  optionsSlot: HTMLElement;
+  /** Focuses an account's item (after a form closes). */
+  focusAccount: (id: string) => void;
 }
 
 interface AccountRefs {
@@ -77,6 +58,15 @@ interface AccountRefs {
   lastError: HTMLElement;
   notice: HTMLElement;
   lastEvent: HTMLTimeElement;
+  actions: HTMLElement;
+  edit: HTMLButtonElement;
+  toggle: HTMLButtonElement;
+  retry: HTMLButtonElement;
+  remove: HTMLButtonElement;
+  confirm: HTMLElement;
+  confirmText: HTMLElement;
+  confirmYes: HTMLButtonElement;
+  confirmNo: HTMLButtonElement;
 }
 
 function createAccountItem(id: string): AccountRefs {
@@ -97,6 +87,22 @@ function createAccountItem(id: string): AccountRefs {
   const lastError = el('p', { class: 'last-error', hidden: true });
   const notice = el('p', { class: 'notice', hidden: true });
   const lastEvent = el('time', { class: 'last-event' });
+  const button = (action: string): HTMLButtonElement =>
+    el('button', { class: 'btn btn-small', attrs: { type: 'button', 'data-action': action } });
+  const edit = button('edit');
+  const toggle = button('toggle');
+  const retry = button('retry');
+  const remove = button('remove');
+  const actions = el('div', { class: 'account-actions', hidden: true }, edit, toggle, retry, remove);
+  const confirmText = el('p', { class: 'confirm-text', attrs: { id: `confirm-${id}` } });
+  const confirmYes = el('button', { class: 'btn btn-danger', attrs: { type: 'button', 'data-action': 'confirm-remove' } });
+  const confirmNo = el('button', { class: 'btn', attrs: { type: 'button', 'data-action': 'cancel-remove' } });
+  const confirm = el(
+    'div',
+    { class: 'confirm', hidden: true, attrs: { role: 'group', 'aria-labelledby': confirmText.id } },
+    confirmText,
+    el('div', { class: 'buttons' }, confirmYes, confirmNo),
+  );
   const item = el(
     'li',
     { class: 'account', attrs: { 'data-account-id': id } },
@@ -106,6 +112,8 @@ function createAccountItem(id: string): AccountRefs {
     lastError,
     notice,
     lastEvent,
+    actions,
+    confirm,
   );
   return {
     item,
@@ -121,7 +129,40 @@ function createAccountItem(id: string): AccountRefs {
     lastError,
     notice,
     lastEvent,
+    actions,
+    edit,
+    toggle,
+    retry,
+    remove,
+    confirm,
+    confirmText,
+    confirmYes,
+    confirmNo,
   };
+}
+
+const RETRYABLE = new Set(['authFailed', 'needsAttention', 'backingOff']);
+
+function updateAccountActions(refs: AccountRefs, account: AccountView, configured: boolean, m: Messages): void {
+  setHidden(refs.actions, !configured);
+  if (!configured) {
+    setHidden(refs.confirm, true);
+    return;
+  }
+  const disabled = account.state.kind === 'disabled';
+  const labelled = (button: HTMLButtonElement, text: string): void => {
+    setText(button, text);
+    setAttr(button, 'aria-label', m.ui.actionFor(text, account.name));
+  };
+  labelled(refs.edit, m.ui.actions.edit);
+  labelled(refs.toggle, disabled ? m.ui.actions.enable : m.ui.actions.disable);
+  setAttr(refs.toggle, 'data-enable', disabled ? 'true' : 'false');
+  labelled(refs.retry, m.ui.actions.retry);
+  setHidden(refs.retry, !RETRYABLE.has(account.state.kind));
+  labelled(refs.remove, m.ui.actions.remove);
+  setText(refs.confirmText, m.ui.confirmRemove(account.name));
+  setText(refs.confirmYes, m.ui.confirmRemoveButton);
+  setText(refs.confirmNo, m.ui.cancel);
 }
 
 function updateAccountItem(refs: AccountRefs, account: AccountView, m: Messages, lang: Lang): void {
@@ -190,6 +231,7 @@ function updateAccountItem(refs: AccountRefs, account: AccountView, m: Messages,
 export function createView(root: HTMLElement, handlers: ViewHandlers): View {
   let lang: Lang = 'en';
   let current: Overview | null = null;
+  let configured: ReadonlySet<string> = new Set();
 
   // Header: name, unified badge, language switch.
   const appName = el('span', { class: 'app-name' });
@@ -237,6 +279,43 @@ export function createView(root: HTMLElement, handlers: ViewHandlers): View {
     pausedNote,
   );
 
+  // Tabs.
+  const tabButtons: Record<Tab, HTMLButtonElement> = {
+    accounts: el('button', { class: 'tab', attrs: { type: 'button', 'data-tab': 'accounts' } }),
+    notifications: el('button', { class: 'tab', attrs: { type: 'button', 'data-tab': 'notifications' } }),
+  };
+  const tabs = el('nav', { class: 'tabs' }, tabButtons.accounts, tabButtons.notifications);
+  for (const [tab, button] of Object.entries(tabButtons) as [Tab, HTMLButtonElement][]) {
+    button.addEventListener('click', () => handlers.onTab(tab));
+  }
+
+  // Welcome (first run) and "Add an account".
+  const welcomeTitle = el('h2', { attrs: { id: 'welcome-title' } });
+  const welcomeText = el('p');
+  const welcome = el('section', { class: 'welcome', hidden: true, attrs: { 'aria-labelledby': 'welcome-title' } }, welcomeTitle, welcomeText);
+  const addButton = el('button', {
+    class: 'btn btn-primary',
+    attrs: { type: 'button', 'data-action': 'add-account', 'aria-expanded': 'false', 'aria-controls': 'source-chooser' },
+  });
+  const chooserLabel = el('p', { class: 'chooser-label', attrs: { id: 'chooser-label' } });
+  const sourceButtons = (['mail', 'chat', 'tasks'] as Source[]).map((source) => {
+    const button = el('button', { class: `btn source-choice source-${source}`, attrs: { type: 'button', 'data-source-choice': source } });
+    button.addEventListener('click', () => handlers.onAddAccount(source));
+    return button;
+  });
+  const chooser = el(
+    'div',
+    { class: 'source-chooser', hidden: true, attrs: { id: 'source-chooser', role: 'group', 'aria-labelledby': 'chooser-label' } },
+    chooserLabel,
+    el('div', { class: 'buttons' }, ...sourceButtons),
+  );
+  let chooserOpen = false;
+  addButton.addEventListener('click', () => {
+    chooserOpen = !chooserOpen;
+    renderChooser();
+    if (chooserOpen) sourceButtons[0]?.focus();
+  });
+
   // Accounts.
   const accountsHeading = el('h2', { attrs: { id: 'accounts-heading' } });
   const placeholder = el('p', { class: 'placeholder' });
@@ -247,12 +326,64 @@ export function createView(root: HTMLElement, handlers: ViewHandlers): View {
       class: 'accounts',
       attrs: { 'aria-labelledby': 'accounts-heading', 'aria-live': 'polite' },
     },
-    accountsHeading,
+    el('div', { class: 'accounts-head' }, accountsHeading, addButton),
+    chooser,
     placeholder,
     list,
   );
+  list.addEventListener('click', (event) => {
+    const target = event.target instanceof Element ? event.target.closest('button[data-action]') : null;
+    const item = target?.closest('li[data-account-id]');
+    const id = item?.getAttribute('data-account-id');
+    const refs = id ? items.get(id) : undefined;
+    if (!target || !id || !refs) return;
+    switch (target.getAttribute('data-action')) {
+      case 'edit':
+        handlers.onAccountAction('edit', id);
+        break;
+      case 'toggle':
+        handlers.onAccountAction('toggle', id);
+        break;
+      case 'retry':
+        handlers.onAccountAction('retry', id);
+        break;
+      case 'remove':
+        setHidden(refs.confirm, false);
+        refs.confirmNo.focus();
+        break;
+      case 'confirm-remove':
+        setHidden(refs.confirm, true);
+        handlers.onAccountAction('remove', id);
+        break;
+      case 'cancel-remove':
+        setHidden(refs.confirm, true);
+        refs.remove.focus();
+        break;
+    }
+  });
 
-  root.replaceChildren(header, el('main', { class: 'app-main' }, demoBanner, problems, status, controls, accounts));
+  const notice = el('p', { class: 'notice-line', attrs: { role: 'status' } });
+  const accountsTab = el('div', { class: 'tab-accounts' }, welcome, controls, accounts);
+  const optionsSlot = el('div', { class: 'tab-notifications', hidden: true });
+  const screenSlot = el('div', { class: 'screen', hidden: true });
+  root.replaceChildren(
+    header,
+    el('main', { class: 'app-main' }, demoBanner, problems, status, notice, tabs, accountsTab, optionsSlot, screenSlot),
+  );
+  let tab: Tab = 'accounts';
+
+  function renderChooser(): void {
+    const first = isFirstRun();
+    const open = chooserOpen || first;
+    setHidden(chooser, !open);
+    setHidden(addButton, first);
+    setAttr(addButton, 'aria-expanded', open ? 'true' : 'false');
+  }
+
+  /** The demo runs and nothing is configured: welcome the user. */
+  function isFirstRun(): boolean {
+    return current !== null && current.demo && configured.size === 0;
+  }
 
   const items = new Map<string, AccountRefs>();
 
@@ -284,6 +415,17 @@ export function createView(root: HTMLElement, handlers: ViewHandlers): View {
     setText(buttons.tomorrow, m.pauseTomorrow);
     setText(buttons.resume, m.resume);
     setText(accountsHeading, m.accountsHeading);
+    setText(tabButtons.accounts, m.ui.tabs.accounts);
+    setText(tabButtons.notifications, m.ui.tabs.notifications);
+    setAttr(tabs, 'aria-label', m.ui.tabs.label);
+    setText(welcomeTitle, m.ui.welcomeTitle);
+    setText(welcomeText, m.ui.welcomeText);
+    setText(addButton, m.ui.addAccount);
+    setText(chooserLabel, m.ui.chooseSource);
+    for (const button of sourceButtons) {
+      const source = button.getAttribute('data-source-choice') as Source;
+      setText(button, m.ui.sourceChoice[source]);
+    }
   }
 
   function renderOverview(): void {
@@ -296,6 +438,8 @@ export function createView(root: HTMLElement, handlers: ViewHandlers): View {
     const overview = current;
 
     setHidden(demoBanner, !overview.demo);
+    setHidden(welcome, !isFirstRun());
+    renderChooser();
     const problemList = overview.problems ?? [];
     problems.replaceChildren(...problemList.map((p) => el('li', { class: 'problem', text: p })));
     setHidden(problems, problemList.length === 0);
@@ -326,6 +470,7 @@ export function createView(root: HTMLElement, handlers: ViewHandlers): View {
         items.set(account.id, refs);
       }
       updateAccountItem(refs, account, m, lang);
+      updateAccountActions(refs, account, configured.has(account.id), m);
       // Keep DOM order = overview order, moving nodes only when needed.
       const expectedNext: Element | null = previous ? previous.nextElementSibling : list.firstElementChild;
       if (expectedNext !== refs.item) list.insertBefore(refs.item, expectedNext);
@@ -349,8 +494,36 @@ export function createView(root: HTMLElement, handlers: ViewHandlers): View {
       current = overview;
       renderOverview();
     },
+    setConfigured(ids) {
+      configured = ids;
+      renderOverview();
+    },
     showError(message) {
       status.textContent = message;
+    },
+    showNotice(message) {
+      notice.textContent = message;
+    },
+    show(next, screen) {
+      tab = next;
+      chooserOpen = false;
+      if (screen) {
+        screenSlot.replaceChildren(screen);
+      } else {
+        screenSlot.replaceChildren();
+      }
+      setHidden(screenSlot, !screen);
+      setHidden(tabs, Boolean(screen));
+      setHidden(accountsTab, Boolean(screen) || tab !== 'accounts');
+      setHidden(optionsSlot, Boolean(screen) || tab !== 'notifications');
+      for (const [name, button] of Object.entries(tabButtons) as [Tab, HTMLButtonElement][]) {
+        setAttr(button, 'aria-current', name === tab ? 'page' : null);
+      }
+      renderChooser();
+    },
+    optionsSlot,
+    focusAccount(id) {
+      items.get(id)?.edit.focus();
     },
     clearError() {
       setText(status, '');

@@ -115,9 +115,12 @@ export async function openMockPage(browser, baseUrl, mock, contextOptions = {}) 
   return { context, page, errors };
 }
 
-/** Commands the mock received, in order (event plumbing excluded). */
+/**
+ * Commands the mock received, in order (event plumbing excluded; so is
+ * get_settings, which the window calls after every change).
+ */
 export function mockCalls(page) {
-  return page.evaluate(() => window.__VIGIE_MOCK__.calls);
+  return page.evaluate(() => window.__VIGIE_MOCK__.calls.filter((c) => c.cmd !== 'get_settings'));
 }
 
 /** Waits until the mock has received `cmd` (n times), then returns all calls. */
@@ -127,6 +130,62 @@ export async function waitForCall(page, cmd, times = 1) {
     [cmd, times],
   );
   return mockCalls(page);
+}
+
+/** A mail account form as the core would send it. */
+export function mailForm(overrides = {}) {
+  return {
+    id: 'work-mail',
+    name: 'Work inbox',
+    source: 'mail',
+    enabled: true,
+    badge: 'count',
+    server: 'imap.example.com',
+    username: 'me@example.com',
+    pollIntervalSecs: null,
+    mail: {
+      port: null,
+      tls: 'implicit',
+      allowPlaintextOnLoopback: false,
+      folders: ['INBOX'],
+      auth: 'password',
+      pinnedFingerprint: null,
+      webmailLink: null,
+    },
+    chat: null,
+    tasks: null,
+    ...overrides,
+  };
+}
+
+/** Settings matching sampleOverview(): the three accounts are configured. */
+export function sampleSettings(overrides = {}) {
+  return {
+    configFile: '/home/me/.config/vigie/config.toml',
+    accounts: [
+      { form: mailForm(), hasSecret: true },
+      {
+        form: {
+          ...mailForm({ id: 'team-chat', name: 'Team chat', source: 'chat', server: 'https://chat.example.com', username: '' }),
+          mail: null,
+          chat: { userId: null, openIn: 'browser', notifyAllMessages: false },
+        },
+        hasSecret: true,
+      },
+      {
+        form: {
+          ...mailForm({ id: 'chores', name: 'Chores', source: 'tasks', server: 'https://pm.example.com', username: '' }),
+          mail: null,
+          pollIntervalSecs: 60,
+          tasks: { auth: 'token', assignedTasks: 'count', requestsPerMinute: null },
+        },
+        hasSecret: false,
+      },
+    ],
+    notifications: { previews: true, burstThreshold: 3, sound: true },
+    hints: [{ from: 'mail', senderContains: 'leantime', refresh: 'tasks' }],
+    ...overrides,
+  };
 }
 
 /** Sends overview-changed through the mocked event system. */

@@ -227,7 +227,7 @@ describe('settings window (mocked core)', () => {
 
       // A later successful command clears it.
       await page.getByRole('button', { name: 'Refresh now' }).click();
-      await page.waitForFunction(() => document.querySelector('[role="alert"]')?.textContent === '');
+      await page.waitForFunction(() => document.querySelector('#status')?.textContent === '');
     });
   });
 
@@ -235,7 +235,7 @@ describe('settings window (mocked core)', () => {
     const failures = { get_overview: { code: 'not_ready', message: 'Core is still starting.' } };
     await withPage({ overview: sampleOverview(), failures }, async (page) => {
       await page.getByRole('alert').filter({ hasText: 'Core is still starting.' }).waitFor();
-      assert.equal(await page.locator('.placeholder').textContent(), 'Loading…');
+      assert.equal(await page.locator('.accounts .placeholder').textContent(), 'Loading…');
       // The next overview-changed still renders the accounts.
       await emitOverview(page, sampleOverview());
       await item(page, 'work-mail').waitFor();
@@ -309,7 +309,7 @@ describe('settings window (mocked core)', () => {
         await item(page, 'work-mail').waitFor();
         assert.equal(await item(page, 'work-mail').locator('.source').textContent(), 'Mail');
         assert.match(await item(page, 'work-mail').locator('.last-event').textContent(), /^Last event: /);
-        assert.equal((await page.locator('[role="alert"]').textContent()).trim(), '');
+        assert.equal((await page.locator('#status').textContent()).trim(), '');
       },
       { navigatorLanguage: 'C' },
     );
