@@ -205,7 +205,13 @@ async fn a_mail_account_added_in_the_settings_window_goes_live_and_its_new_mail_
     assert!(!config_file.exists());
     let client = open_app(&driver, &["--settings"]).await;
 
-    element(&client, "[data-action=\"add-account\"]").await.click().await.expect("click Add an account");
+    // A first run: the welcome offers the sources at once ("Add an
+    // account" is already open).
+    assert!(element(&client, "section.welcome").await.is_displayed().await.expect("welcome"), "a first run is welcomed");
+    assert!(
+        !element(&client, "[data-action=\"add-account\"]").await.is_displayed().await.expect("add button"),
+        "the chooser is open already"
+    );
     element(&client, "[data-source-choice=\"mail\"]").await.click().await.expect("choose Mail");
     fill(&client, "name", "Test mail").await;
     fill(&client, "server", "127.0.0.1").await;
