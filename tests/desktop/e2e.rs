@@ -34,38 +34,44 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// unreliably for a moment (platform notes, E2E).
 const SETTLE: Duration = Duration::from_secs(2);
 
-/// Opens a WebDriver session on the app (launched by tauri-driver with
-/// `args`) and waits for its settings window to have loaded; retries the
-/// whole session once.
-async fn open_app(driver: &str, args: &[&str]) -> Client {
+/// Only one app under WebDriver at a time: WebKitWebDriver is flakier
+/// under load (platform notes, E2E).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Starts tauri-driver in `session`, has it launch the app with `args`, and
+/// waits for the settings window to have loaded. If the session cannot be
+/// used, everything (driver and app) is stopped and tried once more.
+async fn open_app(session: &mut Session, args: &[&str]) -> Client {
     let mut caps = serde_json::Map::new();
-    caps.insert(
-        "tauri:options".to_owned(),
-        serde_json::json!({ "application": VIGIE, "args": args }),
-    );
-    let mut failure = String::new();
+    caps.insert("tauri:options".to_owned(), serde_json::json!({ "application": VIGIE, "args": args }));
+    let mut failures = Vec::new();
     for attempt in 1..=2 {
-        let client = match ClientBuilder::new(HttpConnector::new()).capabilities(caps.clone()).connect(driver).await {
-            Ok(client) => client,
+        let driver = session.start_tauri_driver().expect("tauri-driver");
+        match try_open(&driver, &caps).await {
+            Ok(client) => return client,
             Err(e) => {
-                failure = format!("attempt {attempt}: no WebDriver session: {e}");
-                eprintln!("{failure}");
-                continue;
-            }
-        };
-        // The documented settle delay (not a synchronisation: what follows
-        // waits for the page itself).
-        tokio::time::sleep(SETTLE).await;
-        match client.wait().at_most(PATIENCE).for_element(Locator::Css("h1")).await {
-            Ok(_) => return client,
-            Err(e) => {
-                failure = format!("attempt {attempt}: the settings page did not answer: {e}");
-                eprintln!("{failure}");
-                let _ = client.close().await;
+                eprintln!("WebDriver attempt {attempt} failed: {e}");
+                failures.push(e);
             }
         }
     }
-    panic!("could not drive the settings window: {failure}");
+    session.stop_tauri_driver();
+    panic!("could not drive the settings window: {failures:?}");
+}
+
+async fn try_open(driver: &str, caps: &serde_json::Map<String, serde_json::Value>) -> Result<Client, String> {
+    let client = ClientBuilder::new(HttpConnector::new())
+        .capabilities(caps.clone())
+        .connect(driver)
+        .await
+        .map_err(|e| format!("no WebDriver session: {e}"))?;
+    // The documented settle delay (not a synchronisation: what follows
+    // waits for the page itself).
+    tokio::time::sleep(SETTLE).await;
+    match client.wait().at_most(PATIENCE).for_element(Locator::Css("h1")).await {
+        Ok(_) => Ok(client),
+        Err(e) => Err(format!("the settings page did not answer: {e}")),
+    }
 }
 
 /// Polls `check` until it gives `Some`, at most `limit`.
@@ -130,6 +136,19 @@ async fn text_of(client: &Client, css: &str) -> Result<Option<String>, CmdError>
     }
 }
 
+/// The accounts the window lists, with their state, once it lists any.
+async fn listed(client: &Client) -> Vec<(String, String)> {
+    until("the window lists accounts", PATIENCE, || async {
+        let mut listed = Vec::new();
+        for item in client.find_all(Locator::Css("li.account")).await? {
+            let id = item.attr("data-account-id").await?.unwrap_or_default();
+            listed.push((id, item.attr("data-state").await?.unwrap_or_default()));
+        }
+        Ok((!listed.is_empty()).then_some(listed))
+    })
+    .await
+}
+
 /// Waits until the tray icon shows `badge` (and a count one higher would
 /// match worse), comparing a screenshot with the icon the app renders.
 fn wait_for_tray_badge(session: &Session, badge: Badge, name: &str) {
@@ -164,33 +183,8 @@ fn wait_for_tray_badge(session: &Session, badge: Badge, name: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_settings_window_opens_under_webdriver_and_lists_the_running_accounts() {
-    let mut session = Session::desktop().expect("desktop session");
-    let _toasts = session.start_notifyd().expect("notification server");
-    let driver = session.start_tauri_driver().expect("tauri-driver");
-
-    // No config file: the demo's accounts run.
-    let client = open_app(&driver, &["--settings"]).await;
-    let title = client.title().await.expect("title");
-    assert_eq!(title, "Vigie — Settings");
-    let heading = text_of(&client, "h1").await.expect("read the heading").expect("a heading");
-    assert!(heading.contains("Vigie"), "{heading:?}");
-    let states = until("the demo accounts are listed with their state", PATIENCE, || async {
-        let items = client.find_all(Locator::Css("li.account[data-account-id][data-state]")).await?;
-        let mut states = Vec::new();
-        for item in items {
-            states.push((item.attr("data-account-id").await?.unwrap_or_default(), item.attr("data-state").await?.unwrap_or_default()));
-        }
-        Ok((states.len() >= 3).then_some(states))
-    })
-    .await;
-    assert!(states.iter().any(|(id, _)| id.starts_with("demo-")), "{states:?}");
-    client.close().await.expect("end the WebDriver session");
-    drop(session);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mail_account_added_in_the_settings_window_goes_live_and_its_new_mail_reaches_the_count_and_the_tray() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let mut session = Session::desktop().expect("desktop session");
     let _toasts = session.start_notifyd().expect("notification server");
     session.start_keyring().expect("gnome keyring");
@@ -198,15 +192,15 @@ async fn a_mail_account_added_in_the_settings_window_goes_live_and_its_new_mail_
     // One unread mail before the account exists: the first count.
     let mut imap = server.client().await;
     imap.append("INBOX", &dovecot::message("Alice <alice@example.test>", "Before", "Already there."), false).await;
-    let driver = session.start_tauri_driver().expect("tauri-driver");
-
     // An empty config: nothing in the session's config folder.
     let config_file = session.dir().join("config").join("vigie").join("config.toml");
     assert!(!config_file.exists());
-    let client = open_app(&driver, &["--settings"]).await;
+    let client = open_app(&mut session, &["--settings"]).await;
 
-    // A first run: the welcome offers the sources at once ("Add an
-    // account" is already open).
+    // A first run: the demo's accounts run, and the welcome offers the
+    // sources at once ("Add an account" is already open).
+    let demo = listed(&client).await;
+    assert!(!demo.is_empty() && demo.iter().all(|(id, _)| id.starts_with("demo-")), "the demo's accounts: {demo:?}");
     assert!(element(&client, "section.welcome").await.is_displayed().await.expect("welcome"), "a first run is welcomed");
     assert!(
         !element(&client, "[data-action=\"add-account\"]").await.is_displayed().await.expect("add button"),
@@ -250,6 +244,8 @@ async fn a_mail_account_added_in_the_settings_window_goes_live_and_its_new_mail_
         Ok(attr_of(&client, &item, "data-state").await?.filter(|s| s == "live"))
     })
     .await;
+    let now = listed(&client).await;
+    assert_eq!(now, vec![(id.clone(), "live".to_owned())], "the demo stopped once an account was configured");
     let count = format!("{item} .unread-count");
     until("the account counts the mail that was there", PATIENCE, || async {
         Ok(text_of(&client, &count).await?.filter(|c| c == "1"))

@@ -22,9 +22,9 @@ pub struct Session {
     display: Option<String>,
     /// Stopped in reverse order on drop.
     children: Vec<Child>,
-    /// Process groups (led by one of `children`) killed whole on drop, for
-    /// children that start processes of their own.
-    groups: Vec<u32>,
+    /// tauri-driver, leading its own process group (WebKitWebDriver and
+    /// the app it launches), which is killed whole.
+    tauri_driver: Option<Child>,
     /// Commands to the capturing notification server.
     notifyd: Option<std::process::ChildStdin>,
 }
@@ -71,7 +71,7 @@ fn free_port() -> std::io::Result<u16> {
 
 /// `tauri-driver`: `$TAURI_DRIVER`, else on PATH, else where `cargo install`
 /// puts it (found before [`Session::command`] points HOME elsewhere).
-fn tauri_driver() -> std::io::Result<PathBuf> {
+fn tauri_driver_binary() -> std::io::Result<PathBuf> {
     if let Some(path) = std::env::var_os("TAURI_DRIVER") {
         return Ok(PathBuf::from(path));
     }
@@ -114,7 +114,7 @@ impl Session {
             .spawn()
             .map_err(|e| std::io::Error::other(format!("cannot start dbus-daemon (apt install dbus): {e}")))?;
         let bus_address = first_line(&mut bus, "dbus-daemon")?;
-        Ok(Session { dir, bus_address, display: None, children: vec![bus], groups: Vec::new(), notifyd: None })
+        Ok(Session { dir, bus_address, display: None, children: vec![bus], tauri_driver: None, notifyd: None })
     }
 
     /// A session bus and an X server with a tray host.
@@ -249,9 +249,11 @@ impl Session {
     /// Starts `tauri-driver` (with WebKitWebDriver as its native driver, on
     /// free loopback ports) in this session, so the app it launches gets
     /// this session's display, bus, keyring and XDG folders. Returns the
-    /// WebDriver address, once it accepts connections.
+    /// WebDriver address, once it accepts connections. One runs at a time:
+    /// a running one is stopped first.
     pub fn start_tauri_driver(&mut self) -> std::io::Result<String> {
-        let driver = tauri_driver()?;
+        self.stop_tauri_driver();
+        let driver = tauri_driver_binary()?;
         let native = Path::new("/usr/bin/WebKitWebDriver");
         if !native.exists() {
             return Err(std::io::Error::other("no /usr/bin/WebKitWebDriver (apt install webkit2gtk-driver)"));
@@ -269,8 +271,7 @@ impl Session {
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(|e| std::io::Error::other(format!("cannot start {}: {e}", driver.display())))?;
-        self.groups.push(child.id());
-        self.children.push(child);
+        self.tauri_driver = Some(child);
         let deadline = Instant::now() + Duration::from_secs(15);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             if Instant::now() > deadline {
@@ -279,6 +280,16 @@ impl Session {
             std::thread::sleep(Duration::from_millis(25));
         }
         Ok(format!("http://127.0.0.1:{port}"))
+    }
+
+    /// Stops tauri-driver with everything it started (WebKitWebDriver, the
+    /// app): SIGKILL to its process group.
+    pub fn stop_tauri_driver(&mut self) {
+        if let Some(mut child) = self.tauri_driver.take() {
+            let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status();
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     /// `xwininfo -root -tree` of the X server.
@@ -311,9 +322,7 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        for group in &self.groups {
-            let _ = Command::new("kill").args(["-KILL", "--", &format!("-{group}")]).status();
-        }
+        self.stop_tauri_driver();
         for child in self.children.iter_mut().rev() {
             let _ = child.kill();
             let _ = child.wait();
