@@ -30,6 +30,9 @@ use super::VIGIE;
 
 /// How long the page may take to reflect a change.
 const PATIENCE: Duration = Duration::from_secs(30);
+/// How long a whole scenario may take: a WebDriver command can go
+/// unanswered if the native driver dies.
+const SCENARIO: Duration = Duration::from_secs(240);
 /// WebKitWebDriver answers the first command after a new session
 /// unreliably for a moment (platform notes, E2E).
 const SETTLE: Duration = Duration::from_secs(2);
@@ -56,14 +59,17 @@ async fn open_app(session: &mut Session, args: &[&str]) -> Client {
         }
     }
     session.stop_tauri_driver();
-    panic!("could not drive the settings window: {failures:?}");
+    panic!("could not drive the settings window: {failures:?}\n{}", session.tauri_driver_log());
 }
 
 async fn try_open(driver: &str, caps: &serde_json::Map<String, serde_json::Value>) -> Result<Client, String> {
-    let client = ClientBuilder::new(HttpConnector::new())
-        .capabilities(caps.clone())
-        .connect(driver)
+    // WebKitWebDriver may also die while it starts the app, and then the
+    // request is never answered.
+    let mut builder = ClientBuilder::new(HttpConnector::new());
+    let connect = builder.capabilities(caps.clone()).connect(driver);
+    let client = tokio::time::timeout(PATIENCE, connect)
         .await
+        .map_err(|_| format!("no WebDriver session within {PATIENCE:?}"))?
         .map_err(|e| format!("no WebDriver session: {e}"))?;
     // The documented settle delay (not a synchronisation: what follows
     // waits for the page itself).
@@ -185,6 +191,12 @@ fn wait_for_tray_badge(session: &Session, badge: Badge, name: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mail_account_added_in_the_settings_window_goes_live_and_its_new_mail_reaches_the_count_and_the_tray() {
     let _serial = ONE_AT_A_TIME.lock().await;
+    tokio::time::timeout(SCENARIO, add_a_mail_account_and_receive_a_mail())
+        .await
+        .unwrap_or_else(|_| panic!("the scenario did not finish within {SCENARIO:?}"));
+}
+
+async fn add_a_mail_account_and_receive_a_mail() {
     let mut session = Session::desktop().expect("desktop session");
     let _toasts = session.start_notifyd().expect("notification server");
     session.start_keyring().expect("gnome keyring");

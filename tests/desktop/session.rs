@@ -259,6 +259,8 @@ impl Session {
             return Err(std::io::Error::other("no /usr/bin/WebKitWebDriver (apt install webkit2gtk-driver)"));
         }
         let (port, native_port) = (free_port()?, free_port()?);
+        // What it, WebKitWebDriver and the app print, for failure messages.
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.tauri_driver_log_path())?;
         let child = self
             .command(&driver)
             .args(["--port", &port.to_string(), "--native-port", &native_port.to_string()])
@@ -267,8 +269,8 @@ impl Session {
             // Its own process group: it starts WebKitWebDriver, which starts
             // the app, and all of them go with the session.
             .process_group(0)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stdout(log.try_clone()?)
+            .stderr(log)
             .spawn()
             .map_err(|e| std::io::Error::other(format!("cannot start {}: {e}", driver.display())))?;
         self.tauri_driver = Some(child);
@@ -280,6 +282,15 @@ impl Session {
             std::thread::sleep(Duration::from_millis(25));
         }
         Ok(format!("http://127.0.0.1:{port}"))
+    }
+
+    fn tauri_driver_log_path(&self) -> PathBuf {
+        self.dir.path().join("tauri-driver.log")
+    }
+
+    /// What tauri-driver, WebKitWebDriver and the app they launched printed.
+    pub fn tauri_driver_log(&self) -> String {
+        std::fs::read_to_string(self.tauri_driver_log_path()).unwrap_or_default()
     }
 
     /// Stops tauri-driver with everything it started (WebKitWebDriver, the
