@@ -157,7 +157,7 @@ async fn listed(client: &Client) -> Vec<(String, String)> {
 
 /// Waits until the tray icon shows `badge` (and a count one higher would
 /// match worse), comparing a screenshot with the icon the app renders.
-fn wait_for_tray_badge(session: &Session, badge: Badge, name: &str) {
+async fn wait_for_tray_badge(session: &Session, badge: Badge, name: &str) {
     let expected = vigie::icon::render(&badge);
     let other = vigie::icon::render(&Badge { count: badge.count + 1, dot: false });
     let deadline = Instant::now() + PATIENCE;
@@ -184,7 +184,7 @@ fn wait_for_tray_badge(session: &Session, badge: Badge, name: &str) {
             badge.count,
             badge.count + 1
         );
-        std::thread::sleep(Duration::from_millis(200));
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -263,7 +263,7 @@ async fn add_a_mail_account_and_receive_a_mail() {
         Ok(text_of(&client, &count).await?.filter(|c| c == "1"))
     })
     .await;
-    wait_for_tray_badge(&session, Badge { count: 1, dot: false }, "e2e-tray-1");
+    wait_for_tray_badge(&session, Badge { count: 1, dot: false }, "e2e-tray-1").await;
 
     // A new mail arrives: the count and the badge follow.
     imap.append("INBOX", &dovecot::message("Bob <bob@example.test>", "After", "Just arrived."), false).await;
@@ -271,7 +271,7 @@ async fn add_a_mail_account_and_receive_a_mail() {
         Ok(text_of(&client, &count).await?.filter(|c| c == "2"))
     })
     .await;
-    wait_for_tray_badge(&session, Badge { count: 2, dot: false }, "e2e-tray-2");
+    wait_for_tray_badge(&session, Badge { count: 2, dot: false }, "e2e-tray-2").await;
 
     client.close().await.expect("end the WebDriver session");
 }
