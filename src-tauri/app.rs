@@ -52,6 +52,7 @@ pub fn run(launch: Launch) -> ExitCode {
     let mut setup = sources::setup_from_config(&config, launch.paths.state_file.clone(), demo, secrets.clone());
     setup.problems = problems;
     let notifications = config.notifications.clone();
+    let start_hidden = config.app.start_hidden;
     let config_file = launch.cli.config.clone().unwrap_or_else(|| launch.paths.config_file.clone());
     let state_file = launch.paths.state_file.clone();
     let demo_asked = launch.cli.demo;
@@ -61,6 +62,10 @@ pub fn run(launch: Launch) -> ExitCode {
         .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| open_settings(app)))
         .plugin(tauri_plugin_notification::init())
         .plugin(tauri_plugin_opener::init())
+        // "Start at login" is the OS's own autostart entry (an XDG
+        // autostart file, a launch agent, a registry key), read and written
+        // through this plugin: no copy of it in our config to drift.
+        .plugin(tauri_plugin_autostart::init(tauri_plugin_autostart::MacosLauncher::LaunchAgent, None::<Vec<&str>>))
         .manage(RunningSlot::default())
         .invoke_handler(tauri::generate_handler![
             crate::commands::get_overview,
@@ -74,6 +79,9 @@ pub fn run(launch: Launch) -> ExitCode {
             crate::commands::save_notifications,
             crate::commands::save_hints,
             crate::commands::test_connection,
+            crate::commands::get_start_options,
+            crate::commands::set_start_at_login,
+            crate::commands::set_start_hidden,
         ])
         .setup(move |app| {
             let handle = app.handle().clone();
@@ -93,6 +101,9 @@ pub fn run(launch: Launch) -> ExitCode {
             handle.on_menu_event(|app, event| on_menu(app, event.id().as_ref()));
             if let Ok(mut slot) = app.state::<RunningSlot>().0.lock() {
                 *slot = Some(Running { shell, tasks });
+            }
+            if !start_hidden {
+                open_settings(&handle);
             }
             tracing::info!("tray app started");
             if settings_at_start {

@@ -23,6 +23,9 @@ fn main() {
                 "save_notifications",
                 "save_hints",
                 "test_connection",
+                "get_start_options",
+                "set_start_at_login",
+                "set_start_hidden",
             ]));
         if let Err(e) = tauri_build::try_build(attributes) {
             panic!("tauri-build failed: {e:#}");

@@ -16,7 +16,7 @@ use vigie::scheduler::Trigger;
 use vigie::settings::{Settings, SettingsView};
 
 use crate::app::SETTINGS;
-use crate::ipc::{IpcError, Overview, PROBE_PROGRESS, PauseArg, ProbeProgress};
+use crate::ipc::{IpcError, Overview, PROBE_PROGRESS, PauseArg, ProbeProgress, StartOptions};
 
 /// The current state of everything.
 #[tauri::command]
@@ -110,6 +110,35 @@ pub async fn test_connection<R: Runtime>(
     };
     let (report, ()) = tokio::join!(probe, forward);
     Ok(report?)
+}
+
+/// Whether Vigie starts at login (the OS's autostart entry) and whether it
+/// starts in the tray only.
+#[tauri::command]
+pub async fn get_start_options<R: Runtime>(app: AppHandle<R>, settings: State<'_, Settings>) -> Result<StartOptions, IpcError> {
+    use tauri_plugin_autostart::ManagerExt;
+    let at_login = app.autolaunch().is_enabled().map_err(|e| IpcError::new("autostart", format!("could not read the autostart entry: {e}")))?;
+    Ok(StartOptions { at_login, hidden: settings.view().await?.start_hidden })
+}
+
+/// Adds or removes the OS's autostart entry for Vigie.
+#[tauri::command]
+pub fn set_start_at_login<R: Runtime>(app: AppHandle<R>, enabled: bool) -> Result<(), IpcError> {
+    use tauri_plugin_autostart::ManagerExt;
+    let manager = app.autolaunch();
+    let done = if enabled { manager.enable() } else { manager.disable() };
+    done.map_err(|e| {
+        tracing::warn!("could not change the autostart entry: {e}");
+        IpcError::new("autostart", format!("could not change the autostart entry: {e}"))
+    })?;
+    tracing::info!(enabled, "start at login changed");
+    Ok(())
+}
+
+/// Sets whether Vigie starts in the tray only (next start).
+#[tauri::command]
+pub async fn set_start_hidden(settings: State<'_, Settings>, hidden: bool) -> Result<(), IpcError> {
+    Ok(settings.save_start_hidden(hidden).await?)
 }
 
 fn typed(secret: Option<String>) -> Option<SecretString> {

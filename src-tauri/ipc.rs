@@ -24,6 +24,7 @@ pub const CORE_EVENT: &str = "core-event";
 pub struct Overview {
     pub demo: bool,
     pub paused_until: Option<Timestamp>,
+    pub quiet_until: Option<Timestamp>,
     pub badge: BadgeView,
     pub accounts: Vec<AccountView>,
     /// Problems not tied to an account (invalid config, unwritable state).
@@ -95,6 +96,7 @@ impl From<&Snapshot> for Overview {
         Overview {
             demo: s.demo,
             paused_until: s.paused_until,
+            quiet_until: s.quiet_until,
             badge: BadgeView { count: s.badge.count, dot: s.badge.dot, label: s.badge.label() },
             accounts: s.accounts.iter().map(AccountView::from).collect(),
             problems: s.problems.clone(),
@@ -152,7 +154,7 @@ impl EventView {
             CoreEvent::Error { account, message } => {
                 vec![EventView::Error { account: account.as_ref().map(|a| a.to_string()), message: message.clone() }]
             }
-            CoreEvent::Badge { .. } | CoreEvent::Connectivity { .. } => Vec::new(),
+            CoreEvent::Badge { .. } | CoreEvent::Connectivity { .. } | CoreEvent::Digest { .. } => Vec::new(),
         }
     }
 }
@@ -174,6 +176,16 @@ impl From<PauseArg> for PauseChoice {
             PauseArg::Resume => PauseChoice::Resume,
         }
     }
+}
+
+/// How Vigie starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartOptions {
+    /// The OS starts Vigie at login.
+    pub at_login: bool,
+    /// Vigie starts in the tray only.
+    pub hidden: bool,
 }
 
 /// Name of the event carrying a [`ProbeProgress`].

@@ -165,6 +165,11 @@ pub fn compose(event: &CoreEvent, account_name: &str, settings: &Notifications) 
             }
             Some(Toast { title, body })
         }
+        CoreEvent::Digest { held } if !held.is_empty() => {
+            let parts: Vec<String> =
+                held.iter().map(|(source, n)| format!("{n} {}", noun(*source, *n as usize))).collect();
+            Some(Toast { title: "While notifications were held".to_owned(), body: parts.join(", ") })
+        }
         CoreEvent::Error { message, .. } => Some(Toast { title: "Vigie needs your attention".to_owned(), body: message.clone() }),
         _ => None,
     }
@@ -270,5 +275,13 @@ mod tests {
         let long = "word ".repeat(100);
         let toast = compose(&new_items(vec![mail("A", "B", &long)], false), "Work", &Notifications::default()).expect("toast");
         assert!(toast.body.chars().count() <= PREVIEW_CHARS + 1 && toast.body.ends_with('…'));
+    }
+
+    #[test]
+    fn a_digest_says_what_came_per_source_in_one_toast() {
+        let held = [(Source::Mail, 3), (Source::Tasks, 1)].into_iter().collect();
+        let toast = compose(&CoreEvent::Digest { held }, "", &Notifications::default()).expect("a toast");
+        assert_eq!(toast.title, "While notifications were held");
+        assert_eq!(toast.body, "3 new mails, 1 new task or notification");
     }
 }

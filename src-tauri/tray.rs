@@ -87,14 +87,13 @@ pub fn source_line(source: Source, s: &Snapshot) -> Option<String> {
     Some(format!("{source}: {count} · {state}"))
 }
 
-/// The pause line, when paused.
+/// The pause line: paused, in quiet hours, or on.
 pub fn pause_text(s: &Snapshot) -> String {
-    match s.paused_until {
-        Some(until) => {
-            let local = until.to_zoned_datetime(jiff::tz::TimeZone::system());
-            format!("Notifications paused until {}", local.strftime("%H:%M"))
-        }
-        None => "Notifications on".to_owned(),
+    let hm = |until: jiff::Timestamp| until.to_zoned_datetime(jiff::tz::TimeZone::system()).strftime("%H:%M").to_string();
+    match (s.paused_until, s.quiet_until) {
+        (Some(until), _) => format!("Notifications paused until {}", hm(until)),
+        (None, Some(until)) => format!("Quiet hours until {}", hm(until)),
+        (None, None) => "Notifications on".to_owned(),
     }
 }
 

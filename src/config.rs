@@ -24,6 +24,8 @@ use crate::model::{AccountId, Source};
 pub struct Config {
     /// Notification options.
     pub notifications: Notifications,
+    /// How the app starts.
+    pub app: AppSettings,
     /// Options of the built-in demo.
     pub demo: DemoSettings,
     /// The accounts, in file order.
@@ -42,11 +44,28 @@ pub struct Notifications {
     pub burst_threshold: u32,
     /// Play the platform's notification sound.
     pub sound: bool,
+    /// A daily period with no toasts (items still count); one digest when
+    /// it ends.
+    pub quiet_hours: Option<crate::pause::QuietHours>,
 }
 
 impl Default for Notifications {
     fn default() -> Self {
-        Notifications { previews: true, burst_threshold: 3, sound: true }
+        Notifications { previews: true, burst_threshold: 3, sound: true, quiet_hours: None }
+    }
+}
+
+/// How the app starts (`[app]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AppSettings {
+    /// Start in the tray only; off: the settings window opens at start.
+    pub start_hidden: bool,
+}
+
+impl Default for AppSettings {
+    fn default() -> Self {
+        AppSettings { start_hidden: true }
     }
 }
 
@@ -153,6 +172,8 @@ struct RawConfig {
     #[serde(default)]
     notifications: Notifications,
     #[serde(default)]
+    app: AppSettings,
+    #[serde(default)]
     demo: DemoSettings,
     #[serde(default, rename = "account")]
     accounts: Vec<RawAccount>,
@@ -242,6 +263,7 @@ impl Config {
     pub fn empty() -> Config {
         Config {
             notifications: Notifications::default(),
+            app: AppSettings::default(),
             demo: DemoSettings::default(),
             accounts: Vec::new(),
             hints: Vec::new(),
@@ -316,7 +338,7 @@ impl Config {
                 mail: account.mail,
             });
         }
-        Ok(Config { notifications: raw.notifications, demo: raw.demo, accounts, hints: raw.hints })
+        Ok(Config { notifications: raw.notifications, app: raw.app, demo: raw.demo, accounts, hints: raw.hints })
     }
 }
 

@@ -22,6 +22,7 @@ use crate::config::{AccountConfig, HintRule};
 use crate::event::{CoreEvent, Snapshot};
 use crate::hub::Hub;
 use crate::model::AccountId;
+use crate::pause::QuietHours;
 use crate::scheduler::{PollGate, Schedule, ScheduleConfig, Trigger, TriggerHandle};
 use crate::store::{StateStore, StoreError};
 use crate::{netwatch, presence, wake};
@@ -68,6 +69,8 @@ pub struct Setup {
     /// Problems found before the core started (e.g. an invalid config file),
     /// shown in the snapshot and announced as the first events.
     pub problems: Vec<String>,
+    /// Daily quiet hours: toasts held, one digest when they end.
+    pub quiet_hours: Option<QuietHours>,
     /// Follow the desktop session's lock and idle state ([`presence`]), so
     /// polling slows while the user is away. Off in tests, which drive
     /// [`CoreHandle::set_away`] themselves.
@@ -84,6 +87,7 @@ impl Setup {
             accounts: Vec::new(),
             background: Vec::new(),
             problems: Vec::new(),
+            quiet_hours: None,
             follow_presence: false,
         }
     }
@@ -91,6 +95,7 @@ impl Setup {
 
 enum Command {
     Pause(Option<Timestamp>),
+    QuietHours(Option<QuietHours>),
     /// An action succeeded on the server: tell the UI the item is read.
     Acted { account: AccountId, key: String },
 }
@@ -148,6 +153,13 @@ impl CoreHandle {
     pub async fn pause(&self, until: Option<Timestamp>) {
         let commands = self.live().commands.clone();
         let _ = commands.send(Command::Pause(until)).await;
+    }
+
+    /// Sets the daily quiet hours (`None`: none); items held back while
+    /// they last are announced as one digest when they end.
+    pub async fn set_quiet_hours(&self, quiet: Option<QuietHours>) {
+        let commands = self.live().commands.clone();
+        let _ = commands.send(Command::QuietHours(quiet)).await;
     }
 
     /// Tells the scheduler whether the user is away (screen locked, idle):
@@ -334,7 +346,9 @@ impl Run {
         }
 
         let (command_tx, command_rx) = mpsc::channel(8);
-        for event in hub.startup_events() {
+        let mut released = Vec::new();
+        hub.set_quiet_hours(setup.quiet_hours, &mut released);
+        for event in hub.startup_events().into_iter().chain(released) {
             let _ = events.try_send(event);
         }
         snapshot.send_replace(hub.snapshot());
@@ -372,10 +386,10 @@ async fn hub_loop(
     let mut out = Vec::new();
     let mut disk = DiskSync::new(hub.state_file().to_owned());
     'run: loop {
-        // When a pause ends the snapshot must say so even if nothing else
-        // happens; wake up then.
-        let pause_ends = hub.snapshot().paused_until.map(|until| {
-            let left = until.duration_since(Timestamp::now()).unsigned_abs();
+        // When a pause or quiet hours end (or quiet hours start) the
+        // snapshot must say so even if nothing else happens; wake up then.
+        let pause_ends = hub.next_wake().map(|at| {
+            let left = at.duration_since(Timestamp::now()).unsigned_abs();
             Instant::now() + left
         });
         let sync_due = disk.due_at();
@@ -385,9 +399,10 @@ async fn hub_loop(
             Some(envelope) = reports.recv() => hub.apply(envelope, &mut out),
             Some(command) = commands.recv() => match command {
                 Command::Pause(until) => hub.pause(until, &mut out),
+                Command::QuietHours(quiet) => hub.set_quiet_hours(quiet, &mut out),
                 Command::Acted { account, key } => out.push(CoreEvent::ItemRead { account, key }),
             },
-            () = sleep_until_opt(pause_ends) => {}
+            () = sleep_until_opt(pause_ends) => hub.tick(&mut out),
             () = sleep_until_opt(sync_due) => disk.start(),
             Some(outcome) = disk.finished() => disk.done(outcome),
             else => break 'run,

@@ -48,6 +48,12 @@ pub enum CoreEvent {
         /// The new state.
         state: Connectivity,
     },
+    /// Toasts were held back (paused, or quiet hours) and that has ended:
+    /// how many new items came meanwhile, per source. Announced once.
+    Digest {
+        /// New items per source while held.
+        held: BTreeMap<Source, u32>,
+    },
     /// Something the user should know that is not tied to one state (a
     /// corrupt state file, a full disk).
     Error {
@@ -89,6 +95,8 @@ pub struct Snapshot {
     pub demo: bool,
     /// Notifications are paused until then.
     pub paused_until: Option<Timestamp>,
+    /// Quiet hours hold toasts now, until then.
+    pub quiet_until: Option<Timestamp>,
     /// The unified badge.
     pub badge: Badge,
     /// The badge split by source.

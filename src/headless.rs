@@ -79,6 +79,13 @@ pub enum Line<'a> {
         /// Next attempt, for backing-off.
         until: Option<Timestamp>,
     },
+    /// Toasts were held back (paused, quiet hours) and that ended.
+    Digest {
+        /// When the line was written.
+        at: Timestamp,
+        /// New items per source while held.
+        held: BTreeMap<&'static str, u32>,
+    },
     /// A problem the user should know about.
     Error {
         /// When the line was written.
@@ -168,6 +175,9 @@ pub fn lines(event: &CoreEvent) -> Vec<String> {
                 reason,
                 until,
             })]
+        }
+        CoreEvent::Digest { held } => {
+            vec![render(&Line::Digest { at, held: held.iter().map(|(s, n)| (s.as_str(), *n)).collect() })]
         }
         CoreEvent::Error { account, message } => {
             vec![render(&Line::Error { at, account: account.as_ref().map(|a| a.as_str()), message })]

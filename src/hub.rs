@@ -12,7 +12,10 @@
 //! 2. writes the state file, *then* announces, so a crash between the two can
 //!    lose a toast's "already shown" mark only in the safe direction;
 //! 3. derives the badge from all accounts and announces it when it changed;
-//! 4. fires hint triggers ("a mail from Leantime: refresh tasks").
+//! 4. fires hint triggers ("a mail from Leantime: refresh tasks");
+//! 5. while toasts are held (paused, or quiet hours), marks new items
+//!    silent and counts them per source (in the state file, so a restart
+//!    overnight loses nothing); when holding ends, announces one digest.
 
 use std::collections::BTreeMap;
 
@@ -22,6 +25,7 @@ use crate::badge::{self, Badge, BadgeMode, Unread};
 use crate::config::{AccountConfig, HintRule};
 use crate::event::{AccountSnapshot, CoreEvent, Snapshot};
 use crate::model::{AccountId, Connectivity, Source};
+use crate::pause::QuietHours;
 use crate::scheduler::{Trigger, TriggerHandle};
 use crate::store::{Recovered, StateStore};
 use crate::watcher::{Envelope, Report, Update};
@@ -53,6 +57,7 @@ pub(crate) struct Hub {
     saved: bool,
     /// Problems known at start (invalid config, recovered state file).
     startup_problems: Vec<String>,
+    quiet_hours: Option<QuietHours>,
 }
 
 impl Hub {
@@ -105,6 +110,7 @@ impl Hub {
             save_problem: None,
             saved: false,
             startup_problems: problems,
+            quiet_hours: None,
         };
         hub.badge = hub.compute_badge();
         if forgot {
@@ -211,7 +217,12 @@ impl Hub {
         }
         if !fresh.is_empty() {
             self.fire_hints(source, fresh.iter().map(|i| i.sender.as_str()));
-            out.push(CoreEvent::NewItems { account, items: fresh, silent: self.is_paused() });
+            let silent = self.is_holding();
+            if silent {
+                self.store.hold(source, u32::try_from(fresh.len()).unwrap_or(u32::MAX));
+                self.persist(out);
+            }
+            out.push(CoreEvent::NewItems { account, items: fresh, silent });
         }
         self.announce_badge(out);
     }
@@ -239,10 +250,51 @@ impl Hub {
     pub fn pause(&mut self, until: Option<Timestamp>, out: &mut Vec<CoreEvent>) {
         self.store.set_paused_until(until);
         self.persist(out);
+        self.release_held(out);
+    }
+
+    /// Sets the daily quiet hours (`None`: none).
+    pub fn set_quiet_hours(&mut self, quiet: Option<QuietHours>, out: &mut Vec<CoreEvent>) {
+        self.quiet_hours = quiet;
+        self.release_held(out);
     }
 
     fn is_paused(&self) -> bool {
         self.store.paused_until().is_some_and(|t| t > Timestamp::now())
+    }
+
+    /// Until when quiet hours hold toasts now, if they do.
+    fn quiet_until(&self) -> Option<Timestamp> {
+        self.quiet_hours.and_then(|q| q.active_until(&jiff::ZonedDateTime::now()))
+    }
+
+    /// New items are not toasted now.
+    fn is_holding(&self) -> bool {
+        self.is_paused() || self.quiet_until().is_some()
+    }
+
+    /// When the hub must look at the clock again: a pause ends, quiet
+    /// hours start or end.
+    pub fn next_wake(&self) -> Option<Timestamp> {
+        let now = Timestamp::now();
+        let pause = self.store.paused_until().filter(|t| *t > now);
+        let quiet = self.quiet_hours.and_then(|q| q.next_change(&jiff::ZonedDateTime::now()));
+        pause.into_iter().chain(quiet).min()
+    }
+
+    /// Time passed: when holding has ended, announces what was held.
+    pub fn tick(&mut self, out: &mut Vec<CoreEvent>) {
+        self.release_held(out);
+    }
+
+    fn release_held(&mut self, out: &mut Vec<CoreEvent>) {
+        if self.is_holding() || self.store.held().is_empty() {
+            return;
+        }
+        let held = self.store.take_held();
+        self.persist(out);
+        tracing::info!(?held, "notifications held back are released as one digest");
+        out.push(CoreEvent::Digest { held });
     }
 
     fn fire_hints<'a>(&self, source: Source, senders: impl Iterator<Item = &'a str> + Clone) {
@@ -319,6 +371,7 @@ impl Hub {
         Snapshot {
             demo: self.demo,
             paused_until: self.store.paused_until().filter(|t| *t > Timestamp::now()),
+            quiet_until: self.quiet_until(),
             badge: self.badge.0,
             by_source: self.badge.1.clone(),
             accounts,

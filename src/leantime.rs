@@ -25,7 +25,7 @@ use std::sync::Mutex;
 use futures_util::future::BoxFuture;
 use jiff::Timestamp;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::badge::BadgeMode;
@@ -57,7 +57,7 @@ impl AuthKind {
 }
 
 /// The per-account Leantime settings (`[account.tasks]` in the config file).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TasksSettings {
     /// How tasks newly assigned to the user show until they acknowledge
@@ -69,6 +69,7 @@ pub struct TasksSettings {
     /// The server's API rate limit, when its admin changed
     /// `LEAN_RATELIMIT_API`; by default it follows the version (10 a minute
     /// before 3.9.7, 120 from then on).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub requests_per_minute: Option<u32>,
 }
 
@@ -180,6 +181,10 @@ impl LeantimeWatcher {
     }
 
     async fn call(&self, client: &reqwest::Client, secret: &SecretString, calls: &[Call]) -> Result<Vec<rpc::CallResult>, WatchError> {
+        // Checked before every request: the secret goes with each one.
+        if let Some(why) = crate::web::refusal(&self.base_url, "token or API key") {
+            return Err(WatchError::NeedsAttention(why));
+        }
         let url = format!("{}{}", self.base_url, rpc::ENDPOINT);
         let mut request = client.post(&url).header("Content-Type", "application/json").body(rpc::batch_body(calls));
         request = match self.auth {
@@ -197,27 +202,12 @@ impl LeantimeWatcher {
         rpc::parse_batch(status, retry_after.as_deref(), &body, calls.len()).map_err(request_error)
     }
 
+    /// The first exchange: the version and the credential's user, in one
+    /// request.
     async fn discover(&self, client: &reqwest::Client, secret: &SecretString) -> Result<ServerInfo, WatchError> {
-        let calls = [Call::new(Method::GetSystemInfo, json!({})), Call::new(Method::GetUser, json!({}))];
-        let mut results = self.call(client, secret, &calls).await?.into_iter();
-        let (info, user) = (results.next(), results.next());
-        let version = match info {
-            Some(Ok(value)) => rpc::version(&value),
-            // Before 3.9 there is no getSystemInfo: the old code path.
-            Some(Err(e)) if e.kind == CallErrorKind::MethodNotFound => None,
-            Some(Err(e)) => return Err(call_error(Method::GetSystemInfo, "read the server's version", e)),
-            None => None,
-        };
-        let user = match user {
-            Some(Ok(user)) => user,
-            Some(Err(e)) => return Err(call_error(Method::GetUser, "read who the token belongs to", e)),
-            None => return Err(WatchError::Transient("Leantime did not say who the token belongs to".to_owned())),
-        };
-        let user_id = user
-            .get("id")
-            .and_then(|v| v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
-            .ok_or_else(|| WatchError::Transient("Leantime's user record has no id".to_owned()))?;
-        let api_user = user.get("source").and_then(Value::as_str) == Some("api");
+        let mut results = self.call(client, secret, &discovery_calls()).await?.into_iter();
+        let version = read_version(results.next())?;
+        let (user_id, api_user) = read_user(results.next().as_ref())?;
         if api_user {
             tracing::warn!(account = %self.account, "an API key sees its own pseudo-user's notifications, not a person's");
         }
@@ -518,6 +508,38 @@ impl ItemRef {
     }
 }
 
+/// The calls of the first exchange, answered in this order by
+/// [`read_version`] and [`read_user`].
+fn discovery_calls() -> [Call; 2] {
+    [Call::new(Method::GetSystemInfo, json!({})), Call::new(Method::GetUser, json!({}))]
+}
+
+/// The version from `getSystemInfo`'s answer: `None` before 3.9, which has
+/// no such method (the old code path).
+fn read_version(answer: Option<rpc::CallResult>) -> Result<Option<(u32, u32, u32)>, WatchError> {
+    match answer {
+        Some(Ok(value)) => Ok(rpc::version(&value)),
+        Some(Err(e)) if e.kind == CallErrorKind::MethodNotFound => Ok(None),
+        Some(Err(e)) => Err(call_error(Method::GetSystemInfo, "read the server's version", e)),
+        None => Ok(None),
+    }
+}
+
+/// The credential's user from `getUser`'s answer: its id, and whether it
+/// is an API key's pseudo-user (`source: "api"`).
+fn read_user(answer: Option<&rpc::CallResult>) -> Result<(i64, bool), WatchError> {
+    let user = match answer {
+        Some(Ok(user)) => user,
+        Some(Err(e)) => return Err(call_error(Method::GetUser, "read who the token belongs to", e.clone())),
+        None => return Err(WatchError::Transient("Leantime did not say who the token belongs to".to_owned())),
+    };
+    let user_id = user
+        .get("id")
+        .and_then(|v| v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+        .ok_or_else(|| WatchError::Transient("Leantime's user record has no id".to_owned()))?;
+    Ok((user_id, user.get("source").and_then(Value::as_str) == Some("api")))
+}
+
 /// Leantime's booleans: `true`, `1`, `"1"`, and before 3.8 a scalar wrapped
 /// in an array.
 fn truthy(value: &Value) -> bool {
@@ -679,6 +701,17 @@ mod tests {
         assert_eq!(Cursor::parse("n1290"), Cursor { newest_notification: Some(1290), acknowledged: None });
         assert_eq!(Cursor::parse("ack:"), Cursor { newest_notification: None, acknowledged: Some(BTreeSet::new()) });
         assert_eq!(Cursor::parse("garbage"), Cursor::default());
+    }
+
+    #[test]
+    fn the_tasks_settings_write_back_what_they_read() {
+        let settings = TasksSettings { assigned_tasks: BadgeMode::Dot, requests_per_minute: Some(30) };
+        let written = toml::to_string(&settings).expect("serializes");
+        assert!(written.contains("assigned_tasks = \"dot\""), "{written}");
+        assert!(written.contains("requests_per_minute = 30"), "{written}");
+        assert_eq!(toml::from_str::<TasksSettings>(&written).expect("reads back"), settings);
+        let default = toml::to_string(&TasksSettings::default()).expect("serializes");
+        assert!(!default.contains("requests_per_minute"), "an unset limit is left out: {default}");
     }
 
     #[test]

@@ -30,6 +30,8 @@
 //!   pinning, OAuth).
 //! - [`probe`]: "Test connection": an account's sign-in run once, step by
 //!   step, for the settings window.
+//! - [`web`]: HTTP(S) servers (chat, tasks): plain HTTP only to this
+//!   computer, the TLS setup, and the probe's first steps.
 //! - [`logging`]: rotating log files.
 
 pub mod backoff;
@@ -57,6 +59,7 @@ pub mod sources;
 pub mod store;
 pub mod wake;
 pub mod watcher;
+pub mod web;
 
 pub use crate::core::{AccountSpec, Core, CoreHandle, Setup};
 pub use crate::event::{CoreEvent, Snapshot};

@@ -11,6 +11,10 @@
 //! A server that refuses a stream (`nosub`) does not stop the account: without
 //! `notification` it stays live on the other two, without either of those it
 //! polls REST on the schedule instead (shown as "polling", reason logged).
+//! So does a server that offers no websocket at all (its upgrade answered
+//! with a plain HTTP status, as behind a proxy that drops it), until the
+//! next run tries again; a websocket that cannot be reached is a failure
+//! like any other.
 //!
 //! Invariants:
 //! - The cursor is the newest server `_updatedAt` seen (subscriptions and
@@ -30,6 +34,13 @@
 //!   the message our own.
 //! - The badge is the official one ([`badge`]): the sum of `unread` over
 //!   visible rooms, or a dot when only `alert` is set.
+//! - The user's per-room choices in Vigie ([`ChatSettings::rooms`]) replace
+//!   the server's desktop preference of those rooms, for toasts judged
+//!   live and resynced alike; the server's own `notification` events are
+//!   not used for them (they follow the server's preference). A room set
+//!   to "nothing" is also left out of the badge.
+//! - A token only travels over TLS, or in plain HTTP to this computer
+//!   ([`crate::web::refusal`]).
 
 pub mod batch;
 pub mod ddp;
@@ -47,7 +58,7 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use jiff::{SignedDuration, Timestamp};
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::model::{AccountId, Item, Source};
@@ -79,11 +90,12 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The `[account.chat]` settings of a Rocket.Chat account.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ChatSettings {
     /// The user id (17 characters, shown next to the personal access
     /// token). When absent it is asked from the server with the token.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
     /// Where "Open" takes the user.
     pub open_in: OpenIn,
@@ -93,11 +105,62 @@ pub struct ChatSettings {
     /// The server's `Notifications_Max_Room_Members`: in bigger rooms only
     /// mentions toast (0: no limit).
     pub max_room_members: u32,
+    /// What toasts in a room, by the room's name (`general`; for a direct
+    /// chat the other person's user name or display name): it replaces the
+    /// room's desktop preference on the server (and `notify_all_messages`).
+    /// A room muted on the server stays muted.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub rooms: BTreeMap<String, RoomPreference>,
 }
 
 impl Default for ChatSettings {
     fn default() -> Self {
-        ChatSettings { user_id: None, open_in: OpenIn::Browser, notify_all_messages: false, max_room_members: 100 }
+        ChatSettings {
+            user_id: None,
+            open_in: OpenIn::Browser,
+            notify_all_messages: false,
+            max_room_members: 100,
+            rooms: BTreeMap::new(),
+        }
+    }
+}
+
+impl ChatSettings {
+    /// The user's choice for `sub`'s room, if any. A name may be written
+    /// with its `#` or `@`.
+    pub fn room_preference(&self, sub: &Subscription) -> Option<RoomPreference> {
+        if self.rooms.is_empty() {
+            return None;
+        }
+        let named = |key: &str| {
+            let key = key.trim().trim_start_matches(['#', '@']);
+            !key.is_empty() && (key == sub.name || sub.fname.as_deref() == Some(key))
+        };
+        self.rooms.iter().find(|(key, _)| named(key)).map(|(_, pref)| *pref)
+    }
+}
+
+/// What toasts in a room the user chose in Vigie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoomPreference {
+    /// Every message, whatever the room's size.
+    All,
+    /// Mentions of the user (and @all/@here) only; in a direct chat every
+    /// message is one.
+    Mentions,
+    /// Nothing, and the room is left out of the badge.
+    Nothing,
+}
+
+impl RoomPreference {
+    /// The server's word for the same preference.
+    fn as_server_pref(self) -> &'static str {
+        match self {
+            RoomPreference::All => "all",
+            RoomPreference::Mentions => "mentions",
+            RoomPreference::Nothing => "nothing",
+        }
     }
 }
 
@@ -186,6 +249,11 @@ impl RocketChatWatcher {
     }
 
     async fn rest(&self, token: &SecretString) -> Result<Rest, WatchError> {
+        // Every use of the token (REST, the websocket, "mark read") starts
+        // here.
+        if let Some(why) = crate::web::refusal(&self.base_url, "token") {
+            return Err(WatchError::NeedsAttention(why));
+        }
         let client = http_client()?;
         let known = self.settings.user_id.clone().or_else(|| self.state().user_id.clone());
         let user_id = match known {
@@ -199,18 +267,26 @@ impl RocketChatWatcher {
         Ok(Rest::new(client, &self.base_url, &user_id, token.clone()))
     }
 
-    async fn run_once(&self, ctx: &mut WatcherContext) -> Result<(), WatchError> {
-        let token = self.token().await?;
-        let rest = self.rest(&token).await?;
-        let version = rest.version().await.map_err(rest_error)?;
-        let me = rest.me().await.map_err(|e| match (rest_error(e), &self.settings.user_id) {
-            // The first signed-in call: a configured user id that is not the
-            // token's owner is refused the same way as a bad token.
+    /// The signed-in user: the first signed-in call.
+    async fn me(&self, rest: &Rest) -> Result<Me, WatchError> {
+        rest.me().await.map_err(|e| match (rest_error(e), &self.settings.user_id) {
+            // A configured user id that is not the token's owner is refused
+            // the same way as a bad token.
             (WatchError::AuthFailed(reason), Some(id)) => {
                 WatchError::AuthFailed(format!("{reason} (or `user_id = \"{id}\"` in [account.chat] is not the token's owner)"))
             }
             (other, _) => other,
-        })?;
+        })
+    }
+
+    async fn run_once(&self, ctx: &mut WatcherContext) -> Result<(), WatchError> {
+        if let Some(why) = crate::web::refusal(&self.base_url, "token") {
+            return Err(WatchError::NeedsAttention(why));
+        }
+        let token = self.token().await?;
+        let rest = self.rest(&token).await?;
+        let version = rest.version().await.map_err(rest_error)?;
+        let me = self.me(&rest).await?;
         {
             let mut state = self.state();
             if state.cursor.is_none() {
@@ -223,7 +299,14 @@ impl RocketChatWatcher {
         }
         tracing::info!(account = %self.account, version = version.as_deref().unwrap_or("unknown"), "connecting to Rocket.Chat");
 
-        let mut link = Link::open(&self.base_url, self.timeouts).await.map_err(link_error)?;
+        let mut link = match Link::open(&self.base_url, self.timeouts).await {
+            Ok(link) => link,
+            // Not a drop: this address has no websocket (a proxy that does
+            // not pass it on). REST works, so polling keeps the account
+            // useful until the next run tries again.
+            Err(why @ LinkError::NoWebSocket(_)) => return self.poll_instead(ctx, &rest, &why).await,
+            Err(e) => return Err(link_error(e)),
+        };
         let uid = link.login(&token).await.map_err(link_error)?;
         if uid != me.id {
             return Err(WatchError::AuthFailed(format!(
@@ -360,7 +443,7 @@ impl RocketChatWatcher {
                 // The room's subscription as it will be after this resync.
                 let sub = delta.update.iter().find(|s| s.rid == room.id).cloned().or_else(|| self.state().sub(&room.id).cloned());
                 // Muted rooms and rooms read since need no messages.
-                let Some(sub) = sub.filter(|s| !s.is_silenced() && !s.is_read()) else { continue };
+                let Some(sub) = sub.filter(|s| !silenced(s, &self.settings) && !s.is_read()) else { continue };
                 let seen_until = sub.ls.map(|d| d.0);
                 let fetched = rest.messages_since(&room.id, since_iso).await.map_err(rest_error)?;
                 messages.extend(fetched.into_iter().filter(|m| {
@@ -484,7 +567,12 @@ impl RocketChatWatcher {
         }
         let mut state = self.state();
         let sub = state.sub(&p.rid)?.clone();
-        if p.sender.id == state.me.id || sub.is_silenced() || sub.ignored.contains(&p.sender.id) {
+        if p.sender.id == state.me.id || silenced(&sub, &self.settings) || sub.ignored.contains(&p.sender.id) {
+            return None;
+        }
+        // The server sent it by its own preference for the room, which the
+        // user replaced in Vigie: the room change is judged instead.
+        if self.settings.room_preference(&sub).is_some() {
             return None;
         }
         // Already announced from its room change: nothing to add (and a
@@ -542,7 +630,12 @@ impl RocketChatWatcher {
     /// Badge and cursor from the current state.
     fn state_update(&self) -> Update {
         let state = self.state();
-        let subs: Vec<&Subscription> = state.subs.iter().flat_map(|m| m.values()).collect();
+        let subs: Vec<&Subscription> = state
+            .subs
+            .iter()
+            .flat_map(|m| m.values())
+            .filter(|s| self.settings.room_preference(s) != Some(RoomPreference::Nothing))
+            .collect();
         let (unread, dot) = badge(subs.iter().copied(), state.me.settings.preferences.unread_alert != Some(false));
         let cursor = match (state.cursor, state.floor) {
             (Some(cursor), Some(floor)) => Some(format!("{} {}", wire::iso(cursor), wire::iso(floor))),
@@ -642,18 +735,30 @@ fn action_or_first(args: &[Value]) -> Value {
     args.first().cloned().unwrap_or_default()
 }
 
+/// Whether the user silenced `sub`'s room: muted or hidden on the server,
+/// or set to "nothing" (in Vigie, else on the server).
+fn silenced(sub: &Subscription, settings: &ChatSettings) -> bool {
+    match settings.room_preference(sub) {
+        Some(RoomPreference::Nothing) => true,
+        Some(_) => sub.disable_notifications == Some(true) || sub.hide_unread_status == Some(true),
+        None => sub.is_silenced(),
+    }
+}
+
 /// Whether a new message toasts, mirroring the server's
 /// `shouldNotifyDesktop` for this user: own, system, edited and hidden
 /// thread messages never; muted, "nothing" and hidden rooms and ignored
 /// senders never (hidden, `hideUnreadStatus`, goes beyond the server); direct messages and mentions always; other messages when the
-/// room's preference (or else the user's, `all` by default) is `all` and
-/// the room is not bigger than `max_room_members` (unless the room was set
-/// to `all` explicitly).
+/// room's preference (the user's choice in Vigie, else the server's, else
+/// the user's default, `all` by default) is `all` and the room is not
+/// bigger than `max_room_members` (unless the room was set to `all`
+/// explicitly).
 pub fn toast_rule(message: &Message, sub: &Subscription, room_size: Option<u32>, me: &Me, settings: &ChatSettings) -> bool {
-    if message.u.id == me.id || !message.is_plain_new() || sub.is_silenced() || sub.ignored.contains(&message.u.id) {
+    if message.u.id == me.id || !message.is_plain_new() || silenced(sub, settings) || sub.ignored.contains(&message.u.id) {
         return false;
     }
-    if settings.notify_all_messages {
+    let chosen = settings.room_preference(sub);
+    if settings.notify_all_messages && chosen.is_none() {
         return true;
     }
     let direct = sub.t == "d";
@@ -666,10 +771,10 @@ pub fn toast_rule(message: &Message, sub: &Subscription, room_size: Option<u32>,
     if direct || mentioned || group {
         return true;
     }
-    let explicit = sub.desktop_pref();
+    let explicit = chosen.map(RoomPreference::as_server_pref).or_else(|| sub.desktop_pref());
     let pref = explicit.or(me.settings.preferences.desktop_notifications.as_deref()).unwrap_or("all");
     match pref {
-        "all" if oversized => explicit == Some("all") && sub.desktop_pref_origin.as_deref() != Some("user"),
+        "all" if oversized => chosen.is_some() || (explicit == Some("all") && sub.desktop_pref_origin.as_deref() != Some("user")),
         "all" => true,
         _ => false,
     }
@@ -804,6 +909,58 @@ mod tests {
         let typo = text.replace("open_in", "opne_in");
         let err = crate::config::Config::parse(std::path::Path::new("config.toml"), &typo).expect_err("refused");
         assert!(err.to_string().contains("opne_in"), "{err}");
+    }
+
+    #[test]
+    fn a_room_choice_in_vigie_replaces_the_servers_preference() {
+        let choose = |room: &str, pref| ChatSettings { rooms: [(room.to_owned(), pref)].into(), ..ChatSettings::default() };
+        let plain = message("BOB", &[]);
+        let mention = message("BOB", &["ME"]);
+        let mentions_on_server = Subscription { desktop_notifications: Some("mentions".into()), ..sub("c") };
+        assert!(!toast_rule(&plain, &mentions_on_server, Some(5), &me(), &ChatSettings::default()));
+        assert!(toast_rule(&plain, &mentions_on_server, Some(5), &me(), &choose("general", RoomPreference::All)));
+        assert!(toast_rule(&plain, &sub("c"), Some(500), &me(), &choose("#general", RoomPreference::All)), "beats the size limit");
+        let nothing_on_server = Subscription { desktop_notifications: Some("nothing".into()), ..sub("c") };
+        assert!(toast_rule(&plain, &nothing_on_server, Some(5), &me(), &choose("general", RoomPreference::All)));
+        let mentions = choose("general", RoomPreference::Mentions);
+        assert!(!toast_rule(&plain, &sub("c"), Some(5), &me(), &mentions));
+        assert!(toast_rule(&mention, &sub("c"), Some(5), &me(), &mentions));
+        let all_messages = ChatSettings { notify_all_messages: true, ..mentions };
+        assert!(!toast_rule(&plain, &sub("c"), Some(5), &me(), &all_messages), "the room's choice wins");
+        let nothing = choose("general", RoomPreference::Nothing);
+        assert!(!toast_rule(&mention, &sub("c"), Some(5), &me(), &nothing));
+        let muted = Subscription { disable_notifications: Some(true), ..sub("c") };
+        assert!(!toast_rule(&mention, &muted, Some(5), &me(), &choose("general", RoomPreference::All)), "still muted");
+        let other_room = choose("random", RoomPreference::Nothing);
+        assert!(toast_rule(&plain, &sub("c"), Some(5), &me(), &other_room));
+    }
+
+    #[test]
+    fn a_direct_chat_is_chosen_by_the_other_persons_user_or_display_name() {
+        let dm = Subscription { name: "bob".into(), fname: Some("Bob Builder".into()), ..sub("d") };
+        for key in ["bob", "@bob", "Bob Builder"] {
+            let settings = ChatSettings { rooms: [(key.to_owned(), RoomPreference::Nothing)].into(), ..ChatSettings::default() };
+            assert_eq!(settings.room_preference(&dm), Some(RoomPreference::Nothing), "{key}");
+        }
+    }
+
+    #[test]
+    fn the_chat_settings_write_back_what_they_read() {
+        let text = "[[account]]\nid = \"team\"\nsource = \"chat\"\nserver = \"https://chat.example.org\"\n\n\
+                    [account.chat]\nopen_in = \"desktop-app\"\nmax_room_members = 50\n\n\
+                    [account.chat.rooms]\ngeneral = \"mentions\"\nrandom = \"nothing\"\n\"Bob Builder\" = \"all\"\n";
+        let config = crate::config::Config::parse(std::path::Path::new("config.toml"), text).expect("valid");
+        let chat = config.accounts[0].chat.clone();
+        assert_eq!(chat.rooms.get("general"), Some(&RoomPreference::Mentions));
+        assert_eq!(chat.rooms.get("Bob Builder"), Some(&RoomPreference::All));
+        let written = toml::to_string(&chat).expect("serializes");
+        assert!(written.contains("open_in = \"desktop-app\""), "{written}");
+        assert!(written.contains("random = \"nothing\""), "{written}");
+        assert!(!written.contains("user_id"), "an absent user id is left out: {written}");
+        let back: ChatSettings = toml::from_str(&written).expect("reads back");
+        assert_eq!(back, chat);
+        let wrong = text.replace("\"mentions\"", "\"some\"");
+        assert!(crate::config::Config::parse(std::path::Path::new("config.toml"), &wrong).is_err());
     }
 
     #[test]

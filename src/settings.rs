@@ -69,6 +69,8 @@ pub struct SettingsView {
     pub notifications: NotificationsForm,
     /// The cross-source refresh rules.
     pub hints: Vec<HintForm>,
+    /// Start in the tray only.
+    pub start_hidden: bool,
 }
 
 /// One account with what the form needs besides its settings.
@@ -140,6 +142,7 @@ impl Settings {
             accounts,
             notifications: NotificationsForm::from(&config.notifications),
             hints: config.hints.iter().map(HintForm::from).collect(),
+            start_hidden: config.app.start_hidden,
         })
     }
 
@@ -198,7 +201,18 @@ impl Settings {
         let mut file = self.read()?;
         file.set_notifications(form)?;
         let config = file.save()?;
+        self.handle.set_quiet_hours(config.notifications.quiet_hours).await;
         self.notifications.send_replace(config.notifications);
+        Ok(())
+    }
+
+    /// Sets whether the app starts in the tray only (applies at the next
+    /// start).
+    pub async fn save_start_hidden(&self, hidden: bool) -> Result<(), SettingsError> {
+        let _core = self.core.lock().await;
+        let mut file = self.read()?;
+        file.set_start_hidden(hidden);
+        file.save()?;
         Ok(())
     }
 

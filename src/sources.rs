@@ -28,6 +28,7 @@ pub fn wants_demo(config: &Config, asked: bool) -> bool {
 pub fn setup_from_config(config: &Config, state_file: PathBuf, demo: bool, secrets: Arc<dyn SecretStore>) -> Setup {
     let mut setup = Setup::new(state_file);
     setup.follow_presence = true;
+    setup.quiet_hours = config.notifications.quiet_hours;
     if demo {
         demo::add_to(&mut setup, &config.demo);
         return setup;

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::model::AccountId;
+use crate::model::{AccountId, Source};
 
 /// Keys remembered per account.
 pub const MAX_NOTIFIED: usize = 5_000;
@@ -165,6 +165,10 @@ struct StateFile {
     paused_until: Option<Timestamp>,
     #[serde(default)]
     accounts: BTreeMap<String, AccountRecord>,
+    /// New items per source that came while toasts were held (paused or
+    /// quiet hours), for the digest when that ends.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    held: BTreeMap<Source, u32>,
 }
 
 /// The state file, loaded.
@@ -235,6 +239,21 @@ impl StateStore {
         let before = self.data.accounts.len();
         self.data.accounts.retain(|id, _| keep.iter().any(|k| k.as_str() == id));
         self.data.accounts.len() != before
+    }
+
+    /// Items held back from toasts, per source, since the last digest.
+    pub fn held(&self) -> &BTreeMap<Source, u32> {
+        &self.data.held
+    }
+
+    /// Counts `n` more items of `source` held back.
+    pub fn hold(&mut self, source: Source, n: u32) {
+        *self.data.held.entry(source).or_default() += n;
+    }
+
+    /// Empties the held counts, returning them.
+    pub fn take_held(&mut self) -> BTreeMap<Source, u32> {
+        std::mem::take(&mut self.data.held)
     }
 
     /// Until when notifications are paused.

@@ -515,6 +515,86 @@ async fn while_paused_new_items_are_silent_and_the_snapshot_says_until_when() {
     rig.stop().await;
 }
 
+fn digests(events: &[CoreEvent]) -> Vec<Vec<(Source, u32)>> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            CoreEvent::Digest { held } => Some(held.iter().map(|(s, n)| (*s, *n)).collect()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn items_held_while_paused_come_back_as_one_digest_on_resume_even_across_a_restart() {
+    let dir = state_dir();
+    let state_file = dir.path().join("state.json");
+    let (mail, script) = ScriptedWatcher::new();
+    let (chat, chat_script) = ScriptedWatcher::new();
+    let mut rig = Rig::start(&state_file, vec![spec("mail", Source::Mail, mail), spec("chat", Source::Chat, chat)]);
+    script.publish(update(vec![], 0));
+    chat_script.publish(update(vec![], 0));
+    script.publish(fence("baseline"));
+    rig.until_fence("baseline").await;
+
+    let until = Timestamp::now().checked_add(SignedDuration::from_hours(1)).expect("in range");
+    rig.handle.pause(Some(until)).await;
+    snapshot_where(&rig, "paused", |s| s.paused_until.is_some()).await;
+    script.publish(update(mails("mail", "m-", 2), 2));
+    chat_script.publish(update(vec![item(Source::Chat, "chat", "c-1", "Bob")], 1));
+    script.publish(fence("held"));
+    let events = rig.until_fence("held").await;
+    assert!(digests(&events).is_empty(), "no digest while paused");
+    rig.stop().await;
+
+    // Still paused after a restart (the pause is in the state file).
+    let (mail, script) = ScriptedWatcher::new();
+    let mut rig = Rig::start(&state_file, vec![spec("mail", Source::Mail, mail), spec("chat", Source::Chat, ScriptedWatcher::new().0)]);
+    let mut all = mails("mail", "m-", 2);
+    all.push(item(Source::Mail, "mail", "m-3", "Carol"));
+    script.publish(update(all, 3));
+    let (items, silent) = rig.next_new_items("mail").await;
+    assert_eq!((keys(&items), silent), (vec!["m-3"], true));
+
+    rig.handle.pause(None).await;
+    script.publish(fence("resumed"));
+    let events = rig.until_fence("resumed").await;
+    assert_eq!(digests(&events), [vec![(Source::Mail, 3), (Source::Chat, 1)]], "one digest with everything held");
+    rig.handle.pause(None).await;
+    script.publish(fence("again"));
+    assert!(digests(&rig.until_fence("again").await).is_empty(), "a digest is announced once");
+    rig.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn quiet_hours_hold_toasts_show_in_the_snapshot_and_their_end_brings_one_digest() {
+    let dir = state_dir();
+    let (mail, script) = ScriptedWatcher::new();
+    let mut rig = Rig::start(&dir.path().join("state.json"), vec![spec("mail", Source::Mail, mail)]);
+    script.publish(update(vec![], 0));
+    script.publish(fence("baseline"));
+    rig.until_fence("baseline").await;
+
+    let now = jiff::ZonedDateTime::now();
+    let around_now = vigie::pause::QuietHours {
+        from: now.time().wrapping_sub(SignedDuration::from_hours(1)),
+        to: now.time().wrapping_add(SignedDuration::from_hours(1)),
+    };
+    rig.handle.set_quiet_hours(Some(around_now)).await;
+    let snapshot = snapshot_where(&rig, "quiet hours in force", |s| s.quiet_until.is_some()).await;
+    assert!(snapshot.quiet_until.expect("quiet") > Timestamp::now());
+    script.publish(mail_from("m-1", "Alice"));
+    let (_, silent) = rig.next_new_items("mail").await;
+    assert!(silent, "quiet hours: counted, no toast");
+
+    rig.handle.set_quiet_hours(None).await;
+    script.publish(fence("ended"));
+    let events = rig.until_fence("ended").await;
+    assert_eq!(digests(&events), [vec![(Source::Mail, 1)]]);
+    snapshot_where(&rig, "quiet hours over", |s| s.quiet_until.is_none()).await;
+    rig.stop().await;
+}
+
 // --- Disabled accounts --------------------------------------------------------------
 
 #[tokio::test(start_paused = true)]

@@ -530,3 +530,18 @@ async fn servers_before_3_9_are_read_through_get_all_notifications() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_plain_http_address_on_another_machine_is_refused_before_the_secret_is_sent() {
+    let server = "http://pm.example.org";
+    let secrets: Arc<dyn SecretStore> = Arc::new(MemorySecrets::default());
+    secrets.set(&AccountId::new(ID), "token", &SecretString::from("a-token")).expect("store");
+    let config = AccountConfig { server: Some(server.to_owned()), ..account_config(ID, Source::Tasks) };
+    let watcher = LeantimeWatcher::new(AccountId::new(ID), server, AuthKind::Token, TasksSettings::default(), secrets);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = AccountSpec { config, schedule: on_demand(), watcher: Box::new(watcher) };
+    let mut rig = Rig::start(&dir.path().join("state.json"), vec![spec]);
+    let state = connectivity(&mut rig, "needs attention", |c| matches!(c, Connectivity::NeedsAttention { .. })).await;
+    let Connectivity::NeedsAttention { reason } = state else { unreachable!() };
+    assert!(reason.contains("unencrypted") && reason.contains("https://"), "{reason}");
+}

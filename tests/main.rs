@@ -36,6 +36,8 @@
 //!   the keyring and the running core.
 //! - `rocketchat_fake`: the fake Rocket.Chat speaks the fixtures' wire
 //!   format (raw WebSocket and HTTP clients).
+//! - `rocketchat_probe`, `leantime_probe`: "Test connection" for a chat and
+//!   a tasks account against the fakes, step by step.
 
 mod support;
 
@@ -51,9 +53,11 @@ mod imap_watcher;
 mod leantime;
 mod leantime_poller;
 mod leantime_fake;
+mod leantime_probe;
 mod rocketchat;
 mod rocketchat_fake;
 mod rocketchat_login;
+mod rocketchat_probe;
 mod scheduler;
 mod settings;
 mod store;

@@ -15,7 +15,7 @@ use vigie::config::AccountConfig;
 use vigie::event::Snapshot;
 use vigie::model::{AccountId, Connectivity, Item, Source};
 use vigie::rocketchat::link::Timeouts;
-use vigie::rocketchat::{ChatSettings, OpenIn, RocketChatWatcher, TOKEN_SECRET};
+use vigie::rocketchat::{ChatSettings, OpenIn, RocketChatWatcher, RoomPreference, TOKEN_SECRET};
 use vigie::scheduler::{ScheduleConfig, Trigger};
 use vigie::secrets::{MemorySecrets, SecretStore};
 use vigie::watcher::Action;
@@ -666,4 +666,86 @@ async fn a_user_id_that_is_not_the_tokens_owner_is_named_in_the_refusal() {
     let mut rig = Rig::start(&dir.path().join("state.json"), vec![chat_account(&fake, wrong, Some(TOKEN))]);
     let state = connectivity(&mut rig, "auth failed", |c| matches!(c, Connectivity::AuthFailed { .. })).await;
     assert!(matches!(&state, Connectivity::AuthFailed { reason } if reason.contains(BOB) && reason.contains("user_id")), "{state:?}");
+}
+
+#[tokio::test]
+async fn a_server_without_websocket_is_polled_and_still_announces() {
+    let fake = FakeRocketChat::start(Generation::V7).await.expect("the fake Rocket.Chat starts");
+    fake.refuse_websocket();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rig = Rig::start(&dir.path().join("state.json"), vec![chat_account(&fake, settings(), Some(TOKEN))]);
+    connectivity(&mut rig, "polling", |c| *c == Connectivity::Polling).await;
+    snapshot_until(&rig, "the baseline", |s| s.accounts[0].unread.count.is_some()).await;
+    let id = fake.post(DM_BOB, BOB, "is the proxy fixed?", &[]);
+    rig.handle.refresh(&AccountId::new(ID), Trigger::Manual);
+    assert_eq!(announced(&mut rig).await[0].key, id);
+}
+
+#[tokio::test]
+async fn a_plain_http_address_on_another_machine_is_refused_before_the_token_is_read() {
+    let secrets: Arc<dyn SecretStore> = Arc::new(MemorySecrets::default());
+    let server = "http://chat.example.org";
+    let config = AccountConfig { server: Some(server.to_owned()), ..account_config(ID, Source::Chat) };
+    let watcher = RocketChatWatcher::new(AccountId::new(ID), server, settings(), secrets);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = AccountSpec { config, schedule: on_demand(), watcher: Box::new(watcher) };
+    let mut rig = Rig::start(&dir.path().join("state.json"), vec![spec]);
+    let state = connectivity(&mut rig, "the address refused", |c| matches!(c, Connectivity::NeedsAttention { .. })).await;
+    let Connectivity::NeedsAttention { reason } = state else { unreachable!() };
+    assert!(reason.contains("unencrypted") && reason.contains("https://"), "{reason}");
+}
+
+fn with_room(room: &str, preference: RoomPreference) -> ChatSettings {
+    ChatSettings { rooms: [(room.to_owned(), preference)].into(), ..settings() }
+}
+
+#[tokio::test]
+async fn a_room_set_to_mentions_in_vigie_toasts_only_mentions() {
+    let fake = FakeRocketChat::start(Generation::V7).await.expect("the fake Rocket.Chat starts");
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The server's preference for #general is the default, "all".
+    let mut rig = live(&fake, &dir, with_room("general", RoomPreference::Mentions)).await;
+    fake.post(GENERAL, BOB, "standup in 5", &[]);
+    fence(&fake, &mut rig).await;
+    let id = fake.post(GENERAL, BOB, "@alice standup in 5", &[ALICE]);
+    let items = announced(&mut rig).await;
+    assert_eq!(items.iter().map(|i| i.key.as_str()).collect::<Vec<_>>(), [id.as_str()]);
+}
+
+#[tokio::test]
+async fn a_room_set_to_nothing_in_vigie_neither_toasts_nor_counts() {
+    let fake = FakeRocketChat::start(Generation::V7).await.expect("the fake Rocket.Chat starts");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rig = live(&fake, &dir, with_room("#general", RoomPreference::Nothing)).await;
+    fake.post(GENERAL, BOB, "@alice can you look?", &[ALICE]);
+    fence(&fake, &mut rig).await;
+    assert_eq!(fake.unread(GENERAL), 1, "the server counted the mention");
+    // Only the fence DM counts, and #general's alert lights no dot.
+    let snapshot = snapshot_until(&rig, "the DM counted", |s| unread(s).0 == Some(1)).await;
+    assert_eq!(unread(&snapshot), (Some(1), false));
+}
+
+#[tokio::test]
+async fn a_room_set_to_all_in_vigie_toasts_every_message_though_the_server_says_mentions() {
+    let fake = FakeRocketChat::start(Generation::V7).await.expect("the fake Rocket.Chat starts");
+    let dir = tempfile::tempdir().expect("tempdir");
+    // #design is set to "mentions" on the server.
+    let mut rig = live(&fake, &dir, with_room("design", RoomPreference::All)).await;
+    let id = fake.post(MENTIONS_ONLY, BOB, "new mockups are up", &[]);
+    let items = announced(&mut rig).await;
+    assert_eq!(items.iter().map(|i| i.key.as_str()).collect::<Vec<_>>(), [id.as_str()]);
+    assert_eq!(items[0].title, "#design");
+}
+
+#[tokio::test]
+async fn a_room_set_to_all_in_vigie_toasts_in_a_room_above_the_member_limit() {
+    let fake = FakeRocketChat::start(Generation::V7).await.expect("the fake Rocket.Chat starts");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rig = live(&fake, &dir, with_room("announcements", RoomPreference::All)).await;
+    // Seen live or found by the resync after the drop: judged alike.
+    fake.drop_sockets();
+    connectivity(&mut rig, "reconnecting", |c| *c != Connectivity::LivePush).await;
+    let id = fake.post(BIG, BOB, "office closed on friday", &[]);
+    let items = announced(&mut rig).await;
+    assert_eq!(items.iter().map(|i| i.key.as_str()).collect::<Vec<_>>(), [id.as_str()]);
 }

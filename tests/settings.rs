@@ -147,7 +147,7 @@ async fn notification_options_apply_at_once_and_hints_are_saved() {
     let desk = desk();
     let mut options = desk.settings.notifications();
     desk.settings
-        .save_notifications(&NotificationsForm { previews: false, burst_threshold: 6, sound: false })
+        .save_notifications(&NotificationsForm { previews: false, burst_threshold: 6, sound: false, quiet_hours: None })
         .await
         .expect("saved");
     assert!(options.has_changed().expect("open"));

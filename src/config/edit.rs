@@ -13,7 +13,7 @@
 //! - nothing here ever holds a secret: passwords and tokens go to the
 //!   keyring, never into a form that is written here.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -26,7 +26,8 @@ use crate::imap::tls::Fingerprint;
 use crate::imap::{MailAuth, MailSettings, TlsMode};
 use crate::leantime::AuthKind;
 use crate::model::Source;
-use crate::rocketchat::OpenIn;
+use crate::pause::{QuietHours, RawQuietHours};
+use crate::rocketchat::{OpenIn, RoomPreference};
 
 /// Longest poll interval a form accepts: a day.
 const MAX_POLL_SECS: u64 = 86_400;
@@ -150,6 +151,9 @@ pub struct ChatForm {
     pub open_in: OpenIn,
     /// Toast every message of every room that is not muted.
     pub notify_all_messages: bool,
+    /// Per-room choices by room name, replacing the server's preference.
+    #[serde(default)]
+    pub rooms: BTreeMap<String, RoomPreference>,
 }
 
 /// The Leantime part of a form.
@@ -202,6 +206,8 @@ pub struct NotificationsForm {
     pub burst_threshold: u32,
     /// Play the platform's notification sound.
     pub sound: bool,
+    /// Daily quiet hours, "HH:MM" to "HH:MM"; `None`: none.
+    pub quiet_hours: Option<RawQuietHours>,
 }
 
 /// A cross-source refresh rule as the settings window edits it.
@@ -230,7 +236,12 @@ impl From<&HintForm> for HintRule {
 
 impl From<&Notifications> for NotificationsForm {
     fn from(n: &Notifications) -> Self {
-        NotificationsForm { previews: n.previews, burst_threshold: n.burst_threshold, sound: n.sound }
+        NotificationsForm {
+            previews: n.previews,
+            burst_threshold: n.burst_threshold,
+            sound: n.sound,
+            quiet_hours: n.quiet_hours.map(RawQuietHours::from),
+        }
     }
 }
 
@@ -253,6 +264,7 @@ impl AccountForm {
             user_id: account.chat.user_id.clone(),
             open_in: account.chat.open_in,
             notify_all_messages: account.chat.notify_all_messages,
+            rooms: account.chat.rooms.clone(),
         });
         let tasks = (account.source == Source::Tasks).then(|| TasksForm {
             auth: account.auth.into(),
@@ -489,8 +501,24 @@ impl ConfigFile {
                 message: "choose between 1 and 1000".to_owned(),
             }]));
         }
+        let quiet = match form.quiet_hours.clone().map(QuietHours::try_from).transpose() {
+            Ok(quiet) => quiet,
+            Err(message) => {
+                return Err(EditError::Fields(vec![FieldError { field: "quietHours".to_owned(), message }]));
+            }
+        };
         let defaults = Notifications::default();
         let table = sub_table(self.doc.as_table_mut(), "notifications");
+        match quiet.map(RawQuietHours::from) {
+            Some(q) => {
+                let t = sub_table(table, "quiet_hours");
+                put(t, "from", Some(Value::from(q.from)));
+                put(t, "to", Some(Value::from(q.to)));
+            }
+            None => {
+                table.remove("quiet_hours");
+            }
+        }
         put(table, "previews", (form.previews != defaults.previews).then_some(Value::from(form.previews)));
         put(
             table,
@@ -500,6 +528,13 @@ impl ConfigFile {
         put(table, "sound", (form.sound != defaults.sound).then_some(Value::from(form.sound)));
         prune(self.doc.as_table_mut(), "notifications");
         Ok(())
+    }
+
+    /// Sets whether the app starts in the tray only.
+    pub fn set_start_hidden(&mut self, hidden: bool) {
+        let table = sub_table(self.doc.as_table_mut(), "app");
+        put(table, "start_hidden", (!hidden).then_some(Value::from(false)));
+        prune(self.doc.as_table_mut(), "app");
     }
 
     /// Replaces the cross-source hint rules.
@@ -600,11 +635,25 @@ fn write_account(table: &mut Table, form: &AccountForm) {
             prune(table, "mail");
         }
         Source::Chat => {
-            let chat = form.chat.clone().unwrap_or(ChatForm { user_id: None, open_in: OpenIn::Browser, notify_all_messages: false });
+            let chat = form.chat.clone().unwrap_or(ChatForm {
+                user_id: None,
+                open_in: OpenIn::Browser,
+                notify_all_messages: false,
+                rooms: BTreeMap::new(),
+            });
             let c = sub_table(table, "chat");
             put(c, "user_id", chat.user_id.as_deref().and_then(text));
             put(c, "open_in", (chat.open_in != OpenIn::Browser).then(|| Value::from(open_in_name(chat.open_in))));
             put(c, "notify_all_messages", chat.notify_all_messages.then_some(Value::from(true)));
+            let rooms = sub_table(c, "rooms");
+            let gone: Vec<String> = rooms.iter().map(|(k, _)| k.to_owned()).filter(|k| !chat.rooms.contains_key(k)).collect();
+            for key in gone {
+                rooms.remove(&key);
+            }
+            for (room, choice) in &chat.rooms {
+                put(rooms, room, Some(Value::from(room_name(*choice))));
+            }
+            prune(c, "rooms");
             prune(table, "chat");
         }
         Source::Tasks => {
@@ -689,6 +738,14 @@ fn mail_auth_name(auth: MailAuth) -> &'static str {
         MailAuth::Password => "password",
         MailAuth::Xoauth2 => "xoauth2",
         MailAuth::Oauthbearer => "oauthbearer",
+    }
+}
+
+fn room_name(choice: RoomPreference) -> &'static str {
+    match choice {
+        RoomPreference::All => "all",
+        RoomPreference::Mentions => "mentions",
+        RoomPreference::Nothing => "nothing",
     }
 }
 
@@ -857,6 +914,24 @@ server = "https://chat.example.com"
     }
 
     #[test]
+    fn room_choices_are_written_as_their_own_table_and_removed_ones_go() {
+        let (_dir, mut file) = open(HAND_WRITTEN);
+        let mut form = form_of(&file, "team");
+        let chat = form.chat.as_mut().expect("chat part");
+        chat.rooms.insert("general".to_owned(), RoomPreference::Mentions);
+        chat.rooms.insert("Alice Martin".to_owned(), RoomPreference::All);
+        file.upsert_account(&form).expect("saved");
+        assert!(file.text().contains("[account.chat.rooms]\n\"Alice Martin\" = \"all\"\ngeneral = \"mentions\""), "{}", file.text());
+        let config = file.save().expect("valid");
+        assert_eq!(config.accounts[1].chat.rooms.get("general"), Some(&RoomPreference::Mentions));
+
+        let mut form = form_of(&file, "team");
+        form.chat.as_mut().expect("chat").rooms.clear();
+        file.upsert_account(&form).expect("saved");
+        assert_eq!(file.text(), HAND_WRITTEN, "no choice left: the tables go");
+    }
+
+    #[test]
     fn a_chat_or_tasks_server_must_be_a_web_address() {
         let mut form = AccountForm::from_config(&AccountConfig::new(crate::model::AccountId::new("c"), "Chat", Source::Chat));
         form.server = "chat.example.com".to_owned();
@@ -889,14 +964,23 @@ server = "https://chat.example.com"
     #[test]
     fn notifications_and_hints_round_trip() {
         let (_dir, mut file) = open(HAND_WRITTEN);
-        file.set_notifications(&NotificationsForm { previews: true, burst_threshold: 5, sound: false }).expect("set");
+        let quiet = RawQuietHours { from: "22:00".to_owned(), to: "07:30".to_owned() };
+        let form = NotificationsForm { previews: true, burst_threshold: 5, sound: false, quiet_hours: Some(quiet) };
+        file.set_notifications(&form).expect("set");
         let hint = HintRule { from: Source::Mail, sender_contains: "leantime".to_owned(), refresh: Source::Tasks };
         file.set_hints(std::slice::from_ref(&hint)).expect("set");
         let config = file.save().expect("valid");
-        assert_eq!(NotificationsForm::from(&config.notifications), NotificationsForm { previews: true, burst_threshold: 5, sound: false });
+        assert_eq!(NotificationsForm::from(&config.notifications), form);
+        assert!(file.text().contains("[notifications.quiet_hours]\nfrom = \"22:00\"\nto = \"07:30\""), "{}", file.text());
+        let bad = NotificationsForm { quiet_hours: Some(RawQuietHours { from: "25:00".to_owned(), to: "07:00".to_owned() }), ..form };
+        assert!(matches!(file.set_notifications(&bad), Err(EditError::Fields(f)) if f[0].field == "quietHours"));
         assert_eq!(config.hints, [hint]);
         assert!(!file.text().contains("previews"), "a default is not written: {}", file.text());
         file.set_hints(&[]).expect("set");
         assert!(file.config().expect("valid").hints.is_empty());
+        file.set_start_hidden(false);
+        assert!(!file.config().expect("valid").app.start_hidden);
+        file.set_start_hidden(true);
+        assert!(!file.text().contains("[app]"), "the default leaves no trace: {}", file.text());
     }
 }

@@ -25,8 +25,9 @@
 //!
 //! Knobs: drop every socket, go silent on the open sockets (a dead link),
 //! rate-limit REST (429 with `X-RateLimit-Reset` in epoch ms) or the DDP
-//! login (`too-many-requests`), expire the token, require 2FA, refuse one
-//! stream (`nosub`). Every REST request and every frame is counted.
+//! login (`too-many-requests`), expire the token, require 2FA (also shown
+//! in `/me`'s `services`), refuse one stream (`nosub`), offer no websocket
+//! at all (HTTP 400 to the upgrade, as behind a proxy that drops it). Every REST request and every frame is counted.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -207,6 +208,9 @@ struct World {
     /// Ping right after the greeting, before `connected` (ddp-streamer's
     /// 30 ms first idle timer).
     ping_at_once: bool,
+    /// `/websocket` answers HTTP 400, as behind a proxy that does not pass
+    /// websockets on.
+    no_websocket: bool,
     /// Pongs received.
     pongs: u32,
     requests: Vec<Request>,
@@ -423,6 +427,7 @@ fn seeded(generation: Generation) -> World {
         refused_event: None,
         server_ping_every: Duration::from_secs(15),
         ping_at_once: false,
+        no_websocket: false,
         pongs: 0,
         requests: Vec::new(),
         frames_in: 0,
@@ -643,6 +648,12 @@ impl FakeRocketChat {
         self.shared.lock().ping_at_once = true;
     }
 
+    /// `/websocket` stops opening websockets (HTTP 400), as behind a
+    /// proxy that does not pass them on; REST still works.
+    pub fn refuse_websocket(&self) {
+        self.shared.lock().no_websocket = true;
+    }
+
     /// Pongs received so far.
     pub fn pongs(&self) -> u32 {
         self.shared.lock().pongs
@@ -800,7 +811,7 @@ fn answer(world: &mut World, method: &Method, uri: &Uri, headers: &HeaderMap, bo
     let q = query(uri);
     let since = |key: &str| q.get(key).and_then(|s| s.parse::<Timestamp>().ok());
     match (method.as_str(), path) {
-        ("GET", "/api/v1/me") => reply(StatusCode::OK, me(true)),
+        ("GET", "/api/v1/me") => reply(StatusCode::OK, me(true, world.two_factor)),
         ("GET", "/api/v1/subscriptions.get") => {
             let since = since("updatedSince");
             let update: Vec<Value> =
@@ -841,13 +852,19 @@ fn answer(world: &mut World, method: &Method, uri: &Uri, headers: &HeaderMap, bo
     }
 }
 
-fn me(with_success: bool) -> Value {
+/// alice's `me`; `two_factor` is the method her password logins need.
+fn me(with_success: bool, two_factor: Option<&str>) -> Value {
     let mut me = json!({
         "_id": ALICE, "username": "alice", "name": "Alice Liddell",
         "emails": [{"address": "alice@example.org", "verified": true}],
         "status": "online", "statusConnection": "online", "utcOffset": 2, "active": true, "roles": ["user"],
         "email": "alice@example.org",
         "settings": {"profile": {}, "preferences": {"desktopNotifications": "all", "unreadAlert": true, "idleTimeLimit": 300}},
+        "services": {
+            "password": {"exists": true},
+            "totp": {"enabled": two_factor == Some("totp")},
+            "email2fa": {"enabled": two_factor == Some("email")},
+        },
         "avatarUrl": "https://chat.example.org/avatar/alice",
     });
     if with_success {
@@ -860,8 +877,9 @@ fn me(with_success: bool) -> Value {
 fn login(world: &mut World, body: &str) -> Result<Value, (StatusCode, Value)> {
     let body: Value = serde_json::from_str(body).unwrap_or_default();
     let generation = world.generation;
+    let two_factor = world.two_factor;
     let refused = || (StatusCode::UNAUTHORIZED, generation.login_error("Unauthorized", "Unauthorized", None));
-    let ok = || json!({"status": "success", "data": {"userId": ALICE, "authToken": TOKEN, "me": me(false)}, "success": true});
+    let ok = || json!({"status": "success", "data": {"userId": ALICE, "authToken": TOKEN, "me": me(false, two_factor)}, "success": true});
     if let Some(token) = body.get("resume").and_then(Value::as_str) {
         return if token == TOKEN && world.token_valid { Ok(ok()) } else { Err(refused()) };
     }
@@ -892,6 +910,14 @@ fn login(world: &mut World, body: &str) -> Result<Value, (StatusCode, Value)> {
 // DDP
 
 async fn upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Response {
+    if shared.lock().no_websocket {
+        let body = Body::from("Can \"Upgrade\" only to \"WebSocket\".");
+        return Response::builder()
+            .status(StatusCode::BAD_REQUEST)
+            .header(header::CONTENT_TYPE, "text/plain")
+            .body(body)
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+    }
     ws.on_upgrade(move |socket| session(shared, socket))
 }
 

@@ -49,6 +49,10 @@ pub enum LinkError {
     /// The socket closed or failed.
     #[error("the realtime connection was lost ({0})")]
     Closed(String),
+    /// The server (or a proxy before it) answered the websocket request
+    /// with a plain HTTP status: it offers no websocket at this address.
+    #[error("no websocket: {0}")]
+    NoWebSocket(String),
     /// Nothing came for too long, not even a pong.
     #[error("the realtime connection went silent for {} s (no answer to our ping): dead link", .0.as_secs())]
     Dead(Duration),
@@ -108,7 +112,15 @@ impl Link {
         let (socket, _) = tokio::time::timeout(timeouts.connect, opening)
             .await
             .map_err(|_| LinkError::Closed(format!("{url}: no answer within {} s", timeouts.connect.as_secs())))?
-            .map_err(|e| LinkError::Closed(format!("{url}: {e}")))?;
+            .map_err(|e| match e {
+                // A proxy that does not pass websockets on, or a server
+                // with them turned off: it answered, but not with a socket.
+                tokio_tungstenite::tungstenite::Error::Http(response) => LinkError::NoWebSocket(format!(
+                    "{url} answered HTTP {} instead of opening a websocket",
+                    response.status()
+                )),
+                e => LinkError::Closed(format!("{url}: {e}")),
+            })?;
         let mut link = Link { socket, timeouts, last_rx: Instant::now(), pinged: false, next_id: 0, pending: VecDeque::new() };
         link.send(ddp::connect()).await?;
         link.expect(|frame| match frame {
@@ -304,12 +316,5 @@ fn method_error(e: &MeteorError) -> LinkError {
 /// rustls with the ring provider and the platform's verifier, like the
 /// REST client.
 fn tls_config() -> Result<rustls::ClientConfig, LinkError> {
-    use rustls_platform_verifier::BuilderVerifierExt;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| LinkError::Protocol(format!("cannot set up TLS: {e}")))?
-        .with_platform_verifier()
-        .map(|b| b.with_no_client_auth())
-        .map_err(|e| LinkError::Protocol(format!("cannot set up TLS: {e}")))
+    crate::web::tls_config().map_err(|e| LinkError::Protocol(format!("cannot set up TLS: {e}")))
 }

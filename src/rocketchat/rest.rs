@@ -70,8 +70,7 @@ impl Rest {
 
     /// The server version (`/api/info`, no sign-in needed), e.g. `7.4.1`.
     pub async fn version(&self) -> Result<Option<String>, RestError> {
-        let body: Value = self.get("/api/info", &[]).await?;
-        Ok(body.get("version").and_then(Value::as_str).map(str::to_owned))
+        server_version(&self.client, &self.base).await
     }
 
     /// The signed-in user and their preferences.
@@ -151,6 +150,15 @@ impl Rest {
         let response = request.send().await.map_err(|e| transport(&self.base, &e))?;
         read_response(what, response).await
     }
+}
+
+/// The version of the server at `base` (`/api/info`), asked without
+/// credentials: `None` when it does not tell.
+pub async fn server_version(client: &reqwest::Client, base: &str) -> Result<Option<String>, RestError> {
+    let base = base.trim_end_matches('/');
+    let response = client.get(format!("{base}/api/info")).send().await.map_err(|e| transport(base, &e))?;
+    let body = read_response("/api/info", response).await?;
+    Ok(body.get("version").and_then(Value::as_str).map(str::to_owned))
 }
 
 /// Reads a response into its JSON body, or the error its status and body

@@ -329,9 +329,52 @@ pub struct Me {
     /// The login name.
     #[serde(default)]
     pub username: String,
+    /// The display name.
+    #[serde(default)]
+    pub name: Option<String>,
     /// Settings, with the server defaults merged in.
     #[serde(default)]
     pub settings: MeSettings,
+    /// Which sign-in methods are set up (only their flags, never secrets).
+    #[serde(default)]
+    pub services: Services,
+}
+
+/// `services` of [`Me`]: what `/api/v1/me` tells of the sign-in methods.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct Services {
+    /// Codes from an authenticator app.
+    #[serde(default)]
+    pub totp: Option<Enabled>,
+    /// Codes sent by e-mail.
+    #[serde(default)]
+    pub email2fa: Option<Enabled>,
+}
+
+/// A sign-in method's `{"enabled": bool}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+pub struct Enabled {
+    /// Whether it is on.
+    #[serde(default)]
+    pub enabled: bool,
+}
+
+impl Services {
+    /// The two-factor methods that are on, in words ("an authenticator
+    /// app", "codes by e-mail"); `None` when the server did not say.
+    pub fn two_factor(&self) -> Option<Vec<&'static str>> {
+        if self.totp.is_none() && self.email2fa.is_none() {
+            return None;
+        }
+        let mut on = Vec::new();
+        if self.totp.is_some_and(|m| m.enabled) {
+            on.push("an authenticator app");
+        }
+        if self.email2fa.is_some_and(|m| m.enabled) {
+            on.push("codes by e-mail");
+        }
+        Some(on)
+    }
 }
 
 /// `settings` of [`Me`].
@@ -364,6 +407,16 @@ mod tests {
         let ejson: Date = serde_json::from_str("{\"$date\":1714557612345}").expect("ejson");
         assert_eq!(iso, ejson);
         assert_eq!(ejson.iso(), "2024-05-01T10:00:12.345Z");
+    }
+
+    #[test]
+    fn me_from_the_fixture_says_two_factor_authentication_is_off() {
+        let text = include_str!("../../tests/fixtures/rocketchat/rest-me.response.json");
+        let me: Me = serde_json::from_str(text).expect("me");
+        assert_eq!(me.services.two_factor(), Some(Vec::new()));
+        assert_eq!(Me::default().services.two_factor(), None, "not told");
+        let on = Services { totp: Some(Enabled { enabled: true }), email2fa: Some(Enabled { enabled: false }) };
+        assert_eq!(on.two_factor(), Some(vec!["an authenticator app"]));
     }
 
     #[test]

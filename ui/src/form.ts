@@ -14,6 +14,8 @@ import type {
   OpenIn,
   ProbeReport,
   ProbeStep,
+  RoomChoice,
+  RoomPreference,
   Source,
   TasksAuth,
   TlsMode,
@@ -58,7 +60,7 @@ const DEFAULT_FORMS: Record<Source, () => AccountForm> = {
       webmailLink: null,
     },
   }),
-  chat: () => ({ ...base('chat'), chat: { userId: null, openIn: 'browser', notifyAllMessages: false } }),
+  chat: () => ({ ...base('chat'), chat: { userId: null, openIn: 'browser', notifyAllMessages: false, rooms: {} } }),
   tasks: () => ({
     ...base('tasks'),
     pollIntervalSecs: 60,
@@ -96,6 +98,7 @@ export function createAccountForm(
   const original: AccountForm = entry ? structuredClone(entry.form) : DEFAULT_FORMS[source]();
   const labels = new Labels<Messages>();
   const fields = new Map<string, Field<HTMLElement>>();
+  let current = m;
 
   function field<E extends HTMLInputElement | HTMLSelectElement>(
     name: string,
@@ -235,11 +238,38 @@ export function createAccountForm(
   });
 
   // Chat.
-  const chat = original.chat ?? { userId: null, openIn: 'browser' as OpenIn, notifyAllMessages: false };
+  const chat = original.chat ?? { userId: null, openIn: 'browser' as OpenIn, notifyAllMessages: false, rooms: {} };
   const userId = field('chat.userId', text(), (m) => m.ui.fields.userId);
   userId.input.value = chat.userId ?? '';
   const openIn = field('chat.openIn', select(OPEN_IN, (m) => m.ui.openInModes, chat.openIn), (m) => m.ui.fields.openIn);
   const notifyAll = field('chat.notifyAllMessages', check(chat.notifyAllMessages), (m) => m.ui.fields.notifyAll);
+
+  // Per-room choices: the rooms chosen before, and after a test every room
+  // the user is in.
+  const roomsLegend = el('legend');
+  labels.text(roomsLegend, (m) => m.ui.fields.rooms);
+  const roomsHint = el('p', { class: 'field-hint', attrs: { id: uniqueId('rooms-hint') } });
+  labels.text(roomsHint, (m) => m.ui.fields.roomsHint);
+  const roomList = el('ul', { class: 'room-list' });
+  const rooms = el(
+    'fieldset',
+    { class: 'field rooms', attrs: { 'aria-describedby': roomsHint.id } },
+    roomsLegend,
+    roomsHint,
+    roomList,
+  );
+  const ROOM_CHOICES: (RoomPreference | 'server')[] = ['server', 'all', 'mentions', 'nothing'];
+  function addRoom(room: Pick<RoomChoice, 'name'>, choice: RoomPreference | 'server'): void {
+    if (roomList.querySelector(`select[data-room="${CSS.escape(room.name)}"]`)) return;
+    const id = uniqueId('room');
+    const pick = select(ROOM_CHOICES, (m) => m.ui.roomChoices, choice);
+    pick.id = id;
+    pick.setAttribute('data-room', room.name);
+    const label = el('label', { text: room.name, attrs: { for: id } });
+    roomList.append(el('li', { class: 'room' }, label, pick));
+    labels.apply(current);
+  }
+  for (const [name, choice] of Object.entries(chat.rooms)) addRoom({ name }, choice);
 
   // Tasks.
   const tasks = original.tasks ?? { auth: 'token' as TasksAuth, assignedTasks: 'count' as BadgeMode, requestsPerMinute: null };
@@ -292,7 +322,7 @@ export function createAccountForm(
     const security = el('div', { class: 'field-row' }, tls.wrap, port.wrap);
     parts.push(security, plaintext.wrap, folders, pinned.wrap, webmail.wrap);
   } else if (source === 'chat') {
-    parts.push(userId.wrap, openIn.wrap, notifyAll.wrap);
+    parts.push(userId.wrap, openIn.wrap, notifyAll.wrap, rooms);
   } else {
     parts.push(tasksAuth.wrap, pollInterval.wrap, assigned.wrap, rate.wrap);
   }
@@ -310,7 +340,6 @@ export function createAccountForm(
 
   const showPlaintext = (): void => setHidden(plaintext.wrap, tls.input.value !== 'none');
   showPlaintext();
-  let current = m;
   tls.input.addEventListener('change', () => {
     showPlaintext();
     labels.apply(current);
@@ -343,10 +372,16 @@ export function createAccountForm(
         webmailLink: optional(webmail.input.value),
       };
     } else if (source === 'chat') {
+      const chosen: Record<string, RoomPreference> = {};
+      for (const pick of Array.from(roomList.querySelectorAll<HTMLSelectElement>('select[data-room]'))) {
+        const room = pick.getAttribute('data-room');
+        if (room && pick.value !== 'server') chosen[room] = pick.value as RoomPreference;
+      }
       form.chat = {
         userId: optional(userId.input.value),
         openIn: openIn.input.value as OpenIn,
         notifyAllMessages: notifyAll.input.checked,
+        rooms: chosen,
       };
     } else {
       form.pollIntervalSecs = number(pollInterval.input.value);
@@ -439,6 +474,7 @@ export function createAccountForm(
         renderSteps(report.steps);
         setText(probeSummary, report.ok ? current.ui.probeOk : current.ui.probeFailed);
         for (const folder of report.discovered.folders) addFolder(folder, false);
+        for (const room of report.discovered.rooms) addRoom(room, 'server');
         fingerprint = report.discovered.untrustedCertificate;
         if (fingerprint !== null) {
           setText(untrustedText, current.ui.untrusted(fingerprint));

@@ -2,7 +2,7 @@
 // The language follows navigator.language (fr* → French, anything else →
 // English) unless the user picked one in the language switch, which is
 // remembered in localStorage.
-import type { BadgeMode, OpenIn, Outcome, Source, StateKind, StepKind, TasksAuth, TlsMode } from './ipc';
+import type { BadgeMode, OpenIn, Outcome, RoomPreference, Source, StateKind, StepKind, TasksAuth, TlsMode } from './ipc';
 
 export type Lang = 'en' | 'fr';
 /** What the language switch offers: a language, or "follow the system". */
@@ -90,7 +90,10 @@ export interface UiMessages {
     pollInterval: string;
     assignedTasks: string;
     requestsPerMinute: string;
+    rooms: string;
+    roomsHint: string;
   };
+  roomChoices: Record<RoomPreference | 'server', string>;
   badgeModes: Record<BadgeMode, string>;
   tlsModes: Record<TlsMode, string>;
   openInModes: Record<OpenIn, string>;
@@ -123,7 +126,15 @@ export interface UiMessages {
     saveHints: string;
     noHints: string;
     configFile: (path: string) => string;
+    quiet: string;
+    quietFrom: string;
+    quietTo: string;
+    quietHint: string;
+    startHeading: string;
+    atLogin: string;
+    openAtStart: string;
   };
+  quietUntil: (time: string) => string;
 }
 
 const enUi: UiMessages = {
@@ -175,7 +186,10 @@ const enUi: UiMessages = {
     pollInterval: 'Check every (seconds)',
     assignedTasks: 'New tasks assigned to me',
     requestsPerMinute: 'Server’s API rate limit (requests a minute, optional)',
+    rooms: 'Rooms',
+    roomsHint: 'Test the connection to list your rooms. A room without a choice here follows its notification setting on the server.',
   },
+  roomChoices: { server: 'As on the server', all: 'Every message', mentions: 'Mentions only', nothing: 'Nothing' },
   badgeModes: { count: 'Count unread', dot: 'Dot only', ignore: 'Not shown' },
   tlsModes: { implicit: 'TLS (port 993)', starttls: 'STARTTLS (port 143)', none: 'None (local server only)' },
   openInModes: { browser: 'the web browser', 'desktop-app': 'the Rocket.Chat app' },
@@ -218,7 +232,15 @@ const enUi: UiMessages = {
     saveHints: 'Save rules',
     noHints: 'No rules.',
     configFile: (path) => `Settings are kept in ${path}.`,
+    quiet: 'Quiet hours every day',
+    quietFrom: 'From',
+    quietTo: 'To',
+    quietHint: 'No notification in this period; the badge keeps counting, and one summary comes when it ends.',
+    startHeading: 'Starting',
+    atLogin: 'Start Vigie when I log in',
+    openAtStart: 'Open this window when Vigie starts',
   },
+  quietUntil: (time) => `Quiet hours until ${time}`,
 };
 
 const frUi: UiMessages = {
@@ -274,7 +296,11 @@ const frUi: UiMessages = {
     pollInterval: 'Vérifier toutes les (secondes)',
     assignedTasks: 'Nouveaux devoirs qui me sont confiés',
     requestsPerMinute: "Limite d'appels du serveur (requêtes par minute, facultatif)",
+    rooms: 'Salons',
+    roomsHint:
+      'Testez la connexion pour lister vos salons. Un salon sans choix ici suit son réglage de notification sur le serveur.',
   },
+  roomChoices: { server: 'Comme sur le serveur', all: 'Chaque message', mentions: 'Mentions seulement', nothing: 'Rien' },
   badgeModes: { count: 'Compter les non-lus', dot: 'Point seulement', ignore: 'Ne pas afficher' },
   tlsModes: { implicit: 'TLS (port 993)', starttls: 'STARTTLS (port 143)', none: 'Aucune (serveur local seulement)' },
   openInModes: { browser: 'le navigateur', 'desktop-app': "l'application Rocket.Chat" },
@@ -317,7 +343,15 @@ const frUi: UiMessages = {
     saveHints: 'Enregistrer les règles',
     noHints: 'Aucune règle.',
     configFile: (path) => `Les réglages sont gardés dans ${path}.`,
+    quiet: 'Heures calmes chaque jour',
+    quietFrom: 'De',
+    quietTo: 'À',
+    quietHint: "Aucune notification pendant cette période ; la pastille continue de compter, et un résumé arrive à la fin.",
+    startHeading: 'Démarrage',
+    atLogin: 'Lancer Vigie à l’ouverture de session',
+    openAtStart: 'Ouvrir cette fenêtre au lancement de Vigie',
   },
+  quietUntil: (time) => `Heures calmes jusqu'à ${time}`,
 };
 
 const en: Messages = {

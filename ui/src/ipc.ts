@@ -52,6 +52,8 @@ export interface Overview {
   demo: boolean;
   /** RFC 3339; notifications are paused until then. */
   pausedUntil: string | null;
+  /** RFC 3339; quiet hours hold notifications until then. */
+  quietUntil: string | null;
   badge: Badge;
   accounts: AccountView[];
   /** Problems not tied to one account (invalid config file, state not saved), in the core's words. */
@@ -79,6 +81,7 @@ export type TlsMode = 'implicit' | 'starttls' | 'none';
 export type MailAuth = 'password' | 'xoauth2' | 'oauthbearer';
 export type OpenIn = 'browser' | 'desktop-app';
 export type TasksAuth = 'token' | 'api-key';
+export type RoomPreference = 'all' | 'mentions' | 'nothing';
 
 export interface MailForm {
   port: number | null;
@@ -94,6 +97,8 @@ export interface ChatForm {
   userId: string | null;
   openIn: OpenIn;
   notifyAllMessages: boolean;
+  /** By room name; a room without a choice follows the server's preference. */
+  rooms: Record<string, RoomPreference>;
 }
 
 export interface TasksForm {
@@ -124,10 +129,18 @@ export interface AccountEntry {
   hasSecret: boolean;
 }
 
+export interface QuietHours {
+  /** "HH:MM", local time. */
+  from: string;
+  to: string;
+}
+
 export interface NotificationsForm {
   previews: boolean;
   burstThreshold: number;
   sound: boolean;
+  /** null: no quiet hours. */
+  quietHours: QuietHours | null;
 }
 
 export interface HintForm {
@@ -141,6 +154,15 @@ export interface SettingsView {
   accounts: AccountEntry[];
   notifications: NotificationsForm;
   hints: HintForm[];
+  /** Start in the tray only. */
+  startHidden: boolean;
+}
+
+export interface StartOptions {
+  /** The OS starts Vigie at login. */
+  atLogin: boolean;
+  /** Vigie starts in the tray only. */
+  hidden: boolean;
 }
 
 export type StepKind = 'resolve' | 'connect' | 'tls' | 'server' | 'signIn' | 'permissions' | 'offers';
@@ -186,6 +208,9 @@ export const COMMANDS = {
   saveNotifications: 'save_notifications',
   saveHints: 'save_hints',
   testConnection: 'test_connection',
+  getStartOptions: 'get_start_options',
+  setStartAtLogin: 'set_start_at_login',
+  setStartHidden: 'set_start_hidden',
 } as const;
 
 export const EVENTS = {
@@ -243,6 +268,18 @@ export function onProbeProgress(handler: (progress: ProbeProgress) => void): Pro
   return listen<ProbeProgress>(EVENTS.probeProgress, (event) => {
     handler(event.payload);
   });
+}
+
+export function getStartOptions(): Promise<StartOptions> {
+  return invoke<StartOptions>(COMMANDS.getStartOptions);
+}
+
+export async function setStartAtLogin(enabled: boolean): Promise<void> {
+  await invoke<null>(COMMANDS.setStartAtLogin, { enabled });
+}
+
+export async function setStartHidden(hidden: boolean): Promise<void> {
+  await invoke<null>(COMMANDS.setStartHidden, { hidden });
 }
 
 /** The fields a refused form should mark. */

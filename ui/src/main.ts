@@ -5,6 +5,7 @@ import {
   fieldErrors,
   getOverview,
   getSettings,
+  getStartOptions,
   onOverviewChanged,
   onProbeProgress,
   pauseNotifications,
@@ -15,6 +16,8 @@ import {
   saveHints,
   saveNotifications,
   setAccountEnabled,
+  setStartAtLogin,
+  setStartHidden,
   testConnection,
   type Overview,
   type SettingsView,
@@ -77,6 +80,8 @@ export async function start(root: HTMLElement): Promise<void> {
         await saveHints(hints);
         await loadSettings();
       },
+      setStartAtLogin,
+      setStartHidden,
       describe,
     },
     messages(lang),
@@ -213,6 +218,11 @@ export async function start(root: HTMLElement): Promise<void> {
     fail(error);
   }
   await loadSettings();
+  try {
+    options.loadStart(await getStartOptions());
+  } catch (error) {
+    fail(error);
+  }
 }
 
 const root = document.getElementById('app');

@@ -1,13 +1,15 @@
 // The notifications screen: previews (private mode), burst grouping, sound,
 // and the quick refresh rules (a matching sender in one source refreshes
 // another).
-import type { FieldError, HintForm, NotificationsForm, Source } from './ipc';
+import type { FieldError, HintForm, NotificationsForm, Source, StartOptions } from './ipc';
 import { el, Labels, setAttr, setHidden, setText, uniqueId } from './dom';
 import type { Messages } from './i18n';
 
 export interface OptionsHandlers {
   saveNotifications: (form: NotificationsForm) => Promise<void>;
   saveHints: (hints: HintForm[]) => Promise<void>;
+  setStartAtLogin: (enabled: boolean) => Promise<void>;
+  setStartHidden: (hidden: boolean) => Promise<void>;
   describe: (error: unknown) => { message: string; fields: FieldError[] };
 }
 
@@ -16,6 +18,8 @@ export interface OptionsScreen {
   setLanguage: (m: Messages) => void;
   /** Shows saved values (after a load or a save). */
   load: (notifications: NotificationsForm, hints: HintForm[], configFile: string) => void;
+  /** Shows how Vigie starts. */
+  loadStart: (options: StartOptions) => void;
 }
 
 const SOURCES: Source[] = ['mail', 'chat', 'tasks'];
@@ -43,6 +47,24 @@ export function createOptions(handlers: OptionsHandlers, m: Messages): OptionsSc
   labels.text(burstLabel, (m) => m.ui.options.burst);
   const burstError = el('p', { class: 'field-error', hidden: true, attrs: { 'data-error-for': 'burstThreshold', id: uniqueId('e') } });
   burst.setAttribute('aria-describedby', burstError.id);
+  // Quiet hours: a switch and two times.
+  const quiet = checkbox('quietHours', (m) => m.ui.options.quiet);
+  const timeField = (name: string, label: (m: Messages) => string): { wrap: HTMLElement; input: HTMLInputElement } => {
+    const input = el('input', { attrs: { type: 'time', name, id: uniqueId('o') } });
+    const labelEl = el('label', { attrs: { for: input.id } });
+    labels.text(labelEl, label);
+    return { wrap: el('div', { class: 'field' }, labelEl, input), input };
+  };
+  const quietFrom = timeField('quietFrom', (m) => m.ui.options.quietFrom);
+  const quietTo = timeField('quietTo', (m) => m.ui.options.quietTo);
+  const quietHint = el('p', { class: 'field-hint', attrs: { id: uniqueId('h') } });
+  labels.text(quietHint, (m) => m.ui.options.quietHint);
+  const quietError = el('p', { class: 'field-error', hidden: true, attrs: { 'data-error-for': 'quietHours', id: uniqueId('e') } });
+  quiet.input.setAttribute('aria-describedby', `${quietHint.id} ${quietError.id}`);
+  const quietTimes = el('div', { class: 'field-row quiet-times' }, quietFrom.wrap, quietTo.wrap);
+  const showQuiet = (): void => setHidden(quietTimes, !quiet.input.checked);
+  quiet.input.addEventListener('change', showQuiet);
+
   const saveOptions = el('button', { class: 'btn btn-primary', attrs: { type: 'submit', 'data-action': 'save-notifications' } });
   labels.text(saveOptions, (m) => m.ui.options.save);
   const optionsStatus = el('p', { class: 'form-status', attrs: { role: 'status' } });
@@ -53,6 +75,10 @@ export function createOptions(handlers: OptionsHandlers, m: Messages): OptionsSc
     previews.wrap,
     el('div', { class: 'field' }, burstLabel, burst, burstError),
     sound.wrap,
+    quiet.wrap,
+    quietTimes,
+    quietHint,
+    quietError,
     optionsStatus,
     el('div', { class: 'form-buttons' }, saveOptions),
   );
@@ -82,6 +108,39 @@ export function createOptions(handlers: OptionsHandlers, m: Messages): OptionsSc
     hintsStatus,
     el('div', { class: 'form-buttons' }, addRule, saveRules),
   );
+  // Starting: each switch applies at once.
+  const startHeading = el('h2', { attrs: { id: uniqueId('start-heading') } });
+  labels.text(startHeading, (m) => m.ui.options.startHeading);
+  const atLogin = checkbox('atLogin', (m) => m.ui.options.atLogin);
+  const openAtStart = checkbox('openAtStart', (m) => m.ui.options.openAtStart);
+  const startAlert = el('div', { class: 'form-alert', attrs: { role: 'alert' } });
+  const startStatus = el('p', { class: 'form-status', attrs: { role: 'status' } });
+  const startSection = el(
+    'section',
+    { class: 'start-options', attrs: { 'aria-labelledby': startHeading.id } },
+    startHeading,
+    startAlert,
+    atLogin.wrap,
+    openAtStart.wrap,
+    startStatus,
+  );
+  const applySwitch = (input: HTMLInputElement, apply: (on: boolean) => Promise<void>): void => {
+    input.addEventListener('change', () => {
+      setText(startAlert, '');
+      setText(startStatus, '');
+      const on = input.checked;
+      void apply(on).then(
+        () => setText(startStatus, current.ui.saved),
+        (error: unknown) => {
+          input.checked = !on;
+          setText(startAlert, handlers.describe(error).message);
+        },
+      );
+    });
+  };
+  applySwitch(atLogin.input, handlers.setStartAtLogin);
+  applySwitch(openAtStart.input, (open) => handlers.setStartHidden(!open));
+
   const configNote = el('p', { class: 'config-note' });
   let configFile = '';
 
@@ -150,16 +209,25 @@ export function createOptions(handlers: OptionsHandlers, m: Messages): OptionsSc
     event.preventDefault();
     setText(optionsStatus, '');
     setHidden(burstError, true);
+    setHidden(quietError, true);
     setAttr(burst, 'aria-invalid', null);
     const form: NotificationsForm = {
       previews: previews.input.checked,
       burstThreshold: Number.parseInt(burst.value, 10) || 0,
       sound: sound.input.checked,
+      quietHours: quiet.input.checked ? { from: quietFrom.input.value, to: quietTo.input.value } : null,
     };
     void handlers.saveNotifications(form).then(
       () => setText(optionsStatus, current.ui.saved),
       (error: unknown) => {
         const { message, fields } = handlers.describe(error);
+        const quietProblem = fields.find((f) => f.field === 'quietHours');
+        if (quietProblem) {
+          setText(quietError, quietProblem.message);
+          setHidden(quietError, false);
+          quietFrom.input.focus();
+          return;
+        }
         const own = fields.find((f) => f.field === 'burstThreshold');
         setText(burstError, own?.message ?? message);
         setHidden(burstError, false);
@@ -202,7 +270,7 @@ export function createOptions(handlers: OptionsHandlers, m: Messages): OptionsSc
     );
   });
 
-  const root = el('div', { class: 'options' }, optionsForm, hintsForm, configNote);
+  const root = el('div', { class: 'options' }, optionsForm, startSection, hintsForm, configNote);
 
   function setLanguage(m: Messages): void {
     current = m;
@@ -215,10 +283,18 @@ export function createOptions(handlers: OptionsHandlers, m: Messages): OptionsSc
   return {
     root,
     setLanguage,
+    loadStart(options) {
+      atLogin.input.checked = options.atLogin;
+      openAtStart.input.checked = !options.hidden;
+    },
     load(notifications, hints, file) {
       previews.input.checked = notifications.previews;
       sound.input.checked = notifications.sound;
       burst.value = String(notifications.burstThreshold);
+      quiet.input.checked = notifications.quietHours !== null;
+      quietFrom.input.value = notifications.quietHours?.from ?? '22:00';
+      quietTo.input.value = notifications.quietHours?.to ?? '07:00';
+      showQuiet();
       for (const row of rows.splice(0)) row.item.remove();
       for (const hint of hints) addRow(hint);
       setHidden(noRules, rows.length > 0);

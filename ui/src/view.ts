@@ -451,8 +451,16 @@ export function createView(root: HTMLElement, handlers: ViewHandlers): View {
     setText(badgeSr, label === '' ? '' : m.badge(label));
 
     const paused = overview.pausedUntil !== null;
-    setText(pausedNote, paused ? m.pausedUntil(formatWhen(overview.pausedUntil ?? '', lang)) : '');
-    setHidden(pausedNote, !paused);
+    const quiet = !paused && (overview.quietUntil ?? null) !== null;
+    setText(
+      pausedNote,
+      paused
+        ? m.pausedUntil(formatWhen(overview.pausedUntil ?? '', lang))
+        : quiet
+          ? m.ui.quietUntil(formatWhen(overview.quietUntil ?? '', lang))
+          : '',
+    );
+    setHidden(pausedNote, !paused && !quiet);
     if (!paused && document.activeElement === buttons.resume) buttons.hour.focus();
     setHidden(buttons.resume, !paused);
 

@@ -241,7 +241,7 @@ describe('notifications and rules', () => {
       await page.locator('input[name="burstThreshold"]').fill('5');
       await page.getByRole('button', { name: 'Save notification settings' }).click();
       assert.deepEqual(await lastArgs(page, 'save_notifications'), {
-        form: { previews: false, burstThreshold: 5, sound: true },
+        form: { previews: false, burstThreshold: 5, sound: true, quietHours: null },
       });
       await page.locator('#notifications-form .form-status', { hasText: 'Saved.' }).waitFor();
       assert.equal(await page.locator('[data-tab="notifications"]').getAttribute('aria-current'), 'page');
@@ -287,5 +287,79 @@ describe('notifications and rules', () => {
       },
       { locale: 'fr-FR' },
     );
+  });
+});
+
+describe('rooms and quiet hours', () => {
+  it('a chat account lists its rooms after a test and sends only the rooms given a choice', async () => {
+    const probe = {
+      steps: [{ kind: 'signIn', outcome: 'ok', detail: 'signed in as alice' }],
+      ok: true,
+      discovered: {
+        untrustedCertificate: null,
+        folders: [],
+        rooms: [
+          { id: 'GENERAL', name: 'general', kind: 'channel' },
+          { id: 'r2', name: 'random', kind: 'channel' },
+          { id: 'd1', name: 'Bob Stone', kind: 'direct' },
+        ],
+      },
+    };
+    await withPage({ overview: sampleOverview(), settings: sampleSettings(), probe }, async (page) => {
+      await page.locator('li[data-account-id="team-chat"] [data-action="edit"]').click();
+      const random = form(page).getByLabel('random', { exact: true });
+      await random.waitFor();
+      assert.equal(await random.inputValue(), 'nothing', 'the saved choice shows before any test');
+      await page.locator('[data-action="test-connection"]').click();
+      await form(page).getByLabel('Bob Stone').waitFor();
+      assert.equal(await form(page).locator('select[data-room]').count(), 3);
+      assert.equal(await form(page).getByLabel('general', { exact: true }).inputValue(), 'server');
+      await form(page).getByLabel('general', { exact: true }).selectOption('mentions');
+      await page.getByRole('button', { name: 'Save' }).click();
+      const args = await lastArgs(page, 'save_account');
+      assert.deepEqual(args.form.chat.rooms, { random: 'nothing', general: 'mentions' });
+    });
+  });
+
+  it('quiet hours are offered with two times and saved, and the overview says when they end', async () => {
+    const overview = sampleOverview({ quietUntil: new Date(Date.UTC(2030, 0, 2, 7, 0)).toISOString() });
+    await withPage({ overview, settings: sampleSettings() }, async (page) => {
+      await page.locator('.paused-note', { hasText: /^Quiet hours until / }).waitFor();
+      await page.locator('[data-tab="notifications"]').click();
+      const quiet = page.getByLabel('Quiet hours every day');
+      await quiet.waitFor();
+      assert.equal(await page.locator('.quiet-times').isVisible(), false);
+      await quiet.check();
+      await page.getByLabel('From', { exact: true }).fill('21:30');
+      await page.getByLabel('To', { exact: true }).fill('06:45');
+      await page.getByRole('button', { name: 'Save notification settings' }).click();
+      const args = await lastArgs(page, 'save_notifications');
+      assert.deepEqual(args.form.quietHours, { from: '21:30', to: '06:45' });
+    });
+  });
+});
+
+describe('starting', () => {
+  it('start at login and opening the window at start apply at once, and a refusal is undone and said', async () => {
+    const failures = {};
+    await withPage({ overview: sampleOverview(), settings: sampleSettings(), failures }, async (page) => {
+      await page.locator('[data-tab="notifications"]').click();
+      const atLogin = page.getByLabel('Start Vigie when I log in');
+      await atLogin.waitFor();
+      assert.equal(await atLogin.isChecked(), false);
+      await atLogin.check();
+      assert.deepEqual(await lastArgs(page, 'set_start_at_login'), { enabled: true });
+      const openAtStart = page.getByLabel('Open this window when Vigie starts');
+      assert.equal(await openAtStart.isChecked(), false, 'starts hidden by default');
+      await openAtStart.check();
+      assert.deepEqual(await lastArgs(page, 'set_start_hidden'), { hidden: false });
+
+      await page.evaluate(() => {
+        window.__VIGIE_MOCK__.failures.set_start_at_login = { code: 'autostart', message: 'could not change the autostart entry: read-only' };
+      });
+      await atLogin.click();
+      await page.locator('.start-options [role="alert"]', { hasText: 'read-only' }).waitFor();
+      assert.equal(await atLogin.isChecked(), true, 'the switch shows what is really in force');
+    });
   });
 });

@@ -116,11 +116,13 @@ export async function openMockPage(browser, baseUrl, mock, contextOptions = {}) 
 }
 
 /**
- * Commands the mock received, in order (event plumbing excluded; so is
- * get_settings, which the window calls after every change).
+ * Commands the mock received, in order (event plumbing excluded; so are
+ * the settings reads, which the window makes at start and after every change).
  */
 export function mockCalls(page) {
-  return page.evaluate(() => window.__VIGIE_MOCK__.calls.filter((c) => c.cmd !== 'get_settings'));
+  return page.evaluate(() =>
+    window.__VIGIE_MOCK__.calls.filter((c) => c.cmd !== 'get_settings' && c.cmd !== 'get_start_options'),
+  );
 }
 
 /** Waits until the mock has received `cmd` (n times), then returns all calls. */
@@ -168,7 +170,7 @@ export function sampleSettings(overrides = {}) {
         form: {
           ...mailForm({ id: 'team-chat', name: 'Team chat', source: 'chat', server: 'https://chat.example.com', username: '' }),
           mail: null,
-          chat: { userId: null, openIn: 'browser', notifyAllMessages: false },
+          chat: { userId: null, openIn: 'browser', notifyAllMessages: false, rooms: { random: 'nothing' } },
         },
         hasSecret: true,
       },
@@ -182,8 +184,9 @@ export function sampleSettings(overrides = {}) {
         hasSecret: false,
       },
     ],
-    notifications: { previews: true, burstThreshold: 3, sound: true },
+    notifications: { previews: true, burstThreshold: 3, sound: true, quietHours: null },
     hints: [{ from: 'mail', senderContains: 'leantime', refresh: 'tasks' }],
+    startHidden: true,
     ...overrides,
   };
 }
@@ -205,6 +208,7 @@ export function sampleOverview(overrides = {}) {
   return {
     demo: false,
     pausedUntil: null,
+    quietUntil: null,
     problems: [],
     badge: { count: 7, dot: true, label: '7' },
     accounts: [

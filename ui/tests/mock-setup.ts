@@ -22,6 +22,7 @@ interface MockState {
   /** Commands that reject, with what they reject with. */
   failures: Record<string, CommandError>;
   calls: MockCall[];
+  startAtLogin: boolean;
 }
 
 declare global {
@@ -34,6 +35,7 @@ declare global {
 const emptyOverview: Overview = {
   demo: false,
   pausedUntil: null,
+  quietUntil: null,
   badge: { count: 0, dot: false, label: '' },
   accounts: [],
   problems: [],
@@ -42,8 +44,9 @@ const emptyOverview: Overview = {
 const emptySettings: SettingsView = {
   configFile: '/home/me/.config/vigie/config.toml',
   accounts: [],
-  notifications: { previews: true, burstThreshold: 3, sound: true },
+  notifications: { previews: true, burstThreshold: 3, sound: true, quietHours: null },
   hints: [],
+  startHidden: true,
 };
 
 const okProbe: ProbeReport = {
@@ -59,6 +62,7 @@ const state: MockState = {
   probe: configured.probe ?? okProbe,
   failures: configured.failures ?? {},
   calls: [],
+  startAtLogin: configured.startAtLogin ?? false,
 };
 
 /** What a saved form becomes in the mocked config (ids as the core makes them). */
@@ -101,6 +105,14 @@ mockIPC(
       }
       case 'save_notifications':
         state.settings.notifications = (args as { form: SettingsView['notifications'] }).form;
+        return null;
+      case 'get_start_options':
+        return { atLogin: state.startAtLogin, hidden: state.settings.startHidden };
+      case 'set_start_at_login':
+        state.startAtLogin = (args as { enabled: boolean }).enabled;
+        return null;
+      case 'set_start_hidden':
+        state.settings.startHidden = (args as { hidden: boolean }).hidden;
         return null;
       case 'save_hints':
         state.settings.hints = (args as { hints: SettingsView['hints'] }).hints;
