@@ -102,13 +102,10 @@ pub fn run(launch: Launch) -> ExitCode {
             if let Ok(mut slot) = app.state::<RunningSlot>().0.lock() {
                 *slot = Some(Running { shell, tasks });
             }
-            if !start_hidden {
+            if !start_hidden || settings_at_start {
                 open_settings(&handle);
             }
             tracing::info!("tray app started");
-            if settings_at_start {
-                open_settings(&handle);
-            }
             Ok(())
         })
         .build(tauri::generate_context!());
