@@ -9,12 +9,16 @@ BUILD_PACKAGES=(
   libssl-dev libsoup-3.0-dev libgtk-3-dev libjavascriptcoregtk-4.1-dev
 )
 # What the tests drive: a virtual X server and tray host, a private D-Bus, the
-# real Secret Service, screenshots, Chromium for the UI tests, and the
-# Dovecot IMAP server the mail tests start.
+# real Secret Service, screenshots, Chromium for the UI tests, the Dovecot
+# IMAP server the mail tests start, and WebKit's WebDriver for the
+# end-to-end test of the app.
 TEST_PACKAGES=(
   xvfb xauth dbus dbus-x11 gnome-keyring libsecret-tools imagemagick x11-utils
   trayer python3 python3-dbus python3-gi python3-xlib chromium dovecot-imapd
+  webkit2gtk-driver
 )
+# tauri-driver (WebDriver for Tauri apps, in front of WebKitWebDriver).
+TAURI_DRIVER_VERSION="^2"
 # Vite 8 needs this Node.js or newer.
 NODE_MIN=20.19.0
 
@@ -48,6 +52,17 @@ ensure_packages() {
 ensure_rust() {
   command -v cargo >/dev/null || die "Rust is not installed; run this once, then try again:
   curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y && . \"\$HOME/.cargo/env\""
+}
+
+# Puts tauri-driver on PATH, installing it with cargo (into ~/.cargo/bin)
+# when it is missing.
+ensure_tauri_driver() {
+  local bin="${CARGO_HOME:-$HOME/.cargo}/bin"
+  case ":$PATH:" in *":$bin:"*) ;; *) export PATH="$PATH:$bin" ;; esac
+  command -v tauri-driver >/dev/null && return 0
+  say "installing tauri-driver (cargo install)"
+  # In a throw-away build folder, not the project's CARGO_TARGET_DIR.
+  env -u CARGO_TARGET_DIR cargo install tauri-driver --version "$TAURI_DRIVER_VERSION" --locked --quiet
 }
 
 version_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]; }

@@ -58,6 +58,7 @@ pub fn run(launch: Launch) -> ExitCode {
     let state_file = launch.paths.state_file.clone();
     let demo_asked = launch.cli.demo;
     let snooze_delay = launch.cli.snooze_secs.map_or(crate::snooze::DEFAULT_DELAY, std::time::Duration::from_secs);
+    let settings_at_start = launch.cli.settings;
 
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| open_settings(app)))
@@ -103,7 +104,7 @@ pub fn run(launch: Launch) -> ExitCode {
             if let Ok(mut slot) = app.state::<RunningSlot>().0.lock() {
                 *slot = Some(Running { shell, tasks });
             }
-            if !start_hidden {
+            if !start_hidden || settings_at_start {
                 open_settings(&handle);
             }
             tracing::info!("tray app started");

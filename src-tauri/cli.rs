@@ -22,6 +22,11 @@ pub struct Cli {
     /// Run the built-in demo accounts, even if accounts are configured.
     #[arg(long)]
     pub demo: bool,
+    /// Open the settings window at start, whatever the "start hidden"
+    /// option says (as a second launch does). Also what a WebDriver session
+    /// needs: it attaches to a window.
+    #[arg(long)]
+    pub settings: bool,
     /// Read the configuration from PATH instead of the platform's config file.
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,

@@ -4,7 +4,8 @@
 //! private D-Bus, and the tray app under Xvfb with a tray host.
 //!
 //! The GUI scenarios need the `app` feature (`cargo test --features app
-//! --test desktop`); the keyring ones run in any build.
+//! --test desktop`); the keyring ones run in any build. `e2e` drives the
+//! settings window through WebDriver against a real Dovecot.
 
 mod session;
 
@@ -13,6 +14,8 @@ mod session;
 #[allow(dead_code)]
 #[path = "../support/dovecot.rs"]
 mod dovecot;
+#[cfg(feature = "app")]
+mod e2e;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -244,13 +247,13 @@ mod gui {
     }
 
     /// A decoded screenshot.
-    struct Shot {
+    pub(crate) struct Shot {
         width: usize,
         rgb: Vec<u8>,
     }
 
     impl Shot {
-        fn take(session: &Session, name: &str) -> Shot {
+        pub(crate) fn take(session: &Session, name: &str) -> Shot {
             let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
             std::fs::create_dir_all(&dir).expect("screenshot dir");
             let png = dir.join(format!("{name}.png"));
@@ -270,7 +273,7 @@ mod gui {
 
     /// The absolute geometry `(x, y)` of the first window line containing
     /// `needle` in an `xwininfo -root -tree` dump.
-    fn window_origin(tree: &str, needle: &str) -> Option<(usize, usize)> {
+    pub(crate) fn window_origin(tree: &str, needle: &str) -> Option<(usize, usize)> {
         let line = tree.lines().find(|l| l.contains(needle))?;
         // "... 32x34+0+0  +991+1" — the last token is the absolute origin.
         let abs = line.split_whitespace().last()?;
@@ -280,7 +283,7 @@ mod gui {
 
     /// Mean colour distance between the expected icon (opaque pixels only)
     /// and the screen at `(x0, y0)`.
-    fn icon_distance(shot: &Shot, x0: usize, y0: usize, expected: &vigie::icon::Pixels) -> f64 {
+    pub(crate) fn icon_distance(shot: &Shot, x0: usize, y0: usize, expected: &vigie::icon::Pixels) -> f64 {
         let (mut sum, mut n) = (0.0, 0.0);
         for y in 0..expected.height as usize {
             for x in 0..expected.width as usize {

@@ -1,7 +1,8 @@
 //! A private desktop session for tests and benchmarks: a session D-Bus, and
 //! on request an X server (Xvfb), a tray host (trayer), a capturing
-//! notification server and an unlocked GNOME Keyring, all owned by this
-//! process and stopped by PID when the session is dropped.
+//! notification server, an unlocked GNOME Keyring and a WebDriver server
+//! (tauri-driver), all owned by this process and stopped by PID when the
+//! session is dropped.
 //!
 //! Nothing here touches the user's real session: HOME, the XDG folders and
 //! the D-Bus address all point into a temporary folder.
@@ -9,6 +10,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -20,6 +22,9 @@ pub struct Session {
     display: Option<String>,
     /// Stopped in reverse order on drop.
     children: Vec<Child>,
+    /// tauri-driver, leading its own process group (WebKitWebDriver and
+    /// the app it launches), which is killed whole.
+    tauri_driver: Option<Child>,
     /// Commands to the capturing notification server.
     notifyd: Option<std::process::ChildStdin>,
 }
@@ -59,6 +64,29 @@ impl Lines {
     }
 }
 
+/// A loopback port nobody listens on right now.
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// `tauri-driver`: `$TAURI_DRIVER`, else on PATH, else where `cargo install`
+/// puts it (found before [`Session::command`] points HOME elsewhere).
+fn tauri_driver_binary() -> std::io::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("TAURI_DRIVER") {
+        return Ok(PathBuf::from(path));
+    }
+    let cargo_bin = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
+        .map(|cargo| cargo.join("bin"));
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(cargo_bin)
+        .map(|dir| dir.join("tauri-driver"))
+        .find(|candidate| candidate.is_file())
+        .ok_or_else(|| std::io::Error::other("no tauri-driver (cargo install tauri-driver --version ^2 --locked)"))
+}
+
 fn first_line(child: &mut Child, what: &str) -> std::io::Result<String> {
     let out = child.stdout.take().ok_or_else(|| std::io::Error::other(format!("{what}: no stdout")))?;
     let lines = Lines::follow(out);
@@ -86,7 +114,7 @@ impl Session {
             .spawn()
             .map_err(|e| std::io::Error::other(format!("cannot start dbus-daemon (apt install dbus): {e}")))?;
         let bus_address = first_line(&mut bus, "dbus-daemon")?;
-        Ok(Session { dir, bus_address, display: None, children: vec![bus], notifyd: None })
+        Ok(Session { dir, bus_address, display: None, children: vec![bus], tauri_driver: None, notifyd: None })
     }
 
     /// A session bus and an X server with a tray host.
@@ -218,6 +246,63 @@ impl Session {
         self.children.push(child);
     }
 
+    /// Starts `tauri-driver` (with WebKitWebDriver as its native driver, on
+    /// free loopback ports) in this session, so the app it launches gets
+    /// this session's display, bus, keyring and XDG folders. Returns the
+    /// WebDriver address, once it accepts connections. One runs at a time:
+    /// a running one is stopped first.
+    pub fn start_tauri_driver(&mut self) -> std::io::Result<String> {
+        self.stop_tauri_driver();
+        let driver = tauri_driver_binary()?;
+        let native = Path::new("/usr/bin/WebKitWebDriver");
+        if !native.exists() {
+            return Err(std::io::Error::other("no /usr/bin/WebKitWebDriver (apt install webkit2gtk-driver)"));
+        }
+        let (port, native_port) = (free_port()?, free_port()?);
+        // What it, WebKitWebDriver and the app print, for failure messages.
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.tauri_driver_log_path())?;
+        let child = self
+            .command(&driver)
+            .args(["--port", &port.to_string(), "--native-port", &native_port.to_string()])
+            .arg("--native-driver")
+            .arg(native)
+            // Its own process group: it starts WebKitWebDriver, which starts
+            // the app, and all of them go with the session.
+            .process_group(0)
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| std::io::Error::other(format!("cannot start {}: {e}", driver.display())))?;
+        self.tauri_driver = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                return Err(std::io::Error::other("tauri-driver did not listen within 15 s"));
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        Ok(format!("http://127.0.0.1:{port}"))
+    }
+
+    fn tauri_driver_log_path(&self) -> PathBuf {
+        self.dir.path().join("tauri-driver.log")
+    }
+
+    /// What tauri-driver, WebKitWebDriver and the app they launched printed.
+    pub fn tauri_driver_log(&self) -> String {
+        std::fs::read_to_string(self.tauri_driver_log_path()).unwrap_or_default()
+    }
+
+    /// Stops tauri-driver with everything it started (WebKitWebDriver, the
+    /// app): SIGKILL to its process group.
+    pub fn stop_tauri_driver(&mut self) {
+        if let Some(mut child) = self.tauri_driver.take() {
+            let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status();
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// `xwininfo -root -tree` of the X server.
     pub fn window_tree(&self) -> std::io::Result<String> {
         let out = self.command("xwininfo").args(["-root", "-tree"]).output()?;
@@ -248,6 +333,7 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
+        self.stop_tauri_driver();
         for child in self.children.iter_mut().rev() {
             let _ = child.kill();
             let _ = child.wait();
