@@ -188,6 +188,41 @@ async fn wait_for_tray_badge(session: &Session, badge: Badge, name: &str) {
     }
 }
 
+/// Fills the mail form for the test Dovecot (plaintext on loopback).
+async fn fill_mail_form(client: &Client, server: &Dovecot) {
+    fill(client, "name", "Test mail").await;
+    fill(client, "server", "127.0.0.1").await;
+    fill(client, "username", dovecot::USER).await;
+    fill(client, "secret", dovecot::PASSWORD).await;
+    fill(client, "mail.port", &server.port().to_string()).await;
+    element(client, "form#account-form select[name=\"mail.tls\"]")
+        .await
+        .select_by_value("none")
+        .await
+        .expect("choose no TLS");
+    tick(client, "input[name=\"mail.allowPlaintextOnLoopback\"]", true).await;
+    tick(client, "input[name=\"mail.folders\"][value=\"INBOX\"]", true).await;
+}
+
+/// Presses Test connection and waits for its last step: every step passes
+/// (no TLS to loopback is a warning) and the server's folders are listed.
+async fn test_connection(client: &Client) {
+    element(client, "form#account-form [data-action=\"test-connection\"]").await.click().await.expect("click Test");
+    until("the test reaches what the server offers", PATIENCE, || async {
+        attr_of(client, "#probe-steps li[data-kind=\"offers\"]", "data-outcome").await
+    })
+    .await;
+    let mut outcomes = Vec::new();
+    for step in client.find_all(Locator::Css("#probe-steps li")).await.expect("steps") {
+        let kind = step.attr("data-kind").await.expect("kind").unwrap_or_default();
+        let outcome = step.attr("data-outcome").await.expect("outcome").unwrap_or_default();
+        outcomes.push(format!("{kind}:{outcome}"));
+    }
+    assert!(outcomes.iter().all(|o| !o.ends_with(":failed")), "every step passes: {outcomes:?}");
+    assert!(outcomes.contains(&"signIn:ok".to_owned()), "{outcomes:?}");
+    element(client, "form#account-form input[name=\"mail.folders\"][value=\"Archive\"]").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mail_account_added_in_the_settings_window_goes_live_and_its_new_mail_reaches_the_count_and_the_tray() {
     let _serial = ONE_AT_A_TIME.lock().await;
@@ -203,6 +238,7 @@ async fn add_a_mail_account_and_receive_a_mail() {
     let server = Dovecot::start().await;
     // One unread mail before the account exists: the first count.
     let mut imap = server.client().await;
+    imap.create("Archive").await;
     imap.append("INBOX", &dovecot::message("Alice <alice@example.test>", "Before", "Already there."), false).await;
     // An empty config: nothing in the session's config folder.
     let config_file = session.dir().join("config").join("vigie").join("config.toml");
@@ -219,18 +255,8 @@ async fn add_a_mail_account_and_receive_a_mail() {
         "the chooser is open already"
     );
     element(&client, "[data-source-choice=\"mail\"]").await.click().await.expect("choose Mail");
-    fill(&client, "name", "Test mail").await;
-    fill(&client, "server", "127.0.0.1").await;
-    fill(&client, "username", dovecot::USER).await;
-    fill(&client, "secret", dovecot::PASSWORD).await;
-    fill(&client, "mail.port", &server.port().to_string()).await;
-    element(&client, "form#account-form select[name=\"mail.tls\"]")
-        .await
-        .select_by_value("none")
-        .await
-        .expect("choose no TLS");
-    tick(&client, "input[name=\"mail.allowPlaintextOnLoopback\"]", true).await;
-    tick(&client, "input[name=\"mail.folders\"][value=\"INBOX\"]", true).await;
+    fill_mail_form(&client, &server).await;
+    test_connection(&client).await;
     element(&client, "form#account-form [data-action=\"save-account\"]").await.click().await.expect("click Save");
 
     // Saved: the config file names the account, the password is in the
@@ -273,5 +299,74 @@ async fn add_a_mail_account_and_receive_a_mail() {
     .await;
     wait_for_tray_badge(&session, Badge { count: 2, dot: false }, "e2e-tray-2").await;
 
+    client.close().await.expect("end the WebDriver session");
+}
+
+/// The screenshots in `docs/screenshots/`, from the real app: each screen
+/// in the light theme, the dark theme (GTK's dark variant, which WebKit
+/// passes on as `prefers-color-scheme: dark`) and French (the window's
+/// language switch). Run with
+/// `cargo test --features app --test desktop -- --ignored screenshots`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "writes docs/screenshots/; run on purpose"]
+async fn screenshots_of_each_screen() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs").join("screenshots");
+    std::fs::create_dir_all(&out).expect("docs/screenshots");
+    for variant in ["light", "dark", "fr"] {
+        tokio::time::timeout(SCENARIO, shoot(variant, &out))
+            .await
+            .unwrap_or_else(|_| panic!("the {variant} screenshots did not finish within {SCENARIO:?}"));
+    }
+}
+
+async fn shoot(variant: &str, out: &std::path::Path) {
+    let mut session = Session::desktop().expect("desktop session");
+    if variant == "dark" {
+        session.set_env("GTK_THEME", "Adwaita:dark");
+    }
+    let _toasts = session.start_notifyd().expect("notification server");
+    session.start_keyring().expect("gnome keyring");
+    let server = Dovecot::start().await;
+    let mut imap = server.client().await;
+    imap.create("Archive").await;
+    imap.create("Projects").await;
+    for (from, subject) in [("Alice <alice@example.test>", "Quarterly figures"), ("Bob <bob@example.test>", "Lunch?")] {
+        imap.append("INBOX", &dovecot::message(from, subject, "Hello."), false).await;
+    }
+    let client = open_app(&mut session, &["--settings"]).await;
+    if variant == "fr" {
+        element(&client, "#lang-select").await.select_by_value("fr").await.expect("French");
+        until("the tabs speak French", PATIENCE, || async {
+            Ok(text_of(&client, "[data-tab=\"accounts\"]").await?.filter(|t| t == "Comptes"))
+        })
+        .await;
+    }
+    let save = |name: &str, png: Vec<u8>| {
+        eprintln!("screenshot {variant}-{name}");
+        let path = out.join(format!("{variant}-{name}.png"));
+        std::fs::write(&path, png).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    };
+    // The first run: the welcome and the demo's accounts.
+    listed(&client).await;
+    element(&client, "section.welcome").await;
+    save("welcome", client.screenshot().await.expect("screenshot"));
+
+    // The notifications tab.
+    element(&client, "[data-tab=\"notifications\"]").await.click().await.expect("Notifications tab");
+    element(&client, "#notifications-form").await;
+    save("notifications", client.screenshot().await.expect("screenshot"));
+    element(&client, "[data-tab=\"accounts\"]").await.click().await.expect("Accounts tab");
+
+    // Adding a mail account, after Test connection.
+    element(&client, "[data-source-choice=\"mail\"]").await.click().await.expect("choose Mail");
+    fill_mail_form(&client, &server).await;
+    test_connection(&client).await;
+    // The form is taller than the window: show its connection test.
+    client
+        .execute("document.querySelector('.probe').scrollIntoView({block: 'end'})", vec![])
+        .await
+        .expect("scroll to the test");
+    save("add-mail", client.screenshot().await.expect("screenshot"));
     client.close().await.expect("end the WebDriver session");
 }

@@ -27,6 +27,8 @@ pub struct Session {
     tauri_driver: Option<Child>,
     /// Commands to the capturing notification server.
     notifyd: Option<std::process::ChildStdin>,
+    /// Extra variables for every command (e.g. a dark GTK theme).
+    env: Vec<(String, String)>,
 }
 
 /// Lines a child prints, as they arrive.
@@ -114,7 +116,7 @@ impl Session {
             .spawn()
             .map_err(|e| std::io::Error::other(format!("cannot start dbus-daemon (apt install dbus): {e}")))?;
         let bus_address = first_line(&mut bus, "dbus-daemon")?;
-        Ok(Session { dir, bus_address, display: None, children: vec![bus], tauri_driver: None, notifyd: None })
+        Ok(Session { dir, bus_address, display: None, children: vec![bus], tauri_driver: None, notifyd: None, env: Vec::new() })
     }
 
     /// A session bus and an X server with a tray host.
@@ -157,6 +159,11 @@ impl Session {
         self.dir.path().join("state").join("vigie")
     }
 
+    /// Sets a variable for every command started from now on.
+    pub fn set_env(&mut self, name: &str, value: &str) {
+        self.env.push((name.to_owned(), value.to_owned()));
+    }
+
     /// A command with this session's environment.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut cmd = Command::new(program);
@@ -170,6 +177,9 @@ impl Session {
             .env("DBUS_SESSION_BUS_ADDRESS", &self.bus_address)
             .env("NO_AT_BRIDGE", "1")
             .env_remove("WAYLAND_DISPLAY");
+        for (name, value) in &self.env {
+            cmd.env(name, value);
+        }
         match &self.display {
             Some(display) => cmd.env("DISPLAY", display),
             None => cmd.env_remove("DISPLAY"),
