@@ -22,6 +22,7 @@ use vigie::watcher::{Action, ActionError};
 use vigie::{Core, CoreEvent, CoreHandle, sources};
 
 use crate::cli::Launch;
+use crate::grouping::{Grouping, Shape};
 use crate::snooze::Snoozes;
 use crate::ipc::{CORE_EVENT, EventView, OVERVIEW_CHANGED, Overview};
 use crate::toast::{self, Choice, Target, Toaster};
@@ -223,6 +224,8 @@ async fn forward_events<R: Runtime>(
     let mut actions: JoinSet<(Action, Result<(), ActionError>)> = JoinSet::new();
     // Snoozed toasts; forgotten when this loop ends.
     let mut snoozes = Snoozes::new(snooze_delay);
+    // Items of one account spread over several fetches; plain data.
+    let mut grouping = Grouping::default();
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
@@ -234,7 +237,7 @@ async fn forward_events<R: Runtime>(
                         snoozes.cancel(account, key);
                     }
                     let settings = settings.borrow().clone();
-                    announce(&app, &core, &mut toaster, &event, &settings).await;
+                    announce(&app, &core, &mut toaster, &mut grouping, &event, &settings).await;
                 }
                 None => return,
             },
@@ -247,7 +250,10 @@ async fn forward_events<R: Runtime>(
                 }
                 Choice::Snooze(shown) => snoozes.snooze(shown),
             },
-            shown = snoozes.next_due() => toaster.show_again(&app, shown).await,
+            shown = snoozes.next_due() => match held_for(&core) {
+                Some(wait) => snoozes.hold(shown, tokio::time::Instant::now() + wait),
+                None => toaster.show_again(&app, shown).await,
+            },
             Some(done) = actions.join_next() => {
                 if let Ok((action, Err(error))) = done {
                     let toast = toast::action_failed(action, &error);
@@ -258,8 +264,26 @@ async fn forward_events<R: Runtime>(
     }
 }
 
+/// How long to wait before looking again when toasts are held now (pause
+/// or quiet hours): until they end, but at most a minute, since a pause can
+/// be lifted early.
+fn held_for(core: &CoreHandle) -> Option<std::time::Duration> {
+    let snapshot = core.snapshot();
+    let until = snapshot.paused_until.into_iter().chain(snapshot.quiet_until).max()?;
+    let left = until.duration_since(jiff::Timestamp::now());
+    let left = std::time::Duration::try_from(left).ok().filter(|d| !d.is_zero())?;
+    Some(left.min(std::time::Duration::from_secs(60)))
+}
+
 /// Toasts `event` (if it calls for one) and tells the settings window.
-async fn announce<R: Runtime>(app: &AppHandle<R>, core: &CoreHandle, toaster: &mut Toaster, event: &CoreEvent, settings: &Notifications) {
+async fn announce<R: Runtime>(
+    app: &AppHandle<R>,
+    core: &CoreHandle,
+    toaster: &mut Toaster,
+    grouping: &mut Grouping,
+    event: &CoreEvent,
+    settings: &Notifications,
+) {
     let name = match event {
         CoreEvent::NewItems { account, .. } => core
             .snapshot()
@@ -269,14 +293,23 @@ async fn announce<R: Runtime>(app: &AppHandle<R>, core: &CoreHandle, toaster: &m
             .map_or_else(|| account.to_string(), |a| a.name.clone()),
         _ => String::new(),
     };
-    if let Some(toast) = toast::compose(event, &name, settings) {
-        let target = toast::single_item(event, settings).map(|item| Target {
-            account: item.account.clone(),
-            key: item.key.clone(),
-            link: item.link.clone(),
-            actions: core.actions_for(&item.account, &item.key),
-        });
-        toaster.show(app, &toast, settings.sound, target).await;
+    match (grouping.shape(tokio::time::Instant::now(), event, settings.burst_threshold), event) {
+        (Some(Shape::Summary(summary)), CoreEvent::NewItems { account, .. }) => {
+            let toast = toast::summary(&summary, &name, settings);
+            let id = toaster.show_summary(app, &toast, settings.sound, summary.replaces).await;
+            grouping.summary_shown(account, id);
+        }
+        _ => {
+            if let Some(toast) = toast::compose(event, &name, settings) {
+                let target = toast::single_item(event, settings).map(|item| Target {
+                    account: item.account.clone(),
+                    key: item.key.clone(),
+                    link: item.link.clone(),
+                    actions: core.actions_for(&item.account, &item.key),
+                });
+                toaster.show(app, &toast, settings.sound, target).await;
+            }
+        }
     }
     if app.get_webview_window(SETTINGS).is_some() {
         for view in EventView::from_event(event) {

@@ -107,8 +107,10 @@ impl Toaster {
         })
     }
 
-    /// Shows a toast; its target (a single item) gets buttons.
-    pub async fn show(&mut self, shown: Shown) -> zbus::Result<()> {
+    /// Shows a toast, in place of our toast `replaces` if given (servers
+    /// then update it where it is, without a second popup); its target (a
+    /// single item) gets buttons. Returns the toast's id.
+    pub async fn show(&mut self, shown: Shown, replaces: Option<u32>) -> zbus::Result<u32> {
         let mut actions: Vec<&str> = Vec::new();
         if self.buttons {
             actions.extend([DEFAULT_ACTION, "Open Vigie"]);
@@ -133,20 +135,33 @@ impl Toaster {
             hints.insert("sound-name", Value::from("message-new-instant"));
         }
         let toast = &shown.toast;
-        let id = self.proxy.notify("Vigie", 0, &self.identity.icon, &toast.title, &toast.body, &actions, hints, -1).await?;
+        let id = self
+            .proxy
+            .notify("Vigie", replaces.unwrap_or(0), &self.identity.icon, &toast.title, &toast.body, &actions, hints, -1)
+            .await?;
+        if let Some(old) = replaces {
+            self.forget(old);
+        }
         self.remember(id, shown);
-        Ok(())
+        Ok(id)
+    }
+
+    /// Forgets one of our toasts (replaced by another).
+    fn forget(&mut self, id: u32) {
+        if let Some(Shown { target: Some(target), .. }) = self.shown.remove(&id) {
+            let item = (target.account, target.key);
+            if self.by_item.get(&item) == Some(&id) {
+                self.by_item.remove(&item);
+            }
+        }
+        self.order.retain(|known| *known != id);
     }
 
     fn remember(&mut self, id: u32, shown: Shown) {
         if self.order.len() >= REMEMBERED
-            && let Some(oldest) = self.order.pop_front()
-            && let Some(Shown { target: Some(target), .. }) = self.shown.remove(&oldest)
+            && let Some(&oldest) = self.order.front()
         {
-            let item = (target.account, target.key);
-            if self.by_item.get(&item) == Some(&oldest) {
-                self.by_item.remove(&item);
-            }
+            self.forget(oldest);
         }
         if let Some(target) = &shown.target {
             self.by_item.insert((target.account.clone(), target.key.clone()), id);

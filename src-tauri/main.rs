@@ -15,6 +15,8 @@ mod commands;
 #[cfg(all(feature = "app", target_os = "linux"))]
 mod freedesktop;
 #[cfg(feature = "app")]
+mod grouping;
+#[cfg(feature = "app")]
 mod ipc;
 #[cfg(feature = "app")]
 mod snooze;

@@ -1,10 +1,13 @@
 //! Snoozed toasts: "Snooze 1 h" puts a toast here and it is shown again
 //! when its time comes, unless its item was read meanwhile.
 //!
-//! Invariants: every snooze waits the same delay, so the queue is in due
-//! order and only its front is timed; at most [`MAX_SNOOZED`] wait (the
-//! oldest gives way); one item waits at most once (snoozing it again moves
-//! it to the back). The queue is plain data owned by the toast loop:
+//! A toast that comes due while notifications are held (pause, quiet
+//! hours) waits again until they end: the user asked to be reminded, not
+//! woken.
+//!
+//! Invariants: the queue is in due order and only its front is timed; at
+//! most [`MAX_SNOOZED`] wait (the soonest due gives way); one item waits at
+//! most once (snoozing it again moves it to the back). The queue is plain data owned by the toast loop:
 //! nothing runs in the background, so it ends with the loop.
 
 use std::collections::VecDeque;
@@ -48,6 +51,16 @@ impl Snoozes {
             self.queue.pop_front();
         }
         self.queue.push_back((Instant::now() + self.delay, shown));
+    }
+
+    /// Puts a toast that came due back in line until `due`: toasts are
+    /// held now.
+    pub fn hold(&mut self, shown: Shown, due: Instant) {
+        if self.queue.len() >= MAX_SNOOZED {
+            self.queue.pop_front();
+        }
+        let at = self.queue.partition_point(|(other, _)| *other <= due);
+        self.queue.insert(at, (due, shown));
     }
 
     /// Forgets the snooze of this item: it was read.
@@ -130,6 +143,20 @@ mod tests {
         snoozes.snooze(about("a"));
         assert_eq!(snoozes.len(), 1);
         assert_eq!(due_within(&mut snoozes, Duration::from_secs(59)).await, None);
+        assert_eq!(due_within(&mut snoozes, Duration::from_secs(2)).await, Some(about("a")));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_toast_held_when_due_comes_back_when_the_hold_ends_in_due_order() {
+        let mut snoozes = Snoozes::new(Duration::from_secs(60));
+        snoozes.snooze(about("a"));
+        tokio::time::advance(Duration::from_secs(30)).await;
+        snoozes.snooze(about("b"));
+        let due = due_within(&mut snoozes, Duration::from_secs(31)).await.expect("a is due");
+        // Quiet hours for the next 10 minutes: "a" waits until then, after "b".
+        snoozes.hold(due, Instant::now() + Duration::from_secs(600));
+        assert_eq!(due_within(&mut snoozes, Duration::from_secs(31)).await, Some(about("b")));
+        assert_eq!(due_within(&mut snoozes, Duration::from_secs(568)).await, None, "held until the end");
         assert_eq!(due_within(&mut snoozes, Duration::from_secs(2)).await, Some(about("a")));
     }
 

@@ -12,6 +12,8 @@ use vigie::config::Notifications;
 use vigie::model::{AccountId, Item, Source};
 use vigie::watcher::{Action, ActionError};
 
+use crate::grouping::Summary;
+
 /// The item a toast is about, and what its buttons may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -77,22 +79,35 @@ impl Toaster {
 
     /// Shows `toast`; `target` is the single item it is about, if any.
     pub async fn show<R: Runtime>(&mut self, app: &AppHandle<R>, toast: &Toast, sound: bool, target: Option<Target>) {
-        self.show_again(app, Shown { toast: toast.clone(), sound, target }).await;
+        self.present(app, Shown { toast: toast.clone(), sound, target }, None).await;
     }
 
     /// Shows a toast (again, after a snooze).
     pub async fn show_again<R: Runtime>(&mut self, app: &AppHandle<R>, shown: Shown) {
+        self.present(app, shown, None).await;
+    }
+
+    /// Shows a summary toast in place of the one with id `replaces` (the
+    /// same summary, counting more); returns its id where toasts have ids
+    /// we can replace.
+    pub async fn show_summary<R: Runtime>(&mut self, app: &AppHandle<R>, toast: &Toast, sound: bool, replaces: Option<u32>) -> Option<u32> {
+        self.present(app, Shown { toast: toast.clone(), sound, target: None }, replaces).await
+    }
+
+    async fn present<R: Runtime>(&mut self, app: &AppHandle<R>, shown: Shown, replaces: Option<u32>) -> Option<u32> {
         #[cfg(target_os = "linux")]
         if let Some(bus) = &mut self.bus {
             let (toast, sound) = (shown.toast.clone(), shown.sound);
-            match bus.show(shown).await {
-                Ok(()) => return,
+            match bus.show(shown, replaces).await {
+                Ok(id) => return Some(id),
                 Err(e) => tracing::warn!("the notification server refused a toast ({e}); trying the plugin"),
             }
             show(app, &toast, sound);
-            return;
+            return None;
         }
+        let _ = replaces;
         show(app, &shown.toast, shown.sound);
+        None
     }
 
     /// Takes the toast about this item off the screen: it was read.
@@ -189,20 +204,9 @@ pub fn compose(event: &CoreEvent, account_name: &str, settings: &Notifications) 
             // count in what the toast says.
             let n = items.len() + unlisted;
             if n > settings.burst_threshold as usize {
-                let mut senders: Vec<&str> = Vec::new();
-                for item in items {
-                    if !senders.contains(&item.sender.as_str()) {
-                        senders.push(&item.sender);
-                    }
-                }
-                let body = if settings.previews {
-                    let shown = senders.iter().take(3).copied().collect::<Vec<_>>().join(", ");
-                    let more = senders.len().saturating_sub(3);
-                    if more > 0 { format!("From {shown} and {more} more") } else { format!("From {shown}") }
-                } else {
-                    String::new()
-                };
-                return Some(Toast { title: format!("{n} {} in {account_name}", noun(source, n)), body, category: Some(category(source)) });
+                let mut burst = Summary::new(source);
+                burst.add(items, *unlisted);
+                return Some(summary(&burst, account_name, settings));
             }
             // Several small items: the newest one speaks for the batch.
             let item: &Item = items.last()?;
@@ -236,6 +240,24 @@ pub fn compose(event: &CoreEvent, account_name: &str, settings: &Notifications) 
         }
         _ => None,
     }
+}
+
+/// The one toast for many items: how many, where, and from whom.
+pub fn summary(summary: &Summary, account_name: &str, settings: &Notifications) -> Toast {
+    let n = summary.count;
+    let place = match &summary.room {
+        // The room's name is content: private mode names the account only.
+        Some(room) if settings.previews => room.as_str(),
+        _ => account_name,
+    };
+    let body = if settings.previews && !summary.senders.is_empty() {
+        let shown = summary.senders.iter().take(3).map(String::as_str).collect::<Vec<_>>().join(", ");
+        let more = summary.senders.len().saturating_sub(3) + summary.more_senders;
+        if more > 0 { format!("From {shown} and {more} more") } else { format!("From {shown}") }
+    } else {
+        String::new()
+    };
+    Toast { title: format!("{n} {} in {place}", noun(summary.source, n)), body, category: Some(category(summary.source)) }
 }
 
 fn in_(account_name: &str) -> String {
@@ -384,5 +406,26 @@ mod tests {
         let toast = compose(&one_more, "Work", &Notifications::default()).expect("a toast");
         assert_eq!(toast.title, "Bob — Hello");
         assert!(toast.body.ends_with("(+1 more new mail)"), "{}", toast.body);
+    }
+
+    fn message(sender: &str, room: &str) -> Item {
+        Item { source: Source::Chat, title: room.into(), key: format!("{sender}-{room}"), ..mail(sender, room, "hi") }
+    }
+
+    #[test]
+    fn a_summary_of_one_room_is_named_after_the_room_except_in_private_mode() {
+        let mut burst = Summary::new(Source::Chat);
+        burst.add(&[message("Ann", "#general"), message("Bob", "#general")], 3);
+        let toast = summary(&burst, "Team chat", &Notifications::default());
+        assert_eq!((toast.title.as_str(), toast.body.as_str()), ("5 new messages in #general", "From Ann, Bob"));
+        let private = summary(&burst, "Team chat", &Notifications { previews: false, ..Notifications::default() });
+        assert_eq!((private.title.as_str(), private.body.as_str()), ("5 new messages in Team chat", ""));
+    }
+
+    #[test]
+    fn a_summary_of_several_rooms_is_named_after_the_account() {
+        let mut burst = Summary::new(Source::Chat);
+        burst.add(&[message("Ann", "#general"), message("Bob", "#random"), message("Cy", "#general"), message("Dan", "Dan")], 0);
+        assert_eq!(summary(&burst, "Team chat", &Notifications::default()).title, "4 new messages in Team chat");
     }
 }

@@ -42,14 +42,21 @@ def plain(value):
 class Server(dbus.service.Object):
     def __init__(self, bus):
         self.next_id = 0
+        self.open = set()
         name = dbus.service.BusName(IFACE, bus, do_not_queue=True)
         super().__init__(name, PATH)
 
     @dbus.service.method(IFACE, in_signature="susssasa{sv}i", out_signature="u")
     def Notify(self, app_name, replaces_id, icon, summary, body, actions, hints, timeout):
-        self.next_id += 1
+        # The spec: replacing a toast still shown keeps its id.
+        if replaces_id and replaces_id in self.open:
+            notification_id = int(replaces_id)
+        else:
+            self.next_id += 1
+            notification_id = self.next_id
+        self.open.add(notification_id)
         record = {
-            "id": self.next_id,
+            "id": notification_id,
             "app_name": str(app_name),
             "summary": str(summary),
             "body": str(body),
@@ -60,7 +67,7 @@ class Server(dbus.service.Object):
             "timeout": int(timeout),
         }
         print(json.dumps(record), flush=True)
-        return dbus.UInt32(self.next_id)
+        return dbus.UInt32(notification_id)
 
     @dbus.service.method(IFACE, in_signature="", out_signature="as")
     def GetCapabilities(self):
@@ -72,6 +79,7 @@ class Server(dbus.service.Object):
 
     @dbus.service.method(IFACE, in_signature="u", out_signature="")
     def CloseNotification(self, notification_id):
+        self.open.discard(int(notification_id))
         print(json.dumps({"closed": int(notification_id)}), flush=True)
         # 3: closed by a call to CloseNotification.
         self.NotificationClosed(notification_id, 3)

@@ -229,30 +229,56 @@ fn private_mode_toasts_say_only_what_came_and_where() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn twenty_mails_at_once_become_one_summary_toast() {
+async fn twenty_mails_at_once_become_one_summary_toast_and_a_mail_soon_after_updates_it() {
     let mut desk = MailDesk::start("", &[]).await;
     let mails: Vec<String> = (0..20).map(|i| message(&format!("Sender {i} <s{i}@example.test>"), &format!("Mail {i}"), "text")).collect();
     desk.deliver_at_once(&mails).await;
     let mut lines = lines_until(&desk.session, &desk.toasts, TOAST, "the burst's toast", |l| {
         matches!(l, Line::Toast(t) if t["summary"].as_str().is_some_and(|s| s.contains("Mail") || s.contains("new mail")))
     });
-    // One more mail after the burst: any late toast of the burst would
-    // come before its toast.
+    // One more mail right after the burst joins it: any late toast of the
+    // burst would come before the summary's update.
     desk.deliver("Zoe <zoe@example.test>", "After the burst", "last").await;
-    lines.extend(lines_until(&desk.session, &desk.toasts, TOAST, "the toast after the burst", |l| {
-        matches!(l, Line::Toast(t) if t["summary"] == "Zoe — After the burst")
+    lines.extend(lines_until(&desk.session, &desk.toasts, TOAST, "the summary updated", |l| {
+        matches!(l, Line::Toast(t) if t["summary"] == "21 new mails in Work")
     }));
-    let burst: Vec<&Value> = lines[..lines.len() - 1]
+    let toasts: Vec<&Value> = lines
         .iter()
         .filter_map(|l| match l {
             Line::Toast(t) => Some(t),
             Line::Closed(_) => None,
         })
         .collect();
-    assert_eq!(burst.len(), 1, "one toast for the burst: {burst:#?}");
-    assert_eq!(burst[0]["summary"], "20 new mails in Work");
-    assert_eq!(burst[0]["body"], "From Sender 0, Sender 1, Sender 2 and 17 more");
-    assert!(!actions(burst[0]).iter().any(|a| a == "mark-read" || a == "snooze"), "a summary has no item buttons: {}", burst[0]);
+    assert_eq!(toasts.len(), 2, "the burst's summary, then its update: {toasts:#?}");
+    let (burst, update) = (toasts[0], toasts[1]);
+    assert_eq!(burst["summary"], "20 new mails in Work");
+    assert_eq!(burst["body"], "From Sender 0, Sender 1, Sender 2 and 17 more");
+    assert!(!actions(burst).iter().any(|a| a == "mark-read" || a == "snooze"), "a summary has no item buttons: {burst}");
+    assert_eq!(update["replaces_id"], burst["id"], "updated in place: {update}");
+    assert_eq!(update["id"], burst["id"]);
+    assert_eq!(update["body"], "From Sender 0, Sender 1, Sender 2 and 18 more");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mails_arriving_one_by_one_past_the_burst_threshold_become_one_summary() {
+    // The default threshold is 3: three toasts of their own, then one
+    // summary that counts every mail of the run and is updated in place.
+    let mut desk = MailDesk::start("", &[]).await;
+    let mut toasts: Vec<Value> = Vec::new();
+    for (i, sender) in ["Ann", "Bob", "Cy", "Dan", "Eve"].iter().enumerate() {
+        desk.deliver(&format!("{sender} <{}@example.test>", sender.to_lowercase()), &format!("Note {i}"), "text").await;
+        let lines = lines_until(&desk.session, &desk.toasts, TOAST, &format!("a toast for mail {i}"), |l| matches!(l, Line::Toast(_)));
+        toasts.extend(lines.into_iter().filter_map(|l| if let Line::Toast(t) = l { Some(t) } else { None }));
+    }
+    let summaries: Vec<&Value> = toasts.iter().map(|t| &t["summary"]).collect();
+    assert_eq!(
+        summaries,
+        ["Ann — Note 0", "Bob — Note 1", "Cy — Note 2", "4 new mails in Work", "5 new mails in Work"],
+        "{toasts:#?}"
+    );
+    assert_eq!(toasts[3]["replaces_id"], 0, "the first summary is a new toast");
+    assert_eq!(toasts[4]["replaces_id"], toasts[3]["id"], "then it is updated in place");
+    assert_eq!(toasts[4]["body"], "From Ann, Bob, Cy and 2 more");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
