@@ -242,7 +242,14 @@ async fn forward_events<R: Runtime>(
                 None => return,
             },
             choice = toaster.next_choice() => match choice {
-                Choice::Open { link } => open_link(&app, &link),
+                Choice::Open { account, link } => match core.link_to_open(&account, &link) {
+                    Ok(url) => open_link(&app, url.as_str()),
+                    Err(refused) => {
+                        tracing::warn!(%account, "not opening an item's link: {refused}");
+                        let toast = toast::Toast { title: "Vigie did not open this link".to_owned(), body: refused.to_string(), category: None };
+                        toaster.show(&app, &toast, false, None).await;
+                    }
+                },
                 Choice::OpenSettings => open_settings(&app),
                 Choice::Act { account, key, action } => {
                     let core = core.clone();

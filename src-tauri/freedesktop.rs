@@ -193,7 +193,9 @@ impl Toaster {
             // Another app's toast, or one of ours we forgot.
             let Some(shown) = self.shown.get(&args.id) else { continue };
             let choice = match (args.action_key.as_str(), &shown.target) {
-                (DEFAULT_ACTION | "open", Some(Target { link: Some(link), .. })) => Choice::Open { link: link.clone() },
+                (DEFAULT_ACTION | "open", Some(Target { account, link: Some(link), .. })) => {
+                    Choice::Open { account: account.clone(), link: link.clone() }
+                }
                 (DEFAULT_ACTION, _) => Choice::OpenSettings,
                 // The server takes the toast away (it is not resident); it
                 // stays ours so that reading the item meanwhile closes it

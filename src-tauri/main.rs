@@ -18,6 +18,8 @@ mod freedesktop;
 mod grouping;
 #[cfg(feature = "app")]
 mod ipc;
+#[cfg(all(test, feature = "app"))]
+mod security;
 #[cfg(feature = "app")]
 mod snooze;
 #[cfg(feature = "app")]

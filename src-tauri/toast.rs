@@ -27,7 +27,7 @@ pub struct Target {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Choice {
     /// Clicked the toast, or "Open": show the item where it is read.
-    Open { link: String },
+    Open { account: AccountId, link: String },
     /// Clicked a toast with no link (a summary, an error).
     OpenSettings,
     /// "Mark as read", "Got it", "Mark done".

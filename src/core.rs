@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{AccountConfig, HintRule};
 use crate::event::{CoreEvent, Snapshot};
 use crate::hub::Hub;
+use crate::links::{LinkRefused, Origins};
 use crate::model::AccountId;
 use crate::pause::QuietHours;
 use crate::scheduler::{PollGate, Schedule, ScheduleConfig, Trigger, TriggerHandle};
@@ -117,6 +118,8 @@ struct Live {
     triggers: BTreeMap<AccountId, TriggerHandle>,
     /// Weak: a handle must not keep a stopped core's watchers alive.
     watchers: BTreeMap<AccountId, Weak<dyn Watcher>>,
+    /// Where each account's item links may lead.
+    origins: BTreeMap<AccountId, Origins>,
     commands: mpsc::Sender<Command>,
 }
 
@@ -174,6 +177,12 @@ impl CoreHandle {
     /// unknown account).
     pub fn actions_for(&self, account: &AccountId, key: &str) -> Vec<Action> {
         self.live().watchers.get(account).and_then(Weak::upgrade).map(|w| w.actions(key)).unwrap_or_default()
+    }
+
+    /// `link`, an item of `account`'s, if it may be opened: see
+    /// [`crate::links`].
+    pub fn link_to_open(&self, account: &AccountId, link: &str) -> Result<reqwest::Url, LinkRefused> {
+        self.live().origins.get(account).cloned().unwrap_or_default().check(link)
     }
 
     /// Does `action` to item `key` of `account` on its server and, when it
@@ -318,12 +327,14 @@ impl Run {
         let (report_tx, report_rx) = mpsc::channel(REPORT_BUFFER);
         let mut triggers = BTreeMap::new();
         let mut watchers: BTreeMap<AccountId, Weak<dyn Watcher>> = BTreeMap::new();
+        let mut origins = BTreeMap::new();
         let now = Instant::now();
         for spec in setup.accounts {
             let config = spec.config;
             if !config.enabled {
                 continue;
             }
+            origins.insert(config.id.clone(), Origins::of(&config));
             let (mut gate, trigger) = PollGate::new(Schedule::new(spec.schedule, now), cancel.clone());
             gate.follow_presence(away.subscribe());
             hub.add_trigger(config.id.clone(), trigger.clone());
@@ -367,7 +378,7 @@ impl Run {
             }
         }));
         Run {
-            live: Live { triggers, watchers, commands: command_tx },
+            live: Live { triggers, watchers, origins, commands: command_tx },
             cancel,
             tasks,
             follow_presence: setup.follow_presence,

@@ -32,7 +32,8 @@
 //!   step, for the settings window.
 //! - [`web`]: HTTP(S) servers (chat, tasks): plain HTTP only to this
 //!   computer, the TLS setup, and the probe's first steps.
-//! - [`logging`]: rotating log files.
+//! - [`logging`]: rotating log files. [`links`]: which item links "Open"
+//!   may hand to the operating system.
 
 pub mod backoff;
 pub mod badge;
@@ -45,6 +46,7 @@ mod hub;
 pub mod icon;
 pub mod imap;
 pub mod leantime;
+pub mod links;
 pub mod logging;
 pub mod model;
 pub mod netwatch;
