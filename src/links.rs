@@ -134,9 +134,10 @@ mod tests {
     #[test]
     fn mail_links_open_in_the_mail_client_and_webmail_on_its_own_host() {
         let mut mail = account(Source::Mail, "imap.example.com");
-        let mut settings = crate::imap::MailSettings::default();
-        settings.webmail_link = Some("https://webmail.example.com/?_mbox={folder}&_uid={uid}".into());
-        mail.mail = Some(settings);
+        mail.mail = Some(crate::imap::MailSettings {
+            webmail_link: Some("https://webmail.example.com/?_mbox={folder}&_uid={uid}".into()),
+            ..Default::default()
+        });
         let origins = Origins::of(&mail);
         assert!(origins.check("mid:abc%40example.com").is_ok());
         assert!(origins.check("mailto:ann@example.com").is_ok());
