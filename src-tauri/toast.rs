@@ -218,7 +218,11 @@ pub fn compose(event: &CoreEvent, account_name: &str, settings: &Notifications) 
                 });
             }
             let title = match source {
-                Source::Mail => format!("{} — {}", item.sender, item.title),
+                // Where it arrived, unless the inbox, where mail goes.
+                Source::Mail => match vigie::imap::folder_of(&item.key).filter(|f| !f.eq_ignore_ascii_case("INBOX")) {
+                    Some(folder) => format!("{} in {folder} — {}", item.sender, item.title),
+                    None => format!("{} — {}", item.sender, item.title),
+                },
                 // A direct message's room is named after the sender.
                 Source::Chat if item.sender == item.title => item.sender.clone(),
                 Source::Chat => format!("{} in {}", item.sender, item.title),
@@ -311,6 +315,14 @@ mod tests {
             toast,
             Some(Toast { title: "Alice — Figures".into(), body: "Here are the numbers".into(), category: Some("email.arrived") })
         );
+    }
+
+    #[test]
+    fn a_mail_outside_the_inbox_says_which_folder_it_arrived_in() {
+        let in_folder = |folder: &str| Item { key: format!("{folder}:7:42"), ..mail("Alice", "Figures", "numbers") };
+        let title = |item| compose(&new_items(vec![item], false), "Work", &Notifications::default()).expect("toast").title;
+        assert_eq!(title(in_folder("Projects/Q3: plans")), "Alice in Projects/Q3: plans — Figures");
+        assert_eq!(title(in_folder("INBOX")), "Alice — Figures");
     }
 
     #[test]

@@ -66,6 +66,12 @@ use cursor::Mark;
 use folder::{Features, Report, Shared, Synced};
 use tls::Fingerprint;
 
+/// The folder a mail item's key names, as the user configured it: where
+/// the mail arrived, for the toast.
+pub fn folder_of(key: &str) -> Option<&str> {
+    folder::parse_key(key).map(|(folder, _, _)| folder)
+}
+
 pub use auth::{ACCESS_TOKEN_SECRET, CLIENT_SECRET_SECRET, MailAuth, PASSWORD_SECRET, REFRESH_TOKEN_SECRET};
 
 /// How the connection is secured.
