@@ -276,8 +276,11 @@ impl StateStore {
         let dir = self.path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(write_error)?;
         let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(write_error)?;
-        serde_json::to_writer(&mut tmp, &self.data).map_err(|e| write_error(e.into()))?;
-        tmp.flush().map_err(write_error)?;
+        // One write: the temp file is unbuffered, and serde_json writes
+        // token by token (thousands of system calls on the announcement
+        // path for a few thousand keys).
+        let bytes = serde_json::to_vec(&self.data).map_err(|e| write_error(e.into()))?;
+        tmp.write_all(&bytes).map_err(write_error)?;
         tmp.persist(&self.path).map_err(|e| write_error(e.error))?;
         Ok(())
     }

@@ -277,14 +277,19 @@ pub(crate) async fn watch(
             // again at once, and reported once: one announcement, not one
             // per round trip. A lone mail is reported after its one sync.
             let mut pending = None;
+            let started = tokio::time::Instant::now();
+            let mut rounds = 0;
             for _ in 0..MAX_RESYNCS {
+                rounds += 1;
                 let synced = sync(shared, &mut session, features, folder, uidvalidity, &mut mark, Some(&mut view)).await?;
                 gather(&mut pending, synced);
                 drain(&mut session, &mut view);
                 if !view.changed() {
                     break;
                 }
+                tracing::debug!(folder, ?view, "the server reported changes during the sync: syncing again");
             }
+            tracing::debug!(folder, rounds, micros = started.elapsed().as_micros() as u64, "synced");
             if let Some(synced) = pending
                 && reports.send(Report::Synced(synced)).await.is_err()
             {
@@ -508,6 +513,7 @@ async fn idle(shared: &Shared, session: ImapSession, poke: &Notify, view: &mut V
         tokio::select! {
             answer = wait => match answer {
                 Ok(IdleResponse::NewData(data)) => {
+                    tracing::trace!("IDLE: the server spoke");
                     view.hear_parsed(data.parsed());
                     Woke::Data
                 }
@@ -541,6 +547,7 @@ async fn idle(shared: &Shared, session: ImapSession, poke: &Notify, view: &mut V
             )));
         }
     };
+    tracing::trace!("IDLE: DONE answered");
     drain(&mut session, view);
     Ok(session)
 }
