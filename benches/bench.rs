@@ -20,8 +20,14 @@
 //!   latency beside a raw IDLE client, server restart, a burst of 500,
 //!   commands per idle hour and connections per account.
 //!
+//! - the Rocket.Chat watcher (`rocketchat.rs`) against the local Rocket.Chat:
+//!   message-to-event latency, idle traffic, a burst into 50 rooms.
+//!
 //! Usage: `vigie-bench [--vigie PATH] [--headless-bin PATH] [--idle-secs N] [--runs N]
-//! [--samples N] [--mail-samples N] [--mail-parts LIST] [--only headless|tray|leantime|imap]`.
+//! [--samples N] [--mail-samples N] [--mail-parts LIST] [--chat-messages N] [--chat-burst N]
+//! [--only PART,…]` with parts headless, tray, leantime, imap, rocketchat.
+//! `scripts/bench` runs every part and writes the table into
+//! `docs/benchmarks.md`.
 
 // The test harness's Dovecot; the bench uses only part of it.
 #[path = "../tests/support/dovecot.rs"]
@@ -29,6 +35,7 @@
 mod dovecot;
 mod imap;
 mod leantime;
+mod rocketchat;
 #[path = "../tests/desktop/session.rs"]
 mod session;
 
@@ -57,6 +64,8 @@ const SETTINGS_TITLE: &str = "Vigie — Settings";
 const IDLE_CONFIG: &str = "[demo]\nevery_secs = 86400\n";
 
 type Res<T> = Result<T, String>;
+/// The parts `--only` can pick.
+const PARTS: [&str; 5] = ["headless", "tray", "leantime", "imap", "rocketchat"];
 /// A child's stdout lines, each with the time it arrived.
 type LineRx = mpsc::Receiver<(Instant, String)>;
 
@@ -71,6 +80,9 @@ struct Options {
     tray: bool,
     leantime: bool,
     imap: bool,
+    rocketchat: bool,
+    /// Messages, idle window and burst of the Rocket.Chat part.
+    chat: rocketchat::Options,
     /// Samples of each latency figure.
     samples: usize,
     /// Mails for the IMAP latency figure.
@@ -83,7 +95,8 @@ fn parse_options() -> Res<Options> {
     let mut headless_bin = None;
     let mut idle_secs = 60;
     let mut runs = 10;
-    let (mut headless, mut tray, mut leantime, mut imap) = (true, true, true, true);
+    let (mut headless, mut tray, mut leantime, mut imap, mut chat) = (true, true, true, true, true);
+    let (mut chat_messages, mut chat_burst) = (200, 1_000);
     let mut samples = 20;
     let mut mail_samples = 200;
     let mut mail_parts = imap::Parts::ALL;
@@ -98,17 +111,22 @@ fn parse_options() -> Res<Options> {
             "--samples" => samples = value("--samples")?.parse().map_err(|e| format!("--samples: {e}"))?,
             "--mail-parts" => mail_parts = imap::Parts::parse(&value("--mail-parts")?)?,
             "--mail-samples" => mail_samples = value("--mail-samples")?.parse().map_err(|e| format!("--mail-samples: {e}"))?,
+            "--chat-messages" => chat_messages = value("--chat-messages")?.parse().map_err(|e| format!("--chat-messages: {e}"))?,
+            "--chat-burst" => chat_burst = value("--chat-burst")?.parse().map_err(|e| format!("--chat-burst: {e}"))?,
             "--only" => {
                 let only = value("--only")?;
-                (headless, tray, leantime, imap) = (only == "headless", only == "tray", only == "leantime", only == "imap");
-                if !(headless || tray || leantime || imap) {
-                    return Err(format!("--only takes headless, tray, leantime or imap, not {only:?}"));
+                let parts: Vec<&str> = only.split(',').map(str::trim).collect();
+                if let Some(bad) = parts.iter().find(|p| !PARTS.contains(p)) {
+                    return Err(format!("--only takes a list of {}, not {bad:?}", PARTS.join(", ")));
                 }
+                let has = |p: &str| parts.contains(&p);
+                (headless, tray, leantime, imap, chat) = (has("headless"), has("tray"), has("leantime"), has("imap"), has("rocketchat"));
             }
             "-h" | "--help" => {
                 println!(
                     "usage: vigie-bench [--vigie PATH] [--headless-bin PATH] [--idle-secs N (60)] [--runs N (10)] \
-                     [--samples N (20)] [--mail-samples N (200)] [--mail-parts latency,burst,restart,idle,connections] [--only headless|tray|leantime|imap]"
+                     [--samples N (20)] [--mail-samples N (200)] [--mail-parts latency,burst,restart,idle,connections] \
+                     [--chat-messages N (200)] [--chat-burst N (1000)] [--only headless,tray,leantime,imap,rocketchat]"
                 );
                 std::process::exit(0);
             }
@@ -124,10 +142,25 @@ fn parse_options() -> Res<Options> {
             return Err(format!("no binary at {} (build with --bins, or pass {flag} PATH)", bin.display()));
         }
     }
-    if idle_secs == 0 || runs == 0 || samples == 0 || mail_samples == 0 {
-        return Err("--idle-secs, --runs, --samples and --mail-samples must be at least 1".into());
+    if idle_secs == 0 || runs == 0 || samples == 0 || mail_samples == 0 || chat_messages == 0 || chat_burst == 0 {
+        return Err("--idle-secs, --runs, --samples, --mail-samples, --chat-messages and --chat-burst must be at least 1".into());
     }
-    Ok(Options { vigie, headless_bin, idle_secs, runs, headless, tray, leantime, imap, samples, mail_samples, mail_parts })
+    let chat_opts = rocketchat::Options { messages: chat_messages, idle_secs, burst: chat_burst };
+    Ok(Options {
+        vigie,
+        headless_bin,
+        idle_secs,
+        runs,
+        headless,
+        tray,
+        leantime,
+        imap,
+        rocketchat: chat,
+        chat: chat_opts,
+        samples,
+        mail_samples,
+        mail_parts,
+    })
 }
 
 // ---------------------------------------------------------------- /proc
@@ -628,6 +661,28 @@ struct TrayResults {
     startup: Option<Spread>,
     poll_ms: Option<Spread>,
     exits: Vec<String>,
+    /// On-CPU time of the app process (every thread) with the window never
+    /// opened, per minute of an idle window.
+    idle_cpu_ms_per_min: f64,
+    idle_window: Duration,
+}
+
+/// On-CPU time of every thread of `app` over `secs` of idling, sampled every
+/// second; scaled to one minute.
+fn idle_cpu(app: &mut Managed, secs: u64) -> Res<(f64, Duration)> {
+    let mut window = CpuWindow::start(app.pid());
+    let started = Instant::now();
+    let end = started + Duration::from_secs(secs);
+    while Instant::now() < end {
+        std::thread::sleep(end.saturating_duration_since(Instant::now()).min(Duration::from_secs(1)));
+        window.sample();
+        if app.exited().is_some() {
+            return Err("the app exited during the idle window".into());
+        }
+    }
+    let elapsed = started.elapsed();
+    let ns: u64 = window.per_thread().iter().map(|t| t.2).sum();
+    Ok((ns as f64 / 1e6 * 60.0 / elapsed.as_secs_f64(), elapsed))
 }
 
 /// Polls the window tree every ~5 ms until `pred` holds; returns when it
@@ -721,6 +776,8 @@ fn bench_tray(opts: &Options) -> Res<TrayResults> {
     let (mut app, _) = spawn_app(&session, &opts.vigie, &config)?;
     wait_window(&session, Duration::from_secs(30), tray_present)?;
     let closed = settled_mem(&mut app);
+    eprintln!("tray: idle for {} s with the window never opened", opts.idle_secs);
+    let (idle_cpu_ms_per_min, idle_window) = idle_cpu(&mut app, opts.idle_secs)?;
 
     // Open the settings window: a second launch hands over to the first.
     let (mut second, _) = spawn_app(&session, &opts.vigie, &config)?;
@@ -749,7 +806,18 @@ fn bench_tray(opts: &Options) -> Res<TrayResults> {
     let after_close = settled_mem(&mut app);
     exits.push(describe_exit(app.stop(Duration::from_secs(15))));
     drop(app);
-    Ok(TrayResults { first_client, closed, open, after_close, cold_ms, startup: spread(&times), poll_ms: spread(&poll_costs), exits })
+    Ok(TrayResults {
+        first_client,
+        closed,
+        open,
+        after_close,
+        cold_ms,
+        startup: spread(&times),
+        poll_ms: spread(&poll_costs),
+        exits,
+        idle_cpu_ms_per_min,
+        idle_window,
+    })
 }
 
 fn describe_exit((status, killed): (Option<ExitStatus>, bool)) -> String {
@@ -827,6 +895,7 @@ fn main() -> ExitCode {
     let leantime =
         if opts.leantime { leantime::bench(opts.samples).map_err(|e| eprintln!("vigie-bench: leantime: {e}")).ok() } else { None };
     let imap = if opts.imap { imap::bench(opts.mail_samples, opts.mail_parts).map_err(|e| eprintln!("vigie-bench: imap: {e}")).ok() } else { None };
+    let chat = if opts.rocketchat { rocketchat::bench(opts.chat).map_err(|e| eprintln!("vigie-bench: rocketchat: {e}")).ok() } else { None };
 
     println!();
     println!("vigie-bench — {}", opts.vigie.display());
@@ -866,6 +935,11 @@ fn main() -> ExitCode {
     }
     if let Some(t) = &tray {
         println!();
+        println!(
+            "idle tray app, window never opened: {:.2} ms CPU per minute over {:.1} s (schedstat, every thread of the app process)",
+            t.idle_cpu_ms_per_min,
+            t.idle_window.as_secs_f64()
+        );
         println!("tray app memory (Xvfb + trayer, demo every 86400 s):");
         print_tree_mem("first GTK 3 client on a fresh X server (window never opened)", &t.first_client);
         print_tree_mem("window closed (never opened)", &t.closed);
@@ -892,6 +966,9 @@ fn main() -> ExitCode {
     if let Some(i) = &imap {
         imap::print(i);
     }
+    if let Some(c) = &chat {
+        rocketchat::print(c);
+    }
 
     println!();
     let mut rows = vec![
@@ -914,6 +991,13 @@ fn main() -> ExitCode {
             measured: headless.as_ref().map(|h| mib(h.idle_mem.rss)),
             unit: "MiB",
             target: Some(TARGET_HEADLESS_RSS_MIB),
+            reference: false,
+        },
+        Row {
+            metric: "idle tray app CPU, window never opened".into(),
+            measured: tray.as_ref().map(|t| t.idle_cpu_ms_per_min),
+            unit: "ms/min",
+            target: Some(TARGET_IDLE_CPU_MS_PER_MIN),
             reference: false,
         },
         Row {
@@ -979,6 +1063,9 @@ fn main() -> ExitCode {
     if opts.imap {
         rows.extend(imap::rows(imap.as_ref()));
     }
+    if opts.rocketchat {
+        rows.extend(rocketchat::rows(chat.as_ref()));
+    }
     rows.retain(|r| r.measured.is_some());
     print_table(&rows);
     println!("(MiB = 1,048,576 bytes; the targets' MB are read as MiB. Start-up rows pass on the median.)");
@@ -991,6 +1078,7 @@ fn main() -> ExitCode {
     });
     if (opts.headless && headless.is_none()) || (opts.tray && tray.is_none()) || (opts.leantime && leantime.is_none())
         || (opts.imap && imap.is_none())
+        || (opts.rocketchat && chat.is_none())
     {
         ExitCode::from(2)
     } else if all_pass {
