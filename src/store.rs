@@ -6,8 +6,11 @@
 //! "pause notifications" deadline.
 //!
 //! Invariants:
-//! - Writes are atomic (temp file in the same folder, fsync, rename): a crash
-//!   or a full disk leaves the previous file intact, never half a file.
+//! - Writes are atomic (temp file in the same folder, rename, then fsync off
+//!   the hot path): a crash or a full disk leaves the previous file intact,
+//!   never half a file. A crash in the middle of a write leaves its temp file
+//!   (`state.json.<random>.tmp`) behind; the next load removes such leftovers
+//!   once they are old enough that no live write can own them.
 //! - Growth is bounded: each account remembers at most [`MAX_NOTIFIED`] keys
 //!   (or the size of its largest single update, if larger), forgetting those
 //!   not reported for longest first. Watchers use cursors for "new since",
@@ -27,6 +30,10 @@ use crate::model::{AccountId, Source};
 
 /// Keys remembered per account.
 pub const MAX_NOTIFIED: usize = 5_000;
+
+/// A temp file older than this was left by a crashed write: one write takes
+/// milliseconds, and a single instance runs at a time.
+const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(60);
 
 const FORMAT_VERSION: u32 = 1;
 
@@ -182,6 +189,7 @@ impl StateStore {
     /// Loads the store at `path`. A missing file is an empty store; an
     /// unreadable one is moved aside and reported in the second value.
     pub fn load(path: &Path) -> Result<(StateStore, Option<Recovered>), StoreError> {
+        remove_stale_temp_files(path, STALE_TEMP_AGE);
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             // A folder on the way is a file: no state file can exist there.
@@ -275,7 +283,7 @@ impl StateStore {
         let write_error = |source| StoreError::Write { path: self.path.clone(), source };
         let dir = self.path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(write_error)?;
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(write_error)?;
+        let mut tmp = temp_file_for(&self.path, dir).map_err(write_error)?;
         // One write: the temp file is unbuffered, and serde_json writes
         // token by token (thousands of system calls on the announcement
         // path for a few thousand keys).
@@ -283,6 +291,37 @@ impl StateStore {
         tmp.write_all(&bytes).map_err(write_error)?;
         tmp.persist(&self.path).map_err(|e| write_error(e.error))?;
         Ok(())
+    }
+}
+
+/// A new temp file for writing `path`, in `dir`: named
+/// `<file name>.<random>.tmp`, so that the leftover of a crashed write can be
+/// told from everything else in the folder.
+fn temp_file_for(path: &Path, dir: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    let prefix = format!("{}.", path.file_name().map_or_else(|| "state".into(), |n| n.to_string_lossy()));
+    tempfile::Builder::new().prefix(&prefix).suffix(".tmp").tempfile_in(dir)
+}
+
+/// Removes the temp files of crashed writes of `path` that are older than
+/// `age`. Best effort: a leftover we cannot remove costs only disk space.
+fn remove_stale_temp_files(path: &Path, age: std::time::Duration) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else { return };
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let prefix = format!("{}.", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let file_name = file_name.to_string_lossy();
+        if !(file_name.starts_with(&prefix) && file_name.ends_with(".tmp")) {
+            continue;
+        }
+        let old = entry.metadata().and_then(|m| m.modified()).ok().and_then(|at| at.elapsed().ok()).is_some_and(|elapsed| elapsed >= age);
+        if old {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => tracing::info!(file = %entry.path().display(), "removed the leftover of an interrupted state write"),
+                Err(e) => tracing::warn!(file = %entry.path().display(), "could not remove the leftover of an interrupted state write: {e}"),
+            }
+        }
     }
 }
 
@@ -352,6 +391,26 @@ mod tests {
         }
         record.begin_update();
         assert_eq!(keys.iter().filter(|k| record.remember(k)).count(), 0, "a resend announces nothing");
+    }
+
+    #[test]
+    fn the_leftover_of_a_crashed_write_is_removed_at_load_and_a_fresh_one_is_not() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.json");
+        let old = temp_file_for(&path, dir.path()).expect("temp file").keep().expect("keep").1;
+        let fresh = temp_file_for(&path, dir.path()).expect("temp file").keep().expect("keep").1;
+        let unrelated = dir.path().join("notes.tmp");
+        std::fs::write(&unrelated, "mine").expect("write");
+        let long_ago = std::time::SystemTime::now() - 2 * STALE_TEMP_AGE;
+        for file in [&old, &unrelated] {
+            std::fs::File::options().write(true).open(file).and_then(|f| f.set_modified(long_ago)).expect("age the file");
+        }
+
+        StateStore::load(&path).expect("load");
+
+        assert!(!old.exists(), "an old leftover is removed");
+        assert!(fresh.exists(), "a temp file that a live write may own stays");
+        assert!(unrelated.exists(), "files that are not ours stay");
     }
 
     #[test]

@@ -8,6 +8,9 @@
 //!   restarts, supervision, hints, pause, disabled accounts, shutdown.
 //! - `store`: the state file: corrupt files are kept aside, an unwritable
 //!   location does not stop the core.
+//! - `crash`: the app killed at random points while it writes its state,
+//!   restarted each time: nothing twice, nothing lost but the announcement
+//!   a kill interrupted.
 //! - `demo`: the built-in demo world through the real core (hints, drops).
 //! - `headless`: the `vigie --headless` binary and its JSON-lines contract.
 //! - `imap_dovecot`: the real Dovecot the mail tests start
@@ -44,6 +47,7 @@
 mod support;
 
 mod core;
+mod crash;
 mod demo;
 mod headless;
 mod imap_dovecot;
