@@ -266,6 +266,15 @@ impl Bearer {
     }
 }
 
+impl Bearer {
+    /// The initial response as it goes on the wire (base64).
+    pub(crate) fn encoded(&self) -> SecretString {
+        use base64::Engine;
+        let initial = self.initial.as_ref().map(|i| i.expose_secret().as_bytes()).unwrap_or_default();
+        SecretString::from(base64::engine::general_purpose::STANDARD.encode(initial))
+    }
+}
+
 impl async_imap::Authenticator for Bearer {
     type Response = Vec<u8>;
 

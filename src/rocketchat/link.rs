@@ -142,7 +142,11 @@ impl Link {
         self.send(ddp::login_resume(&id, token.expose_secret())).await?;
         self.expect(|frame| match frame {
             ServerFrame::Result { id: got, result, error } if got == id => Some(match error {
-                Some(e) => Err(method_error(&e)),
+                Some(e) => Err(match method_error(&e) {
+                    LinkError::LoggedOut(words) => LinkError::LoggedOut(crate::secrets::redact(&words, &[token])),
+                    LinkError::Protocol(words) => LinkError::Protocol(crate::secrets::redact(&words, &[token])),
+                    other => other,
+                }),
                 None => result
                     .as_ref()
                     .and_then(|r| r.get("id"))
