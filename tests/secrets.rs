@@ -8,7 +8,10 @@
 //! encodings, may appear in:
 //!
 //! - the log, captured at `VIGIE_LOG=trace` through the app's own filter
-//!   (`vigie::logging::filter_for`), `log` records included;
+//!   (`vigie::logging::filter_for`), `log` records included. Uncapped,
+//!   async-imap's trace shows the LOGIN command and the SASL response, and
+//!   tungstenite's the DDP login frame with the token: this also checks
+//!   that the filter keeps those crates at `warn`;
 //! - the core's events, their headless JSON lines, and the snapshot (the
 //!   IPC types of `src-tauri/ipc.rs` are built from these, the probe
 //!   reports and the settings view, which are checked as serialized);
