@@ -21,7 +21,9 @@
 //!
 //! Servers quote their refusals and the user sees them: servers that echo
 //! the whole request back (a proxy, an odd server) must not make us repeat
-//! a secret either.
+//! a secret either: IMAP (LOGIN, XOAUTH2, OAUTHBEARER), Rocket.Chat,
+//! Leantime and an OAuth provider (refresh, and the first consent's code
+//! exchange with its PKCE verifier).
 //!
 //! The capture is the test thread's default subscriber (each test runs the
 //! core on its own current-thread runtime), so parallel tests do not mix.
@@ -662,11 +664,13 @@ async fn echoing_imap_server() -> (u16, tokio::task::JoinHandle<()>) {
 }
 
 /// An HTTP server that answers every request with 401 and an error that
-/// quotes the request's credentials and body, in the shape of Rocket.Chat's
-/// and Leantime's refusals.
-async fn echoing_http_server() -> (String, tokio::task::JoinHandle<()>) {
+/// quotes the request's credentials and body, in the shape of Rocket.Chat's,
+/// Leantime's and an OAuth provider's refusals; except Rocket.Chat's
+/// `/api/info`, which needs no credentials. Keeps every body it was sent.
+async fn echoing_http_server() -> (String, Arc<Mutex<Vec<String>>>, tokio::task::JoinHandle<()>) {
+    use axum::extract::State;
     use axum::http::{HeaderMap, StatusCode};
-    async fn refuse(headers: HeaderMap, body: String) -> (StatusCode, String) {
+    async fn refuse(State(bodies): State<Arc<Mutex<Vec<String>>>>, headers: HeaderMap, body: String) -> (StatusCode, String) {
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
         let quoted = format!(
             "Unauthorized: {} {} {} {body}",
@@ -674,23 +678,31 @@ async fn echoing_http_server() -> (String, tokio::task::JoinHandle<()>) {
             header("x-auth-token"),
             header("x-api-key")
         );
+        bodies.lock().unwrap_or_else(|e| e.into_inner()).push(body);
         (StatusCode::UNAUTHORIZED, serde_json::json!({"status": "error", "error": quoted, "message": quoted}).to_string())
+    }
+    async fn info() -> String {
+        serde_json::json!({"version": "7.0.0", "success": true}).to_string()
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("address"));
-    let app = axum::Router::new().fallback(refuse);
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let app = axum::Router::new().route("/api/info", axum::routing::get(info)).fallback(refuse).with_state(bodies.clone());
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    (base, task)
+    (base, bodies, task)
 }
 
-/// The reason `spec`'s account is refused with, run alone in a core.
+/// The first failure of `spec`'s account, run alone in a core.
 async fn refusal(spec: AccountSpec) -> (Connectivity, Vec<CoreEvent>) {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut rig = crate::support::Rig::start(&dir.path().join("state.json"), vec![spec]);
     let events = within(PATIENCE, "the refusal", rig.events_until("a refusal", |e| {
-        matches!(e, CoreEvent::Connectivity { state: Connectivity::AuthFailed { .. } | Connectivity::NeedsAttention { .. }, .. })
+        let failed = |state: &Connectivity| {
+            matches!(state, Connectivity::AuthFailed { .. } | Connectivity::NeedsAttention { .. } | Connectivity::BackingOff { .. })
+        };
+        matches!(e, CoreEvent::Connectivity { state, .. } if failed(state))
     }))
     .await;
     let state = match events.last() {
@@ -716,7 +728,7 @@ async fn a_server_that_quotes_the_refused_request_does_not_make_us_repeat_the_se
     let (log, _capture) = capture_log();
     let mut exits = Exits::default();
     let (imap_port, _imap) = echoing_imap_server().await;
-    let (http, _http) = echoing_http_server().await;
+    let (http, sent, _http) = echoing_http_server().await;
 
     // Mail: LOGIN with a password, XOAUTH2 and OAUTHBEARER with a token.
     for (auth, name, value) in [
@@ -744,6 +756,55 @@ async fn a_server_that_quotes_the_refused_request_does_not_make_us_repeat_the_se
         exits.events(&events);
         exits.report(&test_connection(&config, secrets, &ProbeLog::default()).await);
     }
+
+    // OAuth: a refresh (client secret in Basic auth, refresh token in the
+    // body), and the first consent's code exchange (PKCE verifier).
+    let secrets: Arc<dyn SecretStore> = Arc::new(MemorySecrets::default());
+    for (name, value) in [(REFRESH_TOKEN_SECRET, REFRESH_TOKEN), (CLIENT_SECRET_SECRET, CLIENT_SECRET)] {
+        secrets.set(&AccountId::new("mail"), name, &SecretString::from(value.to_owned())).expect("store");
+    }
+    let config = AccountConfig {
+        server: Some("127.0.0.1".to_owned()),
+        username: Some(MAIL_USER.to_owned()),
+        mail: Some(MailSettings {
+            port: Some(imap_port),
+            tls: TlsMode::None,
+            allow_plaintext_on_loopback: true,
+            auth: MailAuth::Xoauth2,
+            oauth_client_id: Some("vigie-test".to_owned()),
+            oauth_token_url: Some(format!("{http}/token")),
+            ..MailSettings::default()
+        }),
+        ..account_config("mail", Source::Mail)
+    };
+    let watcher = ImapWatcher::from_config(&config, secrets.clone()).expect("valid settings");
+    let (state, events) = refusal(AccountSpec { config: config.clone(), schedule: on_demand(), watcher: Box::new(watcher) }).await;
+    assert!(format!("{state:?}").contains("refused"), "the provider's words are kept: {state:?}");
+    exits.events(&events);
+    exits.report(&test_connection(&config, secrets.clone(), &ProbeLog::default()).await);
+    let request = ConsentRequest {
+        client_id: "vigie-test".to_owned(),
+        client_secret: secret(CLIENT_SECRET),
+        auth_url: format!("{http}/authorize"),
+        token_url: format!("{http}/token"),
+        scopes: vec!["https://mail.google.com/".to_owned()],
+    };
+    let consent = Consent::start(request).await.expect("listening");
+    let query = |name: &str| {
+        let url = oauth2::url::Url::parse(consent.url()).expect("a URL");
+        url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned()).expect("in the consent URL")
+    };
+    // The browser comes back from the provider with a code.
+    let back = format!("{}?code=c0de&state={}", query("redirect_uri"), query("state"));
+    let browser = async {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        reqwest::get(back).await.map(|_| ())
+    };
+    let mail = AccountId::new("mail");
+    let (finished, _) = within(PATIENCE, "the consent", async { tokio::join!(consent.finish(&mail, secrets), browser) }).await;
+    let refused = finished.expect_err("the provider refuses the code");
+    exits.debug("consent refusal", &refused);
+    exits.add("consent refusal (Display)", refused.to_string());
 
     // Rocket.Chat: a password sign-in, and a token whose owner is looked up.
     let secrets: Arc<dyn SecretStore> = Arc::new(MemorySecrets::default());
@@ -780,7 +841,18 @@ async fn a_server_that_quotes_the_refused_request_does_not_make_us_repeat_the_se
     }
 
     exits.add("log", log.logged(&["watcher stopped", "[redacted]"]));
-    exits.assert_free_of(&Canaries::new(&[
+    let verifiers: Vec<String> = sent
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter_map(|body| oauth2::url::form_urlencoded::parse(body.as_bytes()).find(|(k, _)| k == "code_verifier"))
+        .map(|(_, v)| v.into_owned())
+        .collect();
+    assert_eq!(verifiers.len(), 1, "one code exchange");
+    let canaries = Canaries::new(&[
+        ("PKCE verifier", &verifiers[0]),
+        ("refresh token", REFRESH_TOKEN),
+        ("client secret", CLIENT_SECRET),
         ("mail password", MAIL_PASSWORD),
         ("access token", ACCESS_TOKEN),
         ("expired access token", EXPIRED_ACCESS_TOKEN),
@@ -788,7 +860,8 @@ async fn a_server_that_quotes_the_refused_request_does_not_make_us_repeat_the_se
         ("wrong chat token", WRONG_CHAT_TOKEN),
         ("wrong tasks token", WRONG_TASKS_TOKEN),
         ("wrong API key", WRONG_API_KEY),
-    ]));
+    ]);
+    exits.assert_free_of(&canaries);
 }
 
 // ---------------------------------------------------------------------------
