@@ -79,6 +79,9 @@ const WRONG_CHAT_TOKEN: &str = "tok-CANARY-expired-3c";
 const WRONG_CHAT_PASSWORD: &str = "pw-CANARY-rc-wrong-8d";
 const WRONG_TASKS_TOKEN: &str = "lt-CANARY-wrong-token-6a";
 const WRONG_API_KEY: &str = "lt_CANARYuser_CANARYsecret9f";
+/// A chat token the echoing server's REST API takes and its websocket
+/// refuses.
+const DDP_REFUSED_TOKEN: &str = "tok-CANARY-ddp-0e5a";
 
 /// The secrets a test used: the fakes' own (fixed, distinctive) ones and
 /// ours; a secret the test learns on the way (a rotated refresh token) is
@@ -684,14 +687,53 @@ async fn echoing_http_server() -> (String, Arc<Mutex<Vec<String>>>, tokio::task:
     async fn info() -> String {
         serde_json::json!({"version": "7.0.0", "success": true}).to_string()
     }
+    async fn me(state: State<Arc<Mutex<Vec<String>>>>, headers: HeaderMap, body: String) -> (StatusCode, String) {
+        if headers.get("x-auth-token").is_some_and(|t| t == DDP_REFUSED_TOKEN) {
+            let me = serde_json::json!({"_id": fake_rocketchat::ALICE, "username": "alice", "success": true});
+            return (StatusCode::OK, me.to_string());
+        }
+        refuse(state, headers, body).await
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("address"));
     let bodies = Arc::new(Mutex::new(Vec::new()));
-    let app = axum::Router::new().route("/api/info", axum::routing::get(info)).fallback(refuse).with_state(bodies.clone());
+    let app = axum::Router::new()
+        .route("/api/info", axum::routing::get(info))
+        .route("/api/v1/me", axum::routing::get(me))
+        .route("/websocket", axum::routing::get(echoing_ddp))
+        .fallback(refuse)
+        .with_state(bodies.clone());
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
     (base, bodies, task)
+}
+
+/// Rocket.Chat's realtime API refusing every login with a reason that
+/// quotes the token.
+async fn echoing_ddp(upgrade: axum::extract::ws::WebSocketUpgrade) -> axum::response::Response {
+    use axum::extract::ws::Message;
+    upgrade.on_upgrade(|mut socket| async move {
+        if socket.send(Message::Text(r#"{"server_id":"0"}"#.into())).await.is_err() {
+            return;
+        }
+        while let Some(Ok(Message::Text(text))) = socket.recv().await {
+            let frame: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            let answer = match frame["msg"].as_str() {
+                Some("connect") => serde_json::json!({"msg": "connected", "session": "s"}),
+                Some("ping") => serde_json::json!({"msg": "pong"}),
+                Some("method") => {
+                    let token = frame.pointer("/params/0/resume").and_then(serde_json::Value::as_str).unwrap_or_default();
+                    let reason = format!("You've been logged out by the server: {token} has expired");
+                    serde_json::json!({"msg": "result", "id": frame["id"], "error": {"error": 403, "reason": reason, "errorType": "Meteor.Error"}})
+                }
+                _ => continue,
+            };
+            if socket.send(Message::Text(answer.to_string().into())).await.is_err() {
+                return;
+            }
+        }
+    })
 }
 
 /// The first failure of `spec`'s account, run alone in a core.
@@ -825,9 +867,18 @@ async fn a_server_that_quotes_the_refused_request_does_not_make_us_repeat_the_se
     let with_user = ChatSettings { user_id: Some(fake_rocketchat::ALICE.to_owned()), ..ChatSettings::default() };
     let secrets = store("chat", TOKEN_SECRET, WRONG_CHAT_TOKEN);
     let watcher = RocketChatWatcher::new(AccountId::new("chat"), &http, with_user, secrets);
-    let (state, events) = refusal(AccountSpec { config: chat, schedule: on_demand(), watcher: Box::new(watcher) }).await;
+    let (state, events) = refusal(AccountSpec { config: chat.clone(), schedule: on_demand(), watcher: Box::new(watcher) }).await;
     assert!(auth_failed(&state), "{state:?}");
     exits.events(&events);
+    // A token the REST API takes, refused by the websocket's login.
+    let with_user = ChatSettings { user_id: Some(fake_rocketchat::ALICE.to_owned()), ..ChatSettings::default() };
+    let secrets = store("chat", TOKEN_SECRET, DDP_REFUSED_TOKEN);
+    let watcher = RocketChatWatcher::new(AccountId::new("chat"), &http, with_user.clone(), secrets.clone());
+    let (state, events) = refusal(AccountSpec { config: chat.clone(), schedule: on_demand(), watcher: Box::new(watcher) }).await;
+    assert!(format!("{state:?}").contains("logged out by the server"), "the websocket's refusal: {state:?}");
+    exits.events(&events);
+    let chat = AccountConfig { chat: with_user, ..chat };
+    exits.report(&test_connection(&chat, secrets, &ProbeLog::default()).await);
 
     // Leantime: a token and an API key.
     for (auth, value) in [(AuthKind::Token, WRONG_TASKS_TOKEN), (AuthKind::ApiKey, WRONG_API_KEY)] {
@@ -858,6 +909,7 @@ async fn a_server_that_quotes_the_refused_request_does_not_make_us_repeat_the_se
         ("expired access token", EXPIRED_ACCESS_TOKEN),
         ("wrong chat password", WRONG_CHAT_PASSWORD),
         ("wrong chat token", WRONG_CHAT_TOKEN),
+        ("chat token refused by the websocket", DDP_REFUSED_TOKEN),
         ("wrong tasks token", WRONG_TASKS_TOKEN),
         ("wrong API key", WRONG_API_KEY),
     ]);
