@@ -500,8 +500,6 @@ async fn oauth_tokens_never_leave_through_refresh_rotation_refusal_or_test_conne
     let report = desk.probe(&form, None).await;
     assert!(report.ok, "{report:#?}");
     exits.report(&report);
-    // A reconnect with the cached token.
-    desk.settings.handle().refresh_all(vigie::scheduler::Trigger::NetworkBack);
 
     desk.collect(&mut exits).await;
     exits.add("log", log.logged(&["probe step", "signed in", "invalid_grant", "watcher stopped"]));
