@@ -130,8 +130,17 @@ pub fn redact(text: &str, secrets: &[&SecretString]) -> String {
         let secret = secret.expose_secret();
         // An empty secret would match everywhere; a one-letter one would
         // shred the message and protect nothing.
-        if secret.len() > 1 && text.contains(secret) {
-            text = text.replace(secret, REDACTED);
+        if secret.len() < 2 {
+            continue;
+        }
+        // Quoted in a JSON body or an IMAP string, `"` and `\` come
+        // escaped.
+        let escaped = serde_json::to_string(secret).unwrap_or_default();
+        let escaped = escaped.get(1..escaped.len().saturating_sub(1)).unwrap_or_default();
+        for form in [secret, escaped] {
+            if !form.is_empty() && text.contains(form) {
+                text = text.replace(form, REDACTED);
+            }
         }
     }
     text
@@ -174,6 +183,8 @@ mod tests {
         let words = "NO [AUTHENTICATIONFAILED] LOGIN me hunter2 failed (hunter2, t0k)";
         assert_eq!(redact(words, &[&password, &token]), "NO [AUTHENTICATIONFAILED] LOGIN me [redacted] failed ([redacted], [redacted])");
         assert_eq!(redact("nothing to hide", &[&SecretString::from("")]), "nothing to hide");
+        let quoted = SecretString::from(r#"pa"ss\word"#);
+        assert_eq!(redact(r#"{"password":"pa\"ss\\word"}"#, &[&quoted]), r#"{"password":"[redacted]"}"#);
     }
 
     #[test]

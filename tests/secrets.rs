@@ -76,7 +76,8 @@ const CLIENT_SECRET: &str = "cs-CANARY-44ab0e";
 const REVOKED_REFRESH_TOKEN: &str = "rt-CANARY-revoked-d2";
 const EXPIRED_ACCESS_TOKEN: &str = "at-CANARY-expired-77";
 const WRONG_CHAT_TOKEN: &str = "tok-CANARY-expired-3c";
-const WRONG_CHAT_PASSWORD: &str = "pw-CANARY-rc-wrong-8d";
+/// With quotes, which come escaped in a JSON body.
+const WRONG_CHAT_PASSWORD: &str = r#"pw-CANARY-"rc"-wrong-8d"#;
 const WRONG_TASKS_TOKEN: &str = "lt-CANARY-wrong-token-6a";
 const WRONG_API_KEY: &str = "lt_CANARYuser_CANARYsecret9f";
 /// A chat token the echoing server's REST API takes and its websocket

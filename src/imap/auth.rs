@@ -286,9 +286,7 @@ impl Bearer {
         let error = Arc::new(Mutex::new(None));
         (name, Bearer { initial: Some(SecretString::from(initial)), abort, error: error.clone() }, error)
     }
-}
 
-impl Bearer {
     /// The initial response as it goes on the wire (base64).
     pub(crate) fn encoded(&self) -> SecretString {
         use base64::Engine;
