@@ -19,6 +19,9 @@ TEST_PACKAGES=(
 )
 # tauri-driver (WebDriver for Tauri apps, in front of WebKitWebDriver).
 TAURI_DRIVER_VERSION="^2"
+# cargo-deny, which checks deny.toml (its format changes between 0.x
+# releases); 0.20 builds with Rust 1.95.
+CARGO_DENY_VERSION="~0.20"
 # Vite 8 needs this Node.js or newer.
 NODE_MIN=20.19.0
 
@@ -63,6 +66,24 @@ ensure_tauri_driver() {
   say "installing tauri-driver (cargo install)"
   # In a throw-away build folder, not the project's CARGO_TARGET_DIR.
   env -u CARGO_TARGET_DIR cargo install tauri-driver --version "$TAURI_DRIVER_VERSION" --locked --quiet
+}
+
+# Puts cargo-deny on PATH, installing it with cargo (into ~/.cargo/bin) when
+# it is missing.
+ensure_cargo_deny() {
+  local bin="${CARGO_HOME:-$HOME/.cargo}/bin"
+  case ":$PATH:" in *":$bin:"*) ;; *) export PATH="$PATH:$bin" ;; esac
+  command -v cargo-deny >/dev/null && return 0
+  say "installing cargo-deny (cargo install)"
+  env -u CARGO_TARGET_DIR cargo install cargo-deny --version "$CARGO_DENY_VERSION" --locked --quiet
+}
+
+# Checks the dependency tree against deny.toml: licenses, banned crates and
+# sources. The crates are fetched first (from the registry, every platform's),
+# so the check itself runs offline: no advisory database, no other fetch.
+check_dependencies() {
+  cargo fetch --locked --quiet
+  cargo deny --offline --log-level error check licenses bans sources
 }
 
 version_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]; }

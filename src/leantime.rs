@@ -199,7 +199,8 @@ impl LeantimeWatcher {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let body = response.text().await.map_err(|e| transport_error(&self.base_url, &e))?;
-        rpc::parse_batch(status, retry_after.as_deref(), &body, calls.len()).map_err(request_error)
+        // A refusal may quote the request, credential included.
+        rpc::parse_batch(status, retry_after.as_deref(), &body, calls.len()).map_err(|e| request_error(e).redacted(&[secret]))
     }
 
     /// The first exchange: the version and the credential's user, in one

@@ -52,8 +52,14 @@ pub fn init_stderr() {
 }
 
 fn filter() -> EnvFilter {
-    let wanted = std::env::var("VIGIE_LOG").unwrap_or_else(|_| "info".to_owned());
-    let mut directives = wanted;
+    filter_for(&std::env::var("VIGIE_LOG").unwrap_or_else(|_| "info".to_owned()))
+}
+
+/// The filter for `VIGIE_LOG=wanted`: what a user asked for, with the
+/// chatty crates capped. Public so that a test can log exactly what a user
+/// at `trace` would.
+pub fn filter_for(wanted: &str) -> EnvFilter {
+    let mut directives = wanted.to_owned();
     for krate in CAPPED {
         directives.push_str(&format!(",{krate}=warn"));
     }

@@ -117,6 +117,35 @@ impl SecretStore for MemorySecrets {
     }
 }
 
+/// What stands in for a secret cut out of a server's words.
+pub const REDACTED: &str = "[redacted]";
+
+/// `text` with every occurrence of any of `secrets` replaced by
+/// [`REDACTED`]. For a server's words that end up in a message: a server (or
+/// a proxy in front of it) may quote the request it refuses, and a refused
+/// sign-in is exactly the message that is logged and shown.
+pub fn redact(text: &str, secrets: &[&SecretString]) -> String {
+    let mut text = text.to_owned();
+    for secret in secrets {
+        let secret = secret.expose_secret();
+        // An empty secret would match everywhere; a one-letter one would
+        // shred the message and protect nothing.
+        if secret.len() < 2 {
+            continue;
+        }
+        // Quoted in a JSON body or an IMAP string, `"` and `\` come
+        // escaped.
+        let escaped = serde_json::to_string(secret).unwrap_or_default();
+        let escaped = escaped.get(1..escaped.len().saturating_sub(1)).unwrap_or_default();
+        for form in [secret, escaped] {
+            if !form.is_empty() && text.contains(form) {
+                text = text.replace(form, REDACTED);
+            }
+        }
+    }
+    text
+}
+
 /// Stores, reads back and deletes a probe secret: the "does my keyring work"
 /// check behind `vigie --check-keyring`. Returns a line for the user.
 pub fn self_check(store: &dyn SecretStore) -> Result<String, SecretError> {
@@ -146,6 +175,16 @@ mod tests {
         let id = AccountId::new("a");
         store.set(&id, "password", &SecretString::from("hunter2")).expect("set");
         assert_eq!(store.get(&id, "password").expect("get").expect("some").expose_secret(), "hunter2");
+    }
+
+    #[test]
+    fn redact_cuts_every_secret_out_of_a_servers_words() {
+        let (password, token) = (SecretString::from("hunter2"), SecretString::from("t0k"));
+        let words = "NO [AUTHENTICATIONFAILED] LOGIN me hunter2 failed (hunter2, t0k)";
+        assert_eq!(redact(words, &[&password, &token]), "NO [AUTHENTICATIONFAILED] LOGIN me [redacted] failed ([redacted], [redacted])");
+        assert_eq!(redact("nothing to hide", &[&SecretString::from("")]), "nothing to hide");
+        let quoted = SecretString::from(r#"pa"ss\word"#);
+        assert_eq!(redact(r#"{"password":"pa\"ss\\word"}"#, &[&quoted]), r#"{"password":"[redacted]"}"#);
     }
 
     #[test]

@@ -64,6 +64,20 @@ impl WatchError {
             _ => None,
         }
     }
+
+    /// The same error with `secrets` cut out of its words (see
+    /// [`crate::secrets::redact`]), for errors that quote a server.
+    pub fn redacted(self, secrets: &[&secrecy::SecretString]) -> WatchError {
+        let cut = |words: String| crate::secrets::redact(&words, secrets);
+        match self {
+            WatchError::AuthFailed(words) => WatchError::AuthFailed(cut(words)),
+            WatchError::Transient(words) => WatchError::Transient(cut(words)),
+            WatchError::Unsupported(words) => WatchError::Unsupported(cut(words)),
+            WatchError::NeedsAttention(words) => WatchError::NeedsAttention(cut(words)),
+            WatchError::Crashed(words) => WatchError::Crashed(cut(words)),
+            limited @ WatchError::RateLimited { .. } => limited,
+        }
+    }
 }
 
 /// What a watcher found in one fetch or push event.

@@ -510,6 +510,39 @@ async fn an_action_on_an_unknown_account_is_refused_by_name() {
     rig.stop().await;
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_link_opens_only_to_its_own_account_s_server_and_never_for_an_account_the_core_does_not_run() {
+    let dir = state_dir();
+    let (tasks, _tasks_script) = ScriptedWatcher::new();
+    let (chat, _chat_script) = ScriptedWatcher::new();
+    let with_server = |mut spec: AccountSpec, server: &str| {
+        spec.config.server = Some(server.to_owned());
+        spec
+    };
+    let mut rig = Rig::start(
+        &dir.path().join("state.json"),
+        vec![
+            with_server(spec("tasks", Source::Tasks, tasks), "https://pm.example.com"),
+            with_server(spec("chat", Source::Chat, chat), "https://chat.example.com"),
+        ],
+    );
+    let (tasks, chat, gone) = (AccountId::new("tasks"), AccountId::new("chat"), AccountId::new("gone"));
+
+    assert!(rig.handle.link_to_open(&tasks, "https://pm.example.com/#/tickets/showTicket/412").is_ok());
+    // Each account's own hosts only: not another account's, nor a host
+    // the server named, nor a scheme that runs things.
+    assert!(rig.handle.link_to_open(&tasks, "https://chat.example.com/direct/bob").is_err());
+    assert!(rig.handle.link_to_open(&chat, "https://pm.example.com/").is_err());
+    assert!(rig.handle.link_to_open(&tasks, "https://pm.example.com@evil.test/").is_err());
+    assert!(rig.handle.link_to_open(&tasks, "file:///etc/passwd").is_err());
+    assert!(rig.handle.link_to_open(&gone, "https://pm.example.com/").is_err(), "no hosts for an unknown account");
+    // After a reload without it, the account's links no longer open.
+    rig.reload(vec![with_server(spec("chat", Source::Chat, ScriptedWatcher::new().0), "https://chat.example.com")]).await;
+    assert!(rig.handle.link_to_open(&tasks, "https://pm.example.com/").is_err(), "the removed account's hosts are forgotten");
+    assert!(rig.handle.link_to_open(&chat, "https://chat.example.com/direct/bob").is_ok());
+    rig.stop().await;
+}
+
 // --- Pause ------------------------------------------------------------------------
 
 #[tokio::test(start_paused = true)]

@@ -43,6 +43,9 @@
 //!   format (raw WebSocket and HTTP clients).
 //! - `rocketchat_probe`, `leantime_probe`: "Test connection" for a chat and
 //!   a tasks account against the fakes, step by step.
+//! - `secrets`: no password, token or API key reaches the log, the events,
+//!   the state and config files or a `Debug` output, on any path that logs
+//!   (refusals by servers that quote the request included).
 
 mod support;
 
@@ -66,5 +69,6 @@ mod rocketchat_fake;
 mod rocketchat_login;
 mod rocketchat_probe;
 mod scheduler;
+mod secrets;
 mod settings;
 mod store;

@@ -196,7 +196,10 @@ async fn refresh_token(
         .exchange_refresh_token(&RefreshToken::new(refresh.expose_secret().to_owned()))
         .request_async(&send)
         .await
-        .map_err(|e| token_error(&oauth.token_url, e))?;
+        .map_err(|e| {
+            let sent = sent_to_provider(&oauth.client_id, client_secret, &[refresh]);
+            token_error(&oauth.token_url, e).redacted(&sent.iter().collect::<Vec<_>>())
+        })?;
     let token = SecretString::from(answer.access_token().secret().to_owned());
     // Providers that omit the lifetime: assume the usual hour.
     let lifetime = answer.expires_in().unwrap_or(Duration::from_secs(3_600));
@@ -205,6 +208,25 @@ async fn refresh_token(
         .filter(|r| r.secret() != refresh.expose_secret())
         .map(|r| SecretString::from(r.secret().to_owned()));
     Ok((token, lifetime, rotated))
+}
+
+/// What a token request carries that the provider's refusal may quote (a
+/// provider or proxy that echoes the request): the `grant` secrets (refresh
+/// token; code and PKCE verifier) as is and form-encoded, and the client
+/// secret, also inside the Basic credential the `oauth2` crate sends.
+pub(crate) fn sent_to_provider(client_id: &str, client_secret: Option<&SecretString>, grant: &[&SecretString]) -> Vec<SecretString> {
+    use base64::Engine;
+    let encoded = |text: &str| oauth2::url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
+    let mut sent = Vec::new();
+    for secret in grant.iter().copied().chain(client_secret) {
+        sent.push(secret.clone());
+        sent.push(SecretString::from(encoded(secret.expose_secret())));
+    }
+    if let Some(secret) = client_secret {
+        let basic = format!("{}:{}", encoded(client_id), encoded(secret.expose_secret()));
+        sent.push(SecretString::from(base64::engine::general_purpose::STANDARD.encode(basic)));
+    }
+    sent
 }
 
 pub(crate) fn token_error(
@@ -263,6 +285,13 @@ impl Bearer {
         };
         let error = Arc::new(Mutex::new(None));
         (name, Bearer { initial: Some(SecretString::from(initial)), abort, error: error.clone() }, error)
+    }
+
+    /// The initial response as it goes on the wire (base64).
+    pub(crate) fn encoded(&self) -> SecretString {
+        use base64::Engine;
+        let initial = self.initial.as_ref().map(|i| i.expose_secret().as_bytes()).unwrap_or_default();
+        SecretString::from(base64::engine::general_purpose::STANDARD.encode(initial))
     }
 }
 

@@ -9,11 +9,11 @@
 //! `AUTHENTICATE`.
 
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_imap::{Client, Session};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
@@ -69,16 +69,28 @@ pub(crate) async fn sign_in(
     client: Client<Box<dyn Io>>,
     credential: &Credential,
 ) -> Result<ImapSession, WatchError> {
+    // What we send, as is and (SASL) in base64: a server that quotes the
+    // refused command in its answer must not make us show it.
+    let mut sent = Vec::with_capacity(2);
     let (signed_in, sasl_error) = match credential {
         Credential::Password(password) => {
+            sent.push(password.clone());
             let login = client.login(&target.username, password.expose_secret());
             (tokio::time::timeout(LOGIN_TIMEOUT, login).await, None)
         }
         Credential::Bearer { mechanism, token } => {
             let (name, bearer, error) = Bearer::new(*mechanism, &target.username, &target.host, target.port, token);
+            sent.extend([token.clone(), bearer.encoded()]);
             (tokio::time::timeout(LOGIN_TIMEOUT, client.authenticate(name, bearer)).await, Some(error))
         }
     };
+    let sent: Vec<&SecretString> = sent.iter().collect();
+    outcome(target, signed_in, sasl_error).map_err(|e| e.redacted(&sent))
+}
+
+type Attempt = Result<Result<ImapSession, (async_imap::error::Error, Client<Box<dyn Io>>)>, tokio::time::error::Elapsed>;
+
+fn outcome(target: &Target, signed_in: Attempt, sasl_error: Option<Arc<Mutex<Option<String>>>>) -> Result<ImapSession, WatchError> {
     match signed_in {
         Err(_) => Err(WatchError::Transient(format!("{}: the server did not answer the login", target.place()))),
         Ok(Ok(session)) => Ok(session),

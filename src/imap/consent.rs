@@ -21,7 +21,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
-use super::auth::{REFRESH_TOKEN_SECRET, send, token_error, token_http};
+use super::auth::{REFRESH_TOKEN_SECRET, send, sent_to_provider, token_error, token_http};
 use crate::model::AccountId;
 use crate::secrets::SecretStore;
 
@@ -142,12 +142,17 @@ impl Consent {
             client = client.set_client_secret(ClientSecret::new(secret.expose_secret().to_owned()));
         }
         let http = token_http().map_err(|e| ConsentError::Exchange(e.to_string()))?;
+        let grant = [SecretString::from(code.clone()), SecretString::from(self.verifier.secret().to_owned())];
+        let sent = sent_to_provider(&self.request.client_id, self.request.client_secret.as_ref(), &[&grant[0], &grant[1]]);
         let answer = client
             .exchange_code(AuthorizationCode::new(code))
             .set_pkce_verifier(self.verifier)
             .request_async(&|request| send(http.clone(), request))
             .await
-            .map_err(|e| ConsentError::Exchange(token_error(&self.request.token_url, e).to_string()))?;
+            .map_err(|e| {
+                let words = token_error(&self.request.token_url, e).to_string();
+                ConsentError::Exchange(crate::secrets::redact(&words, &sent.iter().collect::<Vec<_>>()))
+            })?;
         let refresh = answer.refresh_token().ok_or(ConsentError::NoRefreshToken)?;
         let refresh = SecretString::from(refresh.secret().to_owned());
         let account = account.clone();

@@ -75,6 +75,21 @@ pub enum LinkError {
     },
 }
 
+impl LinkError {
+    /// The same error with `secret` cut out of the server's words.
+    fn redacted(self, secret: &SecretString) -> LinkError {
+        let cut = |words: String| crate::secrets::redact(&words, &[secret]);
+        match self {
+            LinkError::Closed(words) => LinkError::Closed(cut(words)),
+            LinkError::NoWebSocket(words) => LinkError::NoWebSocket(cut(words)),
+            LinkError::Protocol(words) => LinkError::Protocol(cut(words)),
+            LinkError::LoggedOut(words) => LinkError::LoggedOut(cut(words)),
+            LinkError::Refused { event, reason } => LinkError::Refused { event, reason: cut(reason) },
+            other @ (LinkError::Dead(_) | LinkError::RateLimited(_)) => other,
+        }
+    }
+}
+
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// An open, handshaken DDP connection.
@@ -140,19 +155,23 @@ impl Link {
     pub async fn login(&mut self, token: &SecretString) -> Result<String, LinkError> {
         let id = self.id();
         self.send(ddp::login_resume(&id, token.expose_secret())).await?;
-        self.expect(|frame| match frame {
-            ServerFrame::Result { id: got, result, error } if got == id => Some(match error {
-                Some(e) => Err(method_error(&e)),
-                None => result
-                    .as_ref()
-                    .and_then(|r| r.get("id"))
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-                    .ok_or_else(|| LinkError::Protocol("the login answer names no user".to_owned())),
-            }),
-            _ => None,
-        })
-        .await?
+        let answer = self
+            .expect(|frame| match frame {
+                ServerFrame::Result { id: got, result, error } if got == id => Some(match error {
+                    Some(e) => Err(method_error(&e)),
+                    None => result
+                        .as_ref()
+                        .and_then(|r| r.get("id"))
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                        .ok_or_else(|| LinkError::Protocol("the login answer names no user".to_owned())),
+                }),
+                _ => None,
+            })
+            .await;
+        // The server's reason reaches the user: a server may quote the
+        // token it refuses (or the frame it could not take) in it.
+        answer.flatten().map_err(|e| e.redacted(token))
     }
 
     /// Subscribes to `stream-notify-user` `<uid>/<event>` for each event and

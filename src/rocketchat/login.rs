@@ -68,6 +68,19 @@ pub async fn sign_in_and_store(
     password: &SecretString,
     code: Option<&str>,
 ) -> Result<SignIn, SignInError> {
+    // The server's words come back to the user: never with the password
+    // (a server or proxy may quote the refused request).
+    sign_in(secrets, account, base, user, password, code).await.map_err(|e| e.redacted(password))
+}
+
+async fn sign_in(
+    secrets: Arc<dyn SecretStore>,
+    account: &AccountId,
+    base: &str,
+    user: &str,
+    password: &SecretString,
+    code: Option<&str>,
+) -> Result<SignIn, SignInError> {
     let client = super::http_client().map_err(|e| SignInError::Failed(e.to_string()))?;
     let mut body = json!({ "user": user, "password": password.expose_secret() });
     if let Some(code) = code {
@@ -108,7 +121,7 @@ pub(crate) async fn user_id_of(client: &reqwest::Client, base: &str, token: &Sec
     let (status, reset, answer) = post_login(client, base, &json!({ "resume": token.expose_secret() }))
         .await
         .map_err(|e| RestError::Transport(e.to_string()))?;
-    let body = classify("login", status, reset.as_deref(), answer, jiff::Timestamp::now())?;
+    let body = classify("login", status, reset.as_deref(), answer, jiff::Timestamp::now()).map_err(|e| e.redacted(&[token]))?;
     body.get("data")
         .and_then(|d| d.get("userId"))
         .and_then(Value::as_str)
@@ -129,6 +142,18 @@ async fn post_login(client: &reqwest::Client, base: &str, body: &Value) -> Resul
     let reset = response.headers().get("x-ratelimit-reset").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let text = response.text().await.map_err(|e| SignInError::Failed(format!("{base}: {e}")))?;
     Ok((status, reset, serde_json::from_str(&text).ok()))
+}
+
+impl SignInError {
+    fn redacted(self, password: &SecretString) -> SignInError {
+        let cut = |words: String| crate::secrets::redact(&words, &[password]);
+        match self {
+            SignInError::BadCredentials(words) => SignInError::BadCredentials(cut(words)),
+            SignInError::Failed(words) => SignInError::Failed(cut(words)),
+            SignInError::Keyring(words) => SignInError::Keyring(cut(words)),
+            other => other,
+        }
+    }
 }
 
 fn non_empty(words: String) -> String {

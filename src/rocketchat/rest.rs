@@ -45,6 +45,19 @@ pub enum RestError {
     Transport(String),
 }
 
+impl RestError {
+    /// The same error with `secrets` cut out of the server's words.
+    pub(crate) fn redacted(self, secrets: &[&SecretString]) -> RestError {
+        let cut = |words: String| crate::secrets::redact(&words, secrets);
+        match self {
+            RestError::Unauthorized(words) => RestError::Unauthorized(cut(words)),
+            RestError::Http { what, status, message } => RestError::Http { what, status, message: cut(message) },
+            RestError::Transport(words) => RestError::Transport(cut(words)),
+            limited @ RestError::RateLimited(_) => limited,
+        }
+    }
+}
+
 /// One Rocket.Chat server, signed in as one user.
 pub struct Rest {
     client: reqwest::Client,
@@ -148,7 +161,7 @@ impl Rest {
         token.set_sensitive(true);
         let request = request.header("X-User-Id", &self.user_id).header("X-Auth-Token", token);
         let response = request.send().await.map_err(|e| transport(&self.base, &e))?;
-        read_response(what, response).await
+        read_response(what, response).await.map_err(|e| e.redacted(&[&self.token]))
     }
 }
 

@@ -55,6 +55,9 @@ pub struct Options {
     /// (`mail_max_userip_connections`, 10 by default), for many accounts
     /// of the one test user.
     pub user_connections: Option<u32>,
+    /// More users, as (name, password), beside [`USER`] and [`OAUTH_USER`]
+    /// (a password doubles as a bearer token, as for [`OAUTH_USER`]).
+    pub users: Vec<(String, String)>,
 }
 
 /// The self-signed certificate of a TLS-enabled server.
@@ -174,7 +177,11 @@ imap_idle_notify_interval = 5 secs
 {capability}"
         );
         std::fs::write(root.join("dovecot.conf"), config).expect("write dovecot.conf");
-        std::fs::write(root.join("passwd"), format!("{USER}:{{PLAIN}}{PASSWORD}\n{OAUTH_USER}:{{PLAIN}}{OAUTH_TOKEN}\n")).expect("write passwd");
+        let mut passwd = format!("{USER}:{{PLAIN}}{PASSWORD}\n{OAUTH_USER}:{{PLAIN}}{OAUTH_TOKEN}\n");
+        for (user, password) in &options.users {
+            passwd.push_str(&format!("{user}:{{PLAIN}}{password}\n"));
+        }
+        std::fs::write(root.join("passwd"), passwd).expect("write passwd");
         if let Some((uid, gid)) = run_as {
             chown_tree(root, uid, gid);
         }
