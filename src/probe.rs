@@ -163,8 +163,11 @@ impl ProbeLog {
 
 /// Secrets typed into a form, consulted before the keyring: a probe can run
 /// with a password that is not stored yet, and an unchanged one is read from
-/// the keyring as usual. Writes go to the overlay only, so a probe that
-/// refreshes an OAuth token does not store it.
+/// the keyring as usual. Writes go to the overlay, except one that replaces
+/// a stored secret the form did not retype: that is a provider rotating a
+/// stored OAuth refresh token, and a provider that rotates retires the old
+/// token, so keeping the new one only for the probe would leave the saved
+/// account with a dead token ("sign in again" at its next refresh).
 pub struct Overlay {
     typed: MemorySecrets,
     stored: Arc<dyn SecretStore>,
@@ -193,6 +196,9 @@ impl SecretStore for Overlay {
     }
 
     fn set(&self, account: &AccountId, name: &str, value: &SecretString) -> Result<(), SecretError> {
+        if self.typed.get(account, name)?.is_none() && self.stored.get(account, name)?.is_some() {
+            return self.stored.set(account, name, value);
+        }
         self.typed.set(account, name, value)
     }
 
@@ -315,15 +321,27 @@ mod tests {
     }
 
     #[test]
-    fn the_overlay_prefers_the_typed_secret_and_never_writes_through() {
+    fn the_overlay_prefers_the_typed_secret_and_keeps_what_the_probe_writes_to_itself() {
         let stored = Arc::new(MemorySecrets::default());
         let id = AccountId::new("a");
         stored.set(&id, "password", &SecretString::from("old")).expect("set");
-        stored.set(&id, "token", &SecretString::from("kept")).expect("set");
         let overlay = Overlay::new(stored.clone()).with(&id, "password", SecretString::from("typed"));
         assert_eq!(overlay.get(&id, "password").expect("get").expect("some").expose_secret(), "typed");
-        assert_eq!(overlay.get(&id, "token").expect("get").expect("some").expose_secret(), "kept");
-        overlay.set(&id, "token", &SecretString::from("refreshed")).expect("set");
-        assert_eq!(stored.get(&id, "token").expect("get").expect("some").expose_secret(), "kept");
+        overlay.set(&id, "password", &SecretString::from("changed")).expect("set");
+        overlay.set(&id, "new", &SecretString::from("fresh")).expect("set");
+        assert_eq!(overlay.get(&id, "password").expect("get").expect("some").expose_secret(), "changed");
+        assert_eq!(stored.get(&id, "password").expect("get").expect("some").expose_secret(), "old", "a typed secret is not stored");
+        assert!(stored.get(&id, "new").expect("get").is_none(), "nor one the store never had");
+    }
+
+    #[test]
+    fn a_stored_refresh_token_the_provider_rotates_during_a_probe_is_stored() {
+        let stored = Arc::new(MemorySecrets::default());
+        let id = AccountId::new("a");
+        stored.set(&id, "refresh-token", &SecretString::from("retired")).expect("set");
+        let overlay = Overlay::new(stored.clone());
+        assert_eq!(overlay.get(&id, "refresh-token").expect("get").expect("some").expose_secret(), "retired");
+        overlay.set(&id, "refresh-token", &SecretString::from("rotated")).expect("set");
+        assert_eq!(stored.get(&id, "refresh-token").expect("get").expect("some").expose_secret(), "rotated");
     }
 }

@@ -493,14 +493,17 @@ async fn oauth_tokens_never_leave_through_refresh_rotation_refusal_or_test_conne
     let rotated = secrecy::ExposeSecret::expose_secret(&rotated).to_owned();
     assert_ne!(rotated, REFRESH_TOKEN, "the provider rotated the refresh token");
 
-    // Test connection with the stored secrets refreshes again (without
-    // storing what it gets).
+    // Test connection with the stored secrets refreshes again; the provider
+    // rotates the stored token once more, and the new one is stored (the old
+    // one is retired: the account would be left with a dead token).
     let form = AccountForm::from_config(
         &Config::load(&desk.config_file).expect("valid").accounts.into_iter().find(|a| a.id.as_str() == "oauth").expect("the account"),
     );
     let report = desk.probe(&form, None).await;
     assert!(report.ok, "{report:#?}");
     exits.report(&report);
+    let stored_now = secrets.get(&AccountId::new("oauth"), REFRESH_TOKEN_SECRET).expect("read").expect("a refresh token");
+    assert_eq!(secrecy::ExposeSecret::expose_secret(&stored_now), &oauth.valid_refresh_token(), "the probe's rotation is stored");
 
     desk.collect(&mut exits).await;
     exits.add("log", log.logged(&["probe step", "signed in", "invalid_grant", "watcher stopped"]));
