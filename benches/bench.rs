@@ -880,6 +880,11 @@ fn print_tree_mem(label: &str, m: &TreeMem) {
 }
 
 fn main() -> ExitCode {
+    // The in-process parts (leantime, imap, rocketchat) run the real core:
+    // VIGIE_BENCH_LOG=vigie=debug shows what it did, on stderr.
+    if let Ok(filter) = std::env::var("VIGIE_BENCH_LOG") {
+        let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).with_writer(std::io::stderr).try_init();
+    }
     let opts = match parse_options() {
         Ok(opts) => opts,
         Err(e) => {

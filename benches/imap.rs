@@ -776,13 +776,15 @@ pub fn print(r: &ImapResults) {
     }
     let (floor, base, max) = r.backoff;
     let restarts = r.restarts.as_deref().unwrap_or_default();
-    println!(
-        "  server restart ({} times; down ~1 s; reconnect backoff: full jitter, first retry after {:.0}–{:.0} s, doubling, at most {:.0} s):",
-        restarts.len(),
-        floor.as_secs_f64(),
-        base.as_secs_f64(),
-        max.as_secs_f64()
-    );
+    if r.restarts.is_some() {
+        println!(
+            "  server restart ({} times; down ~1 s; reconnect backoff: full jitter, first retry after {:.2}–{:.2} s, doubling, at most {:.0} s):",
+            restarts.len(),
+            floor.as_secs_f64(),
+            base.as_secs_f64(),
+            max.as_secs_f64()
+        );
+    }
     for (n, s) in restarts.iter().enumerate() {
         println!(
             "    #{}: server back → live {}, → new mail announced {:.0} ms (its APPEND OK → announced {:.0} ms)",
