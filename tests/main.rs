@@ -40,11 +40,16 @@
 //!   format (raw WebSocket and HTTP clients).
 //! - `rocketchat_probe`, `leantime_probe`: "Test connection" for a chat and
 //!   a tasks account against the fakes, step by step.
+//! - `faults`: seeded randomized scenarios through a fault-injecting proxy
+//!   (`support::faulty`), per source and all three at once, with restarts
+//!   and a sleep: every item announced exactly once, counts right
+//!   (`VIGIE_FAULT_SEED` replays one).
 
 mod support;
 
 mod core;
 mod demo;
+mod faults;
 mod headless;
 mod imap_dovecot;
 mod imap_local_server;
