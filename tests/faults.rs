@@ -54,22 +54,24 @@ const CATCH_UP: Duration = Duration::from_secs(30);
 /// How long a core may take to start and sync for the first time.
 const READY: Duration = Duration::from_secs(20);
 
-#[tokio::test]
+// Several worker threads, as the app runs the core: a stop may then land
+// between any two steps of the hub.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mail_over_imap_survives_random_faults_restarts_and_a_sleep_with_every_mail_announced_once() {
     scenario(&[Source::Mail], 40, 15).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rocketchat_survives_random_faults_restarts_and_a_sleep_with_every_message_announced_once() {
     scenario(&[Source::Chat], 40, 15).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leantime_survives_random_faults_restarts_and_a_sleep_with_every_item_announced_once() {
     scenario(&[Source::Tasks], 30, 12).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_three_sources_at_once_survive_random_faults_restarts_and_a_sleep_with_every_item_announced_once() {
     scenario(&[Source::Mail, Source::Chat, Source::Tasks], 20, 20).await;
 }
@@ -119,10 +121,12 @@ async fn scenario(sources: &[Source], items: usize, faults: usize) {
     };
     let plan = FaultPlan::draw(&mut rng, &shape);
     let total = items * sides.len();
-    let restarts: BTreeSet<usize> = (0..rng.usize(1..=2)).map(|_| rng.usize(1..total)).collect();
+    // At each restart, the item is put in while the core is stopped, or
+    // just before it stops (while its watcher is fetching it).
+    let restarts: BTreeMap<usize, bool> = (0..rng.usize(1..=3)).map(|_| (rng.usize(1..total), rng.bool())).collect();
     let sleep_at = loop {
         let at = rng.usize(1..total);
-        if !restarts.contains(&at) {
+        if !restarts.contains_key(&at) {
             break at;
         }
     };
@@ -146,12 +150,21 @@ async fn scenario(sources: &[Source], items: usize, faults: usize) {
     let inject = async {
         for (n, &which) in order.iter().enumerate() {
             tokio::time::sleep(Duration::from_millis(rng.u64(0..=u64::try_from(max_pause.as_millis()).unwrap_or(1000)))).await;
-            if restarts.contains(&n) {
-                run.stop().await;
-                // Something arrives while the app is closed.
-                let key = sides[which].inject(n).await;
-                injected[which].push(key);
-                log.note(format!("{:>7.2?} restart (item {n} put in while stopped)", started.elapsed()));
+            if let Some(&mid_sync) = restarts.get(&n) {
+                if mid_sync {
+                    let key = sides[which].inject(n).await;
+                    injected[which].push(key);
+                    let after = Duration::from_millis(rng.u64(0..=60));
+                    tokio::time::sleep(after).await;
+                    run.stop().await;
+                    log.note(format!("{:>7.2?} restart {after:?} after item {n} was put in", started.elapsed()));
+                } else {
+                    run.stop().await;
+                    // Something arrives while the app is closed.
+                    let key = sides[which].inject(n).await;
+                    injected[which].push(key);
+                    log.note(format!("{:>7.2?} restart (item {n} put in while stopped)", started.elapsed()));
+                }
                 run.start_next(&state_file, specs(&sides, &proxies));
                 continue;
             }
