@@ -401,6 +401,18 @@ impl FaultKind {
     /// Every kind.
     pub const ALL: [FaultKind; 6] =
         [FaultKind::Delay, FaultKind::SlowServer, FaultKind::Throttle, FaultKind::Reset, FaultKind::Blackhole, FaultKind::Refuse];
+
+    /// The kind of `fault`.
+    pub fn of(fault: Fault) -> FaultKind {
+        match fault {
+            Fault::Delay(_) => FaultKind::Delay,
+            Fault::SlowServer(_) => FaultKind::SlowServer,
+            Fault::Throttle(_) => FaultKind::Throttle,
+            Fault::Reset => FaultKind::Reset,
+            Fault::Blackhole => FaultKind::Blackhole,
+            Fault::Refuse => FaultKind::Refuse,
+        }
+    }
 }
 
 /// One planned fault: after a pause, on one proxy, for a span.
