@@ -95,7 +95,7 @@ async fn long_run_of_ten_thousand_items_and_five_hundred_faults() {
         max_span: Duration::from_millis(1_000),
         strict: false,
         catch_up: Duration::from_secs(120),
-        restarts: 20,
+        restarts: 20..=20,
         sleeps: 10,
     };
     let outcome = scenario(&[Source::Mail, Source::Chat, Source::Tasks], &size).await;
@@ -119,53 +119,64 @@ async fn long_run_of_ten_thousand_items_and_five_hundred_faults() {
 
 /// How long each source takes to notice a half-open link (the open
 /// connections silently carry nothing, new ones work: a NAT or a VPN that
-/// forgot the flows), measured against the keepalive it is configured with
-/// here, and how long until the item sent meanwhile is announced. A
-/// benchmark: prints the figures.
+/// forgot the flows, or a sleep the peers did not answer after), measured
+/// against the keepalive it is configured with here, and how long until the
+/// item sent meanwhile is announced; once left to the source alone, once
+/// with the wake trigger fired at the cut (a resume). A benchmark: prints
+/// the figures.
 ///
 /// `cargo test --test integration faults::half_open -- --ignored --nocapture`
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a benchmark of about a minute: run it by name with --ignored --nocapture"]
+#[ignore = "a benchmark of about three minutes: run it by name with --ignored --nocapture"]
 async fn half_open_links_noticed_against_their_keepalive() {
     let mut rows = Vec::new();
     for source in [Source::Mail, Source::Chat, Source::Tasks] {
-        let mut side = Side::start(source).await;
-        let proxy = FaultyProxy::start(side.upstream()).await;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let ledger = Arc::new(watch::channel(Ledger::default()).0);
-        let mut run = Run::start(&dir.path().join("state.json"), vec![side.spec(proxy.port())], &ledger);
-        run.ready(1).await.unwrap_or_else(|| panic!("{source:?} did not sync"));
-        // Into the idle state: IDLE sent, the websocket quiet, a Leantime
-        // poll's connection back in the pool.
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        for wake in [false, true] {
+            let mut side = Side::start(source).await;
+            let proxy = FaultyProxy::start(side.upstream()).await;
+            let dir = tempfile::tempdir().expect("tempdir");
+            let ledger = Arc::new(watch::channel(Ledger::default()).0);
+            let mut run = Run::start(&dir.path().join("state.json"), vec![side.spec(proxy.port())], &ledger);
+            run.ready(1).await.unwrap_or_else(|| panic!("{source:?} did not sync"));
+            // Into the idle state: IDLE sent, the websocket quiet, a
+            // Leantime poll's connection back in the pool.
+            tokio::time::sleep(Duration::from_secs(3)).await;
 
-        proxy.swallow_open();
-        let cut = Instant::now();
-        let key = side.inject(0).await;
-        let id = AccountId::new(side.id());
-        let mut snapshots = run.rig.handle.subscribe();
-        let noticed = tokio::time::timeout(
-            Duration::from_secs(90),
-            snapshots.wait_for(|s| s.accounts.iter().any(|a| a.id == id && !matches!(a.connectivity, Connectivity::LivePush | Connectivity::Polling))),
-        )
-        .await
-        .ok()
-        .map(|_| cut.elapsed());
-        let announced = run
-            .until(Duration::from_secs(90), |ledger, _| ledger.listed(id.as_str()).contains(&key))
-            .await
-            .then(|| cut.elapsed());
-        run.stop().await;
-        rows.push((source, noticed, announced));
+            proxy.swallow_open();
+            let cut = Instant::now();
+            let key = side.inject(0).await;
+            if wake {
+                run.rig.handle.refresh_all(Trigger::Wake);
+            }
+            let id = AccountId::new(side.id());
+            let mut snapshots = run.rig.handle.subscribe();
+            let live = |c: &Connectivity| matches!(c, Connectivity::LivePush | Connectivity::Polling);
+            let noticed = async {
+                tokio::time::timeout(
+                    Duration::from_secs(45),
+                    snapshots.wait_for(|s| s.accounts.iter().any(|a| a.id == id && !live(&a.connectivity))),
+                )
+                .await
+                .ok()
+                .map(|_| cut.elapsed())
+            };
+            let announced = async {
+                run.until(Duration::from_secs(60), |ledger, _| ledger.listed(id.as_str()).contains(&key)).await.then(|| cut.elapsed())
+            };
+            let (noticed, announced) = tokio::join!(noticed, announced);
+            run.stop().await;
+            rows.push((source, wake, noticed, announced));
+        }
     }
     let keepalive = |source: Source| match source {
-        Source::Mail => "IDLE silence 6 s (Dovecot: \"still here\" every 5 s)",
-        Source::Chat => "ping after 1 s of silence, dead 3 s later",
+        Source::Mail => "IDLE silence 6 s (Dovecot: \"still here\" every 5 s), then DONE within 6 s",
+        Source::Chat => "websocket ping after 1 s of silence, dead 3 s later; REST timeout 30 s",
         Source::Tasks => "none: HTTP request timeout 30 s",
     };
     println!("\nhalf-open link: cut → noticed (connectivity leaves live/polling) → item announced");
-    for (source, noticed, announced) in rows {
-        println!("{source:<6?} noticed {:>10} announced {:>10}   keepalive: {}", show(noticed), show(announced), keepalive(source));
+    for (source, wake, noticed, announced) in rows {
+        let how = if wake { "wake at cut" } else { "left alone" };
+        println!("{source:<6?} {how:<12} noticed {:>8} announced {:>8}   keepalive: {}", show(noticed), show(announced), keepalive(source));
     }
 }
 
@@ -194,8 +205,8 @@ struct Size {
     strict: bool,
     /// How long the watchers may take to catch up after the faults.
     catch_up: Duration,
-    /// At most this many restarts of the core (at least one).
-    restarts: usize,
+    /// How many restarts of the core (drawn from this range).
+    restarts: std::ops::RangeInclusive<usize>,
     /// Sleeps of the machine.
     sleeps: usize,
 }
@@ -210,7 +221,7 @@ impl Size {
             max_span: Duration::from_millis(1_500),
             strict: true,
             catch_up: CATCH_UP,
-            restarts: 3,
+            restarts: 1..=3,
             sleeps: 1,
         }
     }
@@ -271,7 +282,7 @@ async fn scenario(sources: &[Source], size: &Size) -> Outcome {
     // At each restart, the item is put in while the core is stopped, or
     // just before it stops (while its watcher is fetching it).
     let restarts: BTreeMap<usize, bool> =
-        (0..rng.usize(1..=size.restarts.max(1))).map(|_| (rng.usize(1..total), rng.bool())).collect();
+        (0..rng.usize(size.restarts.clone())).map(|_| (rng.usize(1..total), rng.bool())).collect();
     let sleeps: BTreeSet<usize> =
         (0..size.sleeps).map(|_| rng.usize(1..total)).filter(|at| !restarts.contains_key(at)).collect();
     // Injections spread over about as long as the plan plays.
