@@ -320,7 +320,7 @@ impl LeantimeWatcher {
 
     async fn run_once(&self, ctx: &mut WatcherContext) -> Result<(), WatchError> {
         let secret = self.secret().await?;
-        let client = http_client()?;
+        let mut client = http_client()?;
         let info = self.discover(&client, &secret).await?;
         let per_minute = self.settings.requests_per_minute.unwrap_or_else(|| info.default_rate_limit()).max(1);
         ctx.set_rate_limit(per_minute, (per_minute / 3).clamp(1, 10));
@@ -340,6 +340,13 @@ impl LeantimeWatcher {
         // count it saw.
         let mut last_full: Option<(u32, u32)> = None;
         while let Some(reason) = ctx.next_poll().await {
+            if matches!(reason, Trigger::Wake | Trigger::NetworkBack) {
+                // After a sleep or a network change the pooled connection
+                // may be dead without a word (a NAT, a VPN or the Wi-Fi
+                // forgot it): a request on it would wait out the whole
+                // request timeout (30 s) before the retry. Start afresh.
+                client = http_client()?;
+            }
             let kind = self.poll_kind(&info, reason, last_full);
             tracing::debug!(account = %self.account, ?reason, ?kind, "polling Leantime");
             let calls = self.poll_calls(&info, kind);

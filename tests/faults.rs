@@ -76,6 +76,46 @@ async fn all_three_sources_at_once_survive_random_faults_restarts_and_a_sleep_wi
     scenario(&[Source::Mail, Source::Chat, Source::Tasks], &Size::ci(20, 20)).await;
 }
 
+/// After a resume on a network that silently dropped every open connection
+/// (a NAT, a VPN or a Wi-Fi change while asleep), the item sent meanwhile
+/// comes within seconds: the wake makes the source start over on fresh
+/// connections rather than wait out a timeout on a dead one.
+async fn resuming_on_a_network_that_dropped_the_links_announces_within_seconds(source: Source) {
+    let side = Side::start(source).await;
+    let mut side = side;
+    let proxy = FaultyProxy::start(side.upstream()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ledger = Arc::new(watch::channel(Ledger::default()).0);
+    // Leantime polls only when asked here, so that no timer poll can be in
+    // flight on the link when it drops.
+    let mut run = Run::start(&dir.path().join("state.json"), vec![side.spec_polling(proxy.port(), Duration::from_secs(3_600))], &ledger);
+    run.ready(1).await.unwrap_or_else(|| panic!("{source:?} did not sync"));
+
+    proxy.swallow_open();
+    let key = side.inject(0).await;
+    let woke = Instant::now();
+    run.rig.handle.refresh_all(Trigger::Wake);
+    let id = side.id();
+    let announced = run.until(Duration::from_secs(5), |ledger, _| ledger.listed(id).contains(&key)).await;
+    assert!(announced, "{source:?}: the item sent while asleep is not announced {:?} after waking", woke.elapsed());
+    run.stop().await;
+}
+
+#[tokio::test]
+async fn mail_resuming_on_a_network_that_dropped_the_links_is_announced_within_seconds() {
+    resuming_on_a_network_that_dropped_the_links_announces_within_seconds(Source::Mail).await;
+}
+
+#[tokio::test]
+async fn a_chat_message_resuming_on_a_network_that_dropped_the_links_is_announced_within_seconds() {
+    resuming_on_a_network_that_dropped_the_links_announces_within_seconds(Source::Chat).await;
+}
+
+#[tokio::test]
+async fn a_leantime_item_resuming_on_a_network_that_dropped_the_links_is_announced_within_seconds() {
+    resuming_on_a_network_that_dropped_the_links_announces_within_seconds(Source::Tasks).await;
+}
+
 /// The long run, a benchmark rather than a CI test: some 10,000 items over
 /// the three sources (a third each) with 500 faults, 20 restarts and 10
 /// sleeps, in about ten minutes; prints what was lost or doubled per
@@ -680,6 +720,12 @@ impl Side {
 
     /// The account as the core runs it, reaching the server through `port`.
     fn spec(&self, port: u16) -> AccountSpec {
+        // Polled every second, as a busy user's "Refresh" would.
+        self.spec_polling(port, Duration::from_secs(1))
+    }
+
+    /// The same, Leantime polled every `poll` (the other sources push).
+    fn spec_polling(&self, port: u16, poll: Duration) -> AccountSpec {
         match self {
             Side::Mail { dovecot, .. } => {
                 // Dovecot says "still here" every 5 s in IDLE: 6 s of
@@ -705,8 +751,7 @@ impl Side {
                 secrets.set(&AccountId::new(TASKS), AuthKind::Token.secret_name(), &SecretString::from(fake.token().to_owned())).expect("store");
                 let config = AccountConfig { server: Some(base.clone()), auth: AuthKind::Token, ..account_config(TASKS, Source::Tasks) };
                 let watcher = LeantimeWatcher::new(AccountId::new(TASKS), &base, AuthKind::Token, TasksSettings::default(), secrets);
-                // Polled every second, as a busy user's "Refresh" would.
-                AccountSpec { config, schedule: quick_retries(Duration::from_secs(1)), watcher: Box::new(watcher) }
+                AccountSpec { config, schedule: quick_retries(poll), watcher: Box::new(watcher) }
             }
         }
     }
