@@ -17,7 +17,13 @@
 //! The seed is printed at the start and in every failure;
 //! `VIGIE_FAULT_SEED=<seed>` replays a run with the same plan (the real
 //! clock still decides which bytes each fault hits). These run on the real
-//! clock, loopback only; each takes some 10–30 s.
+//! clock, loopback only; each takes some 10–35 s.
+//!
+//! Beside them: a resume on a network that silently dropped the links
+//! (each source reconnects at the wake, not after a timeout), the proxy's
+//! own faults against an echo server, and two ignored benchmarks (a long
+//! run of 10,000 items and 500 faults, and half-open links timed against
+//! each source's keepalive; see `docs/benchmarks.md`).
 //!
 //! [`FaultyProxy`]: crate::support::faulty::FaultyProxy
 
@@ -81,8 +87,7 @@ async fn all_three_sources_at_once_survive_random_faults_restarts_and_a_sleep_wi
 /// comes within seconds: the wake makes the source start over on fresh
 /// connections rather than wait out a timeout on a dead one.
 async fn resuming_on_a_network_that_dropped_the_links_announces_within_seconds(source: Source) {
-    let side = Side::start(source).await;
-    let mut side = side;
+    let mut side = Side::start(source).await;
     let proxy = FaultyProxy::start(side.upstream()).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let ledger = Arc::new(watch::channel(Ledger::default()).0);

@@ -18,7 +18,12 @@
 //!   lost bytes stays dead after the blackhole lifts (its stream is
 //!   corrupt), until the peer gives up or a reset ends it.
 //! - **refuse**: new connections are closed at accept (with an RST), as by
-//!   a server that is down; open ones are untouched.
+//!   a server that is down; open ones are untouched. "New" is as the proxy
+//!   sees it: a connection still in the kernel's backlog when refusing
+//!   starts is refused too.
+//!
+//! `blackhole.rs` stays the simpler relay for tests that wait on what the
+//! server said (`+ idling`); this one records nothing but counters.
 //!
 //! Invariants:
 //! - Every task is owned: connection tasks live in a `JoinSet` owned by the
