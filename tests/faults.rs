@@ -57,6 +57,8 @@ use crate::support::{Rig, account_config};
 /// How long the watchers may take to catch up once the faults are over:
 /// the longest backoff here is 2 s, a dead IMAP link is noticed within 6 s.
 const CATCH_UP: Duration = Duration::from_secs(30);
+/// A burst bigger than a watcher fetches at once (mail and Leantime: 50).
+const BURST: usize = 60;
 /// How long a core may take to start and sync for the first time.
 const READY: Duration = Duration::from_secs(20);
 
@@ -360,10 +362,14 @@ async fn scenario(sources: &[Source], size: &Size) -> Outcome {
                     log.note(format!("{:>7.2?} restart {after:?} after item {n} was put in", started.elapsed()));
                 } else {
                     run.stop().await;
-                    // Something arrives while the app is closed.
-                    let key = sides[which].inject(n).await;
-                    injected[which].push(key);
-                    log.note(format!("{:>7.2?} restart (item {n} put in while stopped)", started.elapsed()));
+                    // Something arrives while the app is closed, sometimes
+                    // a burst bigger than one fetch (mail: announced with
+                    // the rest counted as `unlisted`; Leantime: more than
+                    // one inbox page).
+                    let burst = if rng.bool() { BURST } else { 1 };
+                    let keys = sides[which].inject_burst(n, burst).await;
+                    log.note(format!("{:>7.2?} restart ({} items put in while stopped)", started.elapsed(), keys.len()));
+                    injected[which].extend(keys);
                 }
                 run.start_next(&state_file, specs(&sides, &proxies));
                 continue;
@@ -797,6 +803,27 @@ impl Side {
         }
     }
 
+    /// Puts `count` items on the server at once (mail: one pipelined
+    /// burst); returns their keys.
+    async fn inject_burst(&mut self, n: usize, count: usize) -> Vec<String> {
+        match self {
+            Side::Chat { fake, .. } if count > 1 => (0..count).map(|i| fake.post(DM_BOB, BOB, &format!("burst {n}.{i}"), &[])).collect(),
+            Side::Tasks { fake, put_in, .. } if count > 1 => {
+                *put_in += u32::try_from(count).unwrap_or(u32::MAX);
+                (0..count).map(|i| format!("n{}", fake.add_notification(&format!("Burst {n}.{i}"), "Sam Lee"))).collect()
+            }
+            Side::Mail { client, validity, .. } if count > 1 => {
+                let next = client.uid_state("INBOX").await.1;
+                let mails: Vec<String> =
+                    (0..count).map(|i| message(&format!("b{n}-{i}@example.test"), &format!("Burst {n}.{i}"), "x")).collect();
+                client.append_many("INBOX", &mails).await;
+                // Only this client appends: the burst took the next UIDs.
+                (0..count).map(|i| format!("INBOX:{validity}:{}", next + u32::try_from(i).unwrap_or(u32::MAX))).collect()
+            }
+            _ => vec![self.inject(n).await],
+        }
+    }
+
     /// The unread count the server holds now.
     async fn truth(&mut self) -> u32 {
         match self {
@@ -1000,3 +1027,4 @@ fn the_same_seed_draws_the_same_plan() {
         assert!(one.faults.iter().any(|p| FaultKind::of(p.fault) == kind), "{kind:?} is drawn");
     }
 }
+
