@@ -422,13 +422,24 @@ async fn hub_loop(
             disk.saved();
         }
         for event in out.drain(..) {
+            // The state file already counts these items as announced, so
+            // the event must go out even if a stop raced in meanwhile (a
+            // reload keeps the same stream, and no later run would announce
+            // them): while there is room, hand it over without looking at
+            // the token. (Waiting on both, tokio picks a ready branch at
+            // random and dropped the event half the time.)
+            let event = match events.try_send(event) {
+                Ok(()) => continue,
+                Err(mpsc::error::TrySendError::Full(event)) => event,
+                // Nobody listens any more (the shell is shutting down).
+                Err(mpsc::error::TrySendError::Closed(_)) => break,
+            };
             // A stalled consumer must not keep the core from stopping.
             let sent = tokio::select! {
                 () = cancel.cancelled() => break 'run,
                 sent = events.send(event) => sent,
             };
             if sent.is_err() {
-                // Nobody listens any more (the shell is shutting down).
                 break;
             }
         }

@@ -127,6 +127,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Notifications fetched per poll (Leantime caps pages at 100).
 const INBOX_PAGE: u32 = 50;
+/// Further inbox pages read when a whole page is new (see
+/// `LeantimeWatcher::older_new_notifications`): 250 notifications in all.
+const MORE_INBOX_PAGES: u32 = 4;
 /// Tasks can be assigned without a notification (a muted project, an
 /// admin's bulk edit); a count-only poll cannot see them, so at least every
 /// this many polls one reads everything (every 5 minutes at the default
@@ -255,7 +258,9 @@ impl LeantimeWatcher {
 
     /// One full poll's update from the batch answer, and the notification
     /// count in it.
-    fn update(&self, calls: &[Call], results: Vec<rpc::CallResult>) -> Result<(Update, u32), WatchError> {
+    /// `older`: unread notifications beyond the first inbox page
+    /// ([`Self::older_new_notifications`]).
+    fn update(&self, calls: &[Call], results: Vec<rpc::CallResult>, older: Vec<Notification>) -> Result<(Update, u32), WatchError> {
         let mut notifications: Vec<Notification> = Vec::new();
         let mut tickets: Vec<Ticket> = Vec::new();
         let mut count = None;
@@ -268,6 +273,7 @@ impl LeantimeWatcher {
                 _ => {}
             }
         }
+        notifications.extend(older);
         notifications.retain(Notification::is_unread);
         let count = count.unwrap_or_else(|| u32::try_from(notifications.len()).unwrap_or(u32::MAX));
         let mut items: Vec<Item> = notifications.iter().rev().map(|n| self.notification_item(n)).collect();
@@ -286,6 +292,49 @@ impl LeantimeWatcher {
         let cursor = Cursor { newest_notification: newest, acknowledged: Some(acknowledged.clone()) };
         let update = Update { items, unread: Some(unread), dot: Some(dot), cursor: Some(cursor.to_string()), ..Update::default() };
         Ok((update, count))
+    }
+
+    /// The unread notifications beyond the first inbox page that are newer
+    /// than `seen` (the highest id seen before), when that page is full and
+    /// all new: more than a page arrived since the last poll (the app was
+    /// closed, the network down). Without them the older ones would never
+    /// be listed, nor counted: lost. Pages are fetched until one reaches
+    /// what was seen, at most [`MORE_INBOX_PAGES`] of them (each one more
+    /// request, outside the scheduler's rate budget). Not on the first
+    /// sync, which announces nothing.
+    async fn older_new_notifications(
+        &self,
+        client: &reqwest::Client,
+        secret: &SecretString,
+        calls: &[Call],
+        results: &[rpc::CallResult],
+        seen: Option<i64>,
+    ) -> Result<Vec<Notification>, WatchError> {
+        let Some(seen) = seen else { return Ok(Vec::new()) };
+        let first = calls.iter().zip(results).find_map(|(call, result)| match (call.method, result) {
+            (Method::GetInbox, Ok(value)) => Some(value),
+            _ => None,
+        });
+        let Some(first) = first else { return Ok(Vec::new()) };
+        let mut page: Vec<Notification> = rows(first, Method::GetInbox)?;
+        let mut older = Vec::new();
+        let size = usize::try_from(INBOX_PAGE).unwrap_or(usize::MAX);
+        for more in 1..=MORE_INBOX_PAGES {
+            let all_new = page.iter().map(|n| n.id).min().is_some_and(|oldest| oldest > seen);
+            if page.len() < size || !all_new {
+                break;
+            }
+            let params = json!({ "showNewOnly": 1, "limitStart": more * INBOX_PAGE, "limitEnd": INBOX_PAGE });
+            let answer = self.call(client, secret, &[Call::new(Method::GetInbox, params)]).await?;
+            page = match answer.into_iter().next() {
+                Some(Ok(value)) => rows(&value, Method::GetInbox)?,
+                Some(Err(e)) => return Err(call_error(Method::GetInbox, "poll", e)),
+                None => Vec::new(),
+            };
+            tracing::debug!(account = %self.account, page = more, rows = page.len(), "more new notifications than one inbox page");
+            older.extend(page.iter().filter(|n| n.id > seen).cloned());
+        }
+        Ok(older)
     }
 
     fn notification_item(&self, n: &Notification) -> Item {
@@ -321,7 +370,7 @@ impl LeantimeWatcher {
 
     async fn run_once(&self, ctx: &mut WatcherContext) -> Result<(), WatchError> {
         let secret = self.secret().await?;
-        let client = http_client()?;
+        let mut client = http_client()?;
         let info = self.discover(&client, &secret).await?;
         let per_minute = self.settings.requests_per_minute.unwrap_or_else(|| info.default_rate_limit()).max(1);
         ctx.set_rate_limit(per_minute, (per_minute / 3).clamp(1, 10));
@@ -341,6 +390,13 @@ impl LeantimeWatcher {
         // count it saw.
         let mut last_full: Option<(u32, u32)> = None;
         while let Some(reason) = ctx.next_poll().await {
+            if matches!(reason, Trigger::Wake | Trigger::NetworkBack) {
+                // After a sleep or a network change the pooled connection
+                // may be dead without a word (a NAT, a VPN or the Wi-Fi
+                // forgot it): a request on it would wait out the whole
+                // request timeout (30 s) before the retry. Start afresh.
+                client = http_client()?;
+            }
             let kind = self.poll_kind(&info, reason, last_full);
             tracing::debug!(account = %self.account, ?reason, ?kind, "polling Leantime");
             let calls = self.poll_calls(&info, kind);
@@ -362,7 +418,8 @@ impl LeantimeWatcher {
                 ctx.poll_succeeded(changed);
                 continue;
             }
-            let (mut update, count) = self.update(&calls, results)?;
+            let older = self.older_new_notifications(&client, &secret, &calls, &results, newest).await?;
+            let (mut update, count) = self.update(&calls, results, older)?;
             let polled_newest = update.cursor.as_deref().map(Cursor::parse).and_then(|c| c.newest_notification);
             // The first sync of an account is a baseline, not a change to
             // speed up for.

@@ -62,6 +62,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::model::{AccountId, Item, Source};
+use crate::scheduler::Trigger;
 use crate::secrets::SecretStore;
 use crate::watcher::{Action, ActionError, Update, WatchError, Watcher, WatcherContext};
 use batch::Batch;
@@ -279,7 +280,7 @@ impl RocketChatWatcher {
         })
     }
 
-    async fn run_once(&self, ctx: &mut WatcherContext) -> Result<(), WatchError> {
+    async fn run_once(&self, ctx: &mut WatcherContext) -> Result<Ended, WatchError> {
         if let Some(why) = crate::web::refusal(&self.base_url, "token") {
             return Err(WatchError::NeedsAttention(why));
         }
@@ -304,7 +305,7 @@ impl RocketChatWatcher {
             // Not a drop: this address has no websocket (a proxy that does
             // not pass it on). REST works, so polling keeps the account
             // useful until the next run tries again.
-            Err(why @ LinkError::NoWebSocket(_)) => return self.poll_instead(ctx, &rest, &why).await,
+            Err(why @ LinkError::NoWebSocket(_)) => return self.poll_instead(ctx, &rest, &why).await.map(|()| Ended::Stop),
             Err(e) => return Err(link_error(e)),
         };
         let uid = link.login(&token).await.map_err(link_error)?;
@@ -324,7 +325,7 @@ impl RocketChatWatcher {
         let essential = |e: &LinkError| matches!(e, LinkError::Refused { event, .. } if !event.ends_with("/notification"));
         if let Some(why) = refused.iter().find(|e| essential(e)) {
             link.close().await;
-            return self.poll_instead(ctx, &rest, why).await;
+            return self.poll_instead(ctx, &rest, why).await.map(|()| Ended::Stop);
         }
         self.resync(ctx, &rest).await?;
         // A good connection ends the backoff of earlier failures.
@@ -356,7 +357,7 @@ impl RocketChatWatcher {
         link: &mut Link,
         batch: &mut Batch,
         cancel: &tokio_util::sync::CancellationToken,
-    ) -> Result<(), WatchError> {
+    ) -> Result<Ended, WatchError> {
         loop {
             while let Some((collection, fields)) = link.take_pending() {
                 if let Some(update) = self.on_event(&collection, &fields.event_name, &fields.args) {
@@ -371,7 +372,7 @@ impl RocketChatWatcher {
             let flush_at = batch.due(now);
             tokio::select! {
                 biased;
-                () = cancel.cancelled() => return Ok(()),
+                () = cancel.cancelled() => return Ok(Ended::Stop),
                 message = link.recv() => {
                     // Read on while frames are ready, so a flood is judged
                     // as one batch.
@@ -392,7 +393,13 @@ impl RocketChatWatcher {
                 () = tokio::time::sleep_until(flush_at.unwrap_or(deadline)), if flush_at.is_some() => {}
                 () = tokio::time::sleep_until(deadline) => link.heartbeat().await.map_err(link_error)?,
                 poll = ctx.next_poll() => match poll {
-                    None => return Ok(()),
+                    None => return Ok(Ended::Stop),
+                    // The old socket and the pooled REST connection may be
+                    // dead without a word (a NAT, a VPN or the Wi-Fi forgot
+                    // them while asleep): a resync over them would wait out
+                    // the REST timeout (30 s) with the heartbeat stalled
+                    // behind it. Start over on fresh ones, as IMAP does.
+                    Some(Trigger::Wake | Trigger::NetworkBack) => return Ok(Ended::Reconnect),
                     Some(reason) => {
                         tracing::debug!(account = %self.account, ?reason, "resyncing Rocket.Chat");
                         if let Some(update) = batch.take(tokio::time::Instant::now()) {
@@ -798,9 +805,22 @@ pub fn badge<'a>(subs: impl IntoIterator<Item = &'a Subscription>, user_unread_a
     (count, count == 0 && alert)
 }
 
+/// How a connection ended without an error.
+enum Ended {
+    /// The watcher is stopping.
+    Stop,
+    /// The machine woke or the network changed: connect again at once.
+    Reconnect,
+}
+
 impl Watcher for RocketChatWatcher {
     fn run<'a>(&'a self, ctx: &'a mut WatcherContext) -> BoxFuture<'a, Result<(), WatchError>> {
-        Box::pin(self.run_once(ctx))
+        Box::pin(async move {
+            while let Ended::Reconnect = self.run_once(ctx).await? {
+                tracing::info!(account = %self.account, "woke up or the network changed: reconnecting");
+            }
+            Ok(())
+        })
     }
 
     fn actions(&self, _key: &str) -> Vec<Action> {

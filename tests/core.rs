@@ -734,3 +734,50 @@ async fn problems_found_before_start_are_the_first_events_and_stay_in_the_snapsh
     assert_eq!(rig.next_event().await, CoreEvent::Error { account: None, message: message.to_owned() });
     rig.stop().await;
 }
+
+/// A stop that lands while the hub applies an update (on another worker
+/// thread, as in the app, e.g. a reload after a settings change): the
+/// update's new item is in the state file as announced, so its `NewItems`
+/// must reach the event stream too, or no later run will ever announce it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_item_applied_as_the_core_stops_is_still_announced() {
+    // Before the fix, some 1 to 3 rounds in 150 lost their item.
+    const ROUNDS: usize = 300;
+    let mut lost = Vec::new();
+    let mut stopped_after_apply = 0;
+    for round in 0..ROUNDS {
+        let dir = state_dir();
+        let state_file = dir.path().join("state.json");
+        let (watcher, script) = ScriptedWatcher::new();
+        let mut rig = Rig::start(&state_file, vec![spec("mail", Source::Mail, watcher)]);
+        script.publish(update(Vec::new(), 0));
+        script.publish(fence("baselined"));
+        rig.until_fence("baselined").await;
+
+        let key = format!("new-{round}");
+        script.publish(update(vec![item(Source::Mail, "mail", &key, "Alice")], 1));
+        // Stop a little later each round, so some stops land while the hub
+        // is applying (and saving) the update. A spin, not a sleep: the
+        // timer's millisecond would step over the window.
+        let spin = std::time::Instant::now();
+        let wait = std::time::Duration::from_micros((round % 50) as u64 * 40);
+        while spin.elapsed() < wait {
+            std::hint::spin_loop();
+        }
+        rig.stop().await;
+
+        let mut announced = false;
+        while let Ok(event) = rig.events.try_recv() {
+            announced |= matches!(&event, CoreEvent::NewItems { items, .. } if keys(items) == [key.as_str()]);
+        }
+        let (store, _) = vigie::store::StateStore::load(&state_file).expect("the state file loads");
+        let remembered = store.account(&AccountId::new("mail")).is_some_and(|r| r.knows(&key));
+        if remembered && !announced {
+            lost.push(round);
+        }
+        stopped_after_apply += usize::from(remembered);
+    }
+    // Otherwise the rounds did not test the race at all.
+    assert!(stopped_after_apply > 0, "no stop landed after the hub applied the update");
+    assert!(lost.is_empty(), "remembered as announced but never announced, in rounds {lost:?} of {ROUNDS}");
+}

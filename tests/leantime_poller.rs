@@ -545,3 +545,31 @@ async fn a_plain_http_address_on_another_machine_is_refused_before_the_secret_is
     let Connectivity::NeedsAttention { reason } = state else { unreachable!() };
     assert!(reason.contains("unencrypted") && reason.contains("https://"), "{reason}");
 }
+
+#[tokio::test]
+async fn more_notifications_than_one_page_arriving_while_closed_are_all_announced_once() {
+    let fake = FakeLeantime::start(ServerVersion::V3_9_6).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rig = connected(&fake, &dir).await;
+    rig.stop().await;
+    drop(rig);
+
+    // Found by the fault scenarios: 60 while closed, and the 10 beyond the
+    // first inbox page (50) were never listed nor counted.
+    let wanted: Vec<String> = (0..120).map(|i| format!("n{}", fake.add_notification(&format!("Update {i}"), "Sam Lee"))).collect();
+    let (spec, _) = leantime_account(&fake, AuthKind::Token, Some(fake.token()));
+    let mut rig = Rig::start(&dir.path().join("state.json"), vec![spec]);
+    let mut announced: Vec<String> = Vec::new();
+    while announced.len() < wanted.len() {
+        let (items, _) = within(PATIENCE, "the notifications from while closed", rig.next_new_items(ID)).await;
+        announced.extend(items.into_iter().map(|i| i.key));
+    }
+    let mut sorted = announced.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), announced.len(), "each once");
+    let mut wanted = wanted;
+    wanted.sort();
+    assert_eq!(sorted, wanted);
+    count_becomes(&rig, 122).await;
+}

@@ -46,12 +46,17 @@
 //! - `secrets`: no password, token or API key reaches the log, the events,
 //!   the state and config files or a `Debug` output, on any path that logs
 //!   (refusals by servers that quote the request included).
+//! - `faults`: seeded randomized scenarios through a fault-injecting proxy
+//!   (`support::faulty`), per source and all three at once, with restarts
+//!   and a sleep: every item announced exactly once, counts right
+//!   (`VIGIE_FAULT_SEED` replays one).
 
 mod support;
 
 mod core;
 mod crash;
 mod demo;
+mod faults;
 mod headless;
 mod imap_dovecot;
 mod imap_local_server;

@@ -101,7 +101,7 @@ pub async fn run(account: &AccountConfig, secrets: Arc<dyn SecretStore>, log: &P
     // Permissions: one full poll, read as the watcher reads it.
     let calls = watcher.poll_calls(&info, PollKind::Full);
     let polled = match watcher.call(&client, &secret, &calls).await {
-        Ok(results) => watcher.update(&calls, results),
+        Ok(results) => watcher.update(&calls, results, Vec::new()),
         Err(e) => Err(e),
     };
     match polled {

@@ -523,6 +523,13 @@ impl ImapClient {
         let line = answer.untagged.first().expect("a STATUS line").clone();
         (status_number(&line, "UIDVALIDITY"), status_number(&line, "UIDNEXT"))
     }
+
+    /// How many messages of `folder` are unseen (`STATUS UNSEEN`).
+    pub async fn unseen(&mut self, folder: &str) -> u32 {
+        let answer = self.run(&format!("STATUS \"{folder}\" (UNSEEN)")).await.ok("STATUS");
+        let line = answer.untagged.first().expect("a STATUS line").clone();
+        status_number(&line, "UNSEEN")
+    }
 }
 
 fn literal_size(line: &str) -> Option<usize> {

@@ -30,6 +30,7 @@ pub use vigie::demo::fake_rocketchat;
 pub mod blackhole;
 pub mod dovecot;
 pub mod fake_oauth;
+pub mod faulty;
 pub mod tls_listener;
 
 // ---------------------------------------------------------------------------
