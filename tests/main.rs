@@ -40,6 +40,9 @@
 //!   format (raw WebSocket and HTTP clients).
 //! - `rocketchat_probe`, `leantime_probe`: "Test connection" for a chat and
 //!   a tasks account against the fakes, step by step.
+//! - `parsers`: property tests of every parser of server and disk input
+//!   (DDP and EJSON, JSON-RPC, IMAP headers and previews, folder names, the
+//!   config file and its editor): no panic, a typed error or a sane value.
 
 mod support;
 
@@ -57,6 +60,7 @@ mod leantime;
 mod leantime_poller;
 mod leantime_fake;
 mod leantime_probe;
+mod parsers;
 mod rocketchat;
 mod rocketchat_fake;
 mod rocketchat_login;
