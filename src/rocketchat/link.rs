@@ -91,6 +91,11 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// much per message.
 pub const MESSAGE_LIMIT: usize = 4 * 1024 * 1024;
 
+/// Stream events kept while a method result or `ready` is awaited. A live
+/// server sends a few; past this many, the link is dropped rather than the
+/// queue grown without end.
+const MAX_PENDING: usize = 10_000;
+
 fn socket_config() -> WebSocketConfig {
     WebSocketConfig::default().max_message_size(Some(MESSAGE_LIMIT)).max_frame_size(Some(MESSAGE_LIMIT))
 }
@@ -317,7 +322,12 @@ impl Link {
                 }
             };
             match self.frame(Some(message.unwrap_or_else(|| Err(tokio_tungstenite::tungstenite::Error::ConnectionClosed)))).await? {
-                Some(ServerFrame::Changed { collection, fields }) => self.pending.push_back((collection, fields)),
+                Some(ServerFrame::Changed { collection, fields }) => {
+                    if self.pending.len() >= MAX_PENDING {
+                        return Err(LinkError::Protocol(format!("more than {MAX_PENDING} events came before the answer")));
+                    }
+                    self.pending.push_back((collection, fields));
+                }
                 Some(ServerFrame::Error { reason }) => return Err(LinkError::Protocol(reason)),
                 Some(frame) => {
                     if let Some(done) = pick(frame) {
@@ -379,6 +389,22 @@ mod tests {
             sent
         });
         (base, serving)
+    }
+
+    #[tokio::test]
+    async fn endless_events_before_the_handshake_answer_drop_the_link() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.expect("accept");
+            let mut ws = tokio_tungstenite::accept_async(tcp).await.expect("handshake");
+            let _connect = ws.next().await;
+            let event = r#"{"msg":"changed","collection":"stream-notify-user","fields":{"eventName":"u/notification","args":[]}}"#;
+            while ws.send(WsMessage::text(event)).await.is_ok() {}
+        });
+        let timeouts = Timeouts { connect: Duration::from_secs(30), ..Timeouts::default() };
+        let refused = Link::open(&base, timeouts).await.err().expect("refused");
+        assert_eq!(refused, LinkError::Protocol(format!("more than {MAX_PENDING} events came before the answer")));
     }
 
     #[tokio::test]
