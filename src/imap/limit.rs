@@ -121,6 +121,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Capped<S> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::strategy::Strategy;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
@@ -158,6 +159,31 @@ mod tests {
         assert_eq!(scan(&[b"* OK [ALERT] a {52428800} in the middle\r\n"]), Ok(Scan::Text));
         assert_eq!(scan(&[b"* LIST () \"/\" \"{52428800}\"\r\n"]), Ok(Scan::Text));
         assert_eq!(scan(&[b"* 1 FETCH (BODY[TEXT] {}\r\n"]), Ok(Scan::Text));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config { cases: 256, failure_persistence: None, ..Default::default() })]
+
+        #[test]
+        fn the_verdict_does_not_depend_on_how_the_bytes_arrive(
+            pieces in proptest::collection::vec(proptest::prop_oneof![
+                proptest::strategy::Just(b"{".to_vec()),
+                proptest::strategy::Just(b"}\r\n".to_vec()),
+                proptest::strategy::Just(b"}\n".to_vec()),
+                "[0-9]{1,8}".prop_map(String::into_bytes),
+                proptest::collection::vec(proptest::prelude::any::<u8>(), 0..12),
+            ], 0..24),
+            cuts in proptest::collection::vec(proptest::prelude::any::<proptest::sample::Index>(), 0..8),
+        ) {
+            let bytes = pieces.concat();
+            let whole = scan(&[&bytes]);
+            let mut at: Vec<usize> = cuts.iter().map(|i| i.index(bytes.len() + 1)).collect();
+            at.push(0);
+            at.push(bytes.len());
+            at.sort_unstable();
+            let chunks: Vec<&[u8]> = at.windows(2).map(|w| &bytes[w[0]..w[1]]).collect();
+            proptest::prop_assert_eq!(scan(&chunks), whole);
+        }
     }
 
     #[tokio::test]
