@@ -164,6 +164,10 @@ impl HintRule {
 /// Shortest poll interval we allow: servers rate-limit, and push exists for
 /// anything faster.
 pub const MIN_POLL_INTERVAL: Duration = Duration::from_secs(10);
+/// Longest poll interval: a day, as in the settings window. Anything longer
+/// is a typo, and a few digits more would overflow the clock the scheduler
+/// adds it to (a panic).
+pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(86_400);
 const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(60);
 
 #[derive(Deserialize)]
@@ -235,6 +239,15 @@ pub enum ConfigError {
         /// The parser's report, line and field included.
         message: String,
     },
+    /// The file is larger than [`MAX_FILE_BYTES`]: not a config someone
+    /// wrote, and not read.
+    #[error("the config file {} is larger than {} KiB: it cannot be a config file", .path.display(), .limit / 1024)]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit, in bytes.
+        limit: u64,
+    },
     /// Valid TOML with a value we cannot accept.
     #[error("the config file {}, line {line}: `{field}` {problem}", .path.display())]
     Invalid {
@@ -252,10 +265,10 @@ pub enum ConfigError {
 impl Config {
     /// Loads `path`; a missing file is the empty config (demo mode).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => Config::parse(path, &text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::empty()),
-            Err(source) => Err(ConfigError::Read { path: path.to_owned(), source }),
+        match read_text(path) {
+            Ok(Some(text)) => Config::parse(path, &text),
+            Ok(None) => Ok(Config::empty()),
+            Err(e) => Err(e),
         }
     }
 
@@ -317,6 +330,9 @@ impl Config {
                     if interval < MIN_POLL_INTERVAL {
                         return Err(invalid(span, "poll_interval_secs", format!("must be at least {} seconds", MIN_POLL_INTERVAL.as_secs())));
                     }
+                    if interval > MAX_POLL_INTERVAL {
+                        return Err(invalid(span, "poll_interval_secs", format!("must be at most {} seconds (a day)", MAX_POLL_INTERVAL.as_secs())));
+                    }
                     interval
                 }
             };
@@ -340,6 +356,33 @@ impl Config {
         }
         Ok(Config { notifications: raw.notifications, app: raw.app, demo: raw.demo, accounts, hints: raw.hints })
     }
+}
+
+/// The largest config file read. A config with a hundred accounts is
+/// about 50 KB; anything near this is a wrong path (a log, a disk image)
+/// that would otherwise be read whole into memory.
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// The text of `path`, `None` when there is no such file; a file larger
+/// than [`MAX_FILE_BYTES`] is refused without reading it all.
+pub(crate) fn read_text(path: &Path) -> Result<Option<String>, ConfigError> {
+    use std::io::Read;
+    let read_error = |source| ConfigError::Read { path: path.to_owned(), source };
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(read_error(e)),
+    };
+    // Through `take`, not the size from metadata alone: the file may grow
+    // while read, or be a pipe or device with no size.
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(read_error)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(ConfigError::TooLarge { path: path.to_owned(), limit: MAX_FILE_BYTES });
+    }
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|e| read_error(std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error())))
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -427,6 +470,29 @@ username = "me@example.com"
     fn too_short_poll_interval_is_refused() {
         let err = parse("[[account]]\nid = \"t\"\nsource = \"tasks\"\npoll_interval_secs = 2\n").expect_err("must be refused");
         assert!(matches!(err, ConfigError::Invalid { line: 4, field: "poll_interval_secs", .. }), "{err}");
+    }
+
+    #[test]
+    fn a_file_over_the_size_limit_is_refused_with_the_limit() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("config.toml");
+        let mut text = "# a comment\n".repeat(usize::try_from(MAX_FILE_BYTES).expect("size") / 12 + 1);
+        std::fs::write(&path, &text).expect("write");
+        let refused = Config::load(&path).expect_err("too large");
+        assert!(matches!(refused, ConfigError::TooLarge { limit: MAX_FILE_BYTES, .. }), "{refused:?}");
+        assert!(refused.to_string().contains("1024 KiB"), "{refused}");
+        // Just under the limit, comments only: the empty config.
+        text.truncate(usize::try_from(MAX_FILE_BYTES).expect("size") - 1);
+        std::fs::write(&path, &text).expect("write");
+        assert!(Config::load(&path).expect("read").accounts.is_empty());
+    }
+
+    #[test]
+    fn a_file_that_is_not_utf8_is_a_read_error() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, b"[app]\nstart_hidden = \"\xff\"\n").expect("write");
+        assert!(matches!(Config::load(&path), Err(ConfigError::Read { .. })));
     }
 
     #[test]

@@ -19,7 +19,10 @@
 //! keys are `<folder>:<uidvalidity>:<uid>`; on Gmail (X-GM-EXT-1) a message
 //! that shows in two watched label folders is announced once, by its
 //! X-GM-MSGID (within a run). Messages are only peeked at (`BODY.PEEK`,
-//! folders opened with EXAMINE): watching never marks mail read.
+//! folders opened with EXAMINE): watching never marks mail read. Only the
+//! start of a header and of the text is fetched, and a server that answers
+//! with more than [`limit::LITERAL_LIMIT`] in one piece loses the connection
+//! ([`limit`]).
 //!
 //! A folder the server cannot open is left out with a notice on the account
 //! naming it; the others are watched. Folder names are kept as people read
@@ -40,6 +43,7 @@ pub mod connect;
 pub mod consent;
 pub mod cursor;
 pub mod folder;
+pub mod limit;
 pub mod local_server;
 pub mod message;
 pub mod mutf7;

@@ -92,12 +92,12 @@ pub struct LeantimeWatcher {
 
 /// What the first exchange with the server told us.
 #[derive(Debug, Clone, PartialEq)]
-struct ServerInfo {
+pub(crate) struct ServerInfo {
     /// `None` before 3.9 (no `getSystemInfo`).
-    version: Option<(u32, u32, u32)>,
-    user_id: i64,
+    pub(crate) version: Option<(u32, u32, u32)>,
+    pub(crate) user_id: i64,
     /// The credential is an API key's pseudo-user (`source: "api"`).
-    api_user: bool,
+    pub(crate) api_user: bool,
 }
 
 impl ServerInfo {
@@ -141,7 +141,7 @@ const API_KEY_NOTICE: &str = "This is an API key: Leantime shows it the notifica
 
 /// What one poll reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum PollKind {
+pub(crate) enum PollKind {
     /// The unread count only: the cheap "anything new?" check.
     CountOnly,
     /// Count, newest notifications and open tickets, in one batch.
@@ -201,9 +201,13 @@ impl LeantimeWatcher {
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let body = response.text().await.map_err(|e| transport_error(&self.base_url, &e))?;
+        let body = crate::web::read_body(response, crate::web::BODY_LIMIT).await.map_err(|e| match e {
+            crate::web::BodyError::TooLarge { limit } => request_error(RequestError::TooLarge { limit }),
+            crate::web::BodyError::Transport(e) => transport_error(&self.base_url, &e),
+        })?;
         // A refusal may quote the request, credential included.
-        rpc::parse_batch(status, retry_after.as_deref(), &body, calls.len()).map_err(|e| request_error(e).redacted(&[secret]))
+        rpc::parse_batch(status, retry_after.as_deref(), &String::from_utf8_lossy(&body), calls.len())
+            .map_err(|e| request_error(e).redacted(&[secret]))
     }
 
     /// The first exchange: the version and the credential's user, in one
@@ -220,7 +224,7 @@ impl LeantimeWatcher {
         Ok(info)
     }
 
-    fn poll_calls(&self, info: &ServerInfo, kind: PollKind) -> Vec<Call> {
+    pub(crate) fn poll_calls(&self, info: &ServerInfo, kind: PollKind) -> Vec<Call> {
         let mut calls = Vec::with_capacity(3);
         if kind == PollKind::CountOnly && info.has_unread_count() {
             calls.push(Call::new(Method::GetUnreadCount, json!({})));
@@ -260,7 +264,7 @@ impl LeantimeWatcher {
     /// count in it.
     /// `older`: unread notifications beyond the first inbox page
     /// ([`Self::older_new_notifications`]).
-    fn update(&self, calls: &[Call], results: Vec<rpc::CallResult>, older: Vec<Notification>) -> Result<(Update, u32), WatchError> {
+    pub(crate) fn update(&self, calls: &[Call], results: Vec<rpc::CallResult>, older: Vec<Notification>) -> Result<(Update, u32), WatchError> {
         let mut notifications: Vec<Notification> = Vec::new();
         let mut tickets: Vec<Ticket> = Vec::new();
         let mut count = None;
@@ -568,13 +572,13 @@ impl ItemRef {
 
 /// The calls of the first exchange, answered in this order by
 /// [`read_version`] and [`read_user`].
-fn discovery_calls() -> [Call; 2] {
+pub(crate) fn discovery_calls() -> [Call; 2] {
     [Call::new(Method::GetSystemInfo, json!({})), Call::new(Method::GetUser, json!({}))]
 }
 
 /// The version from `getSystemInfo`'s answer: `None` before 3.9, which has
 /// no such method (the old code path).
-fn read_version(answer: Option<rpc::CallResult>) -> Result<Option<(u32, u32, u32)>, WatchError> {
+pub(crate) fn read_version(answer: Option<rpc::CallResult>) -> Result<Option<(u32, u32, u32)>, WatchError> {
     match answer {
         Some(Ok(value)) => Ok(rpc::version(&value)),
         Some(Err(e)) if e.kind == CallErrorKind::MethodNotFound => Ok(None),
@@ -585,7 +589,7 @@ fn read_version(answer: Option<rpc::CallResult>) -> Result<Option<(u32, u32, u32
 
 /// The credential's user from `getUser`'s answer: its id, and whether it
 /// is an API key's pseudo-user (`source: "api"`).
-fn read_user(answer: Option<&rpc::CallResult>) -> Result<(i64, bool), WatchError> {
+pub(crate) fn read_user(answer: Option<&rpc::CallResult>) -> Result<(i64, bool), WatchError> {
     let user = match answer {
         Some(Ok(user)) => user,
         Some(Err(e)) => return Err(call_error(Method::GetUser, "read who the token belongs to", e.clone())),
@@ -662,7 +666,7 @@ fn request_error(e: RequestError) -> WatchError {
             "this address is not a Leantime API (no {} there: {e}); check the server URL",
             rpc::ENDPOINT
         )),
-        RequestError::Http { .. } => WatchError::Transient(e.to_string()),
+        RequestError::Http { .. } | RequestError::TooLarge { .. } => WatchError::Transient(e.to_string()),
     }
 }
 
@@ -715,6 +719,19 @@ mod tests {
         let settings = TasksSettings { assigned_tasks, requests_per_minute: None };
         let secrets: Arc<dyn SecretStore> = Arc::new(crate::secrets::MemorySecrets::default());
         LeantimeWatcher::new(AccountId::new("pm"), "https://pm.example.com/", AuthKind::Token, settings, secrets)
+    }
+
+    #[tokio::test]
+    async fn an_answer_of_50_mb_is_refused_with_the_limit() {
+        for announced in [true, false] {
+            let (base, _) = crate::web::huge::serve(200, announced).await;
+            let settings = TasksSettings { assigned_tasks: BadgeMode::Count, requests_per_minute: None };
+            let secrets: Arc<dyn SecretStore> = Arc::new(crate::secrets::MemorySecrets::default());
+            let watcher = LeantimeWatcher::new(AccountId::new("pm"), &base, AuthKind::Token, settings, secrets);
+            let refused = watcher.call(&crate::web::huge::client(), &SecretString::from("t"), &discovery_calls()).await;
+            let expected = RequestError::TooLarge { limit: crate::web::BODY_LIMIT }.to_string();
+            assert!(matches!(&refused, Err(WatchError::Transient(words)) if *words == expected), "{refused:?}");
+        }
     }
 
     fn methods(watcher: &LeantimeWatcher, version: Option<(u32, u32, u32)>, kind: PollKind) -> Vec<Method> {

@@ -34,6 +34,8 @@
 //!   computer, the TLS setup, and the probe's first steps.
 //! - [`logging`]: rotating log files. [`links`]: which item links "Open"
 //!   may hand to the operating system.
+//! - `fuzzing` (hidden): the parsers' entry points for the fuzz targets
+//!   (`fuzz/`) and the property tests.
 
 pub mod backoff;
 pub mod badge;
@@ -41,6 +43,8 @@ pub mod config;
 pub mod core;
 pub mod demo;
 pub mod event;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod headless;
 mod hub;
 pub mod icon;

@@ -487,7 +487,7 @@ impl RocketChatWatcher {
     }
 
     /// One stream event.
-    fn on_event(&self, collection: &str, event: &str, args: &[Value]) -> Option<Update> {
+    pub(crate) fn on_event(&self, collection: &str, event: &str, args: &[Value]) -> Option<Update> {
         let mut update = self.event_update(collection, event, args)?;
         let state_update = self.state_update();
         update.unread = state_update.unread;
@@ -862,7 +862,7 @@ fn rest_error(e: RestError) -> WatchError {
             "Rocket.Chat refused the token (HTTP 401: {words}); it may have expired or been revoked: create a new personal access token"
         )),
         RestError::RateLimited(wait) => WatchError::RateLimited { retry_after: with_jitter(wait) },
-        e @ (RestError::Http { .. } | RestError::Transport(_)) => WatchError::Transient(e.to_string()),
+        e @ (RestError::Http { .. } | RestError::Transport(_) | RestError::TooLarge { .. }) => WatchError::Transient(e.to_string()),
     }
 }
 

@@ -218,12 +218,16 @@ impl Schedule {
     }
 
     /// The fetch (or connection) failed. Returns when the next attempt is.
-    /// `retry_after` is the server's demand and is honoured exactly.
+    /// `retry_after` is the server's demand and is honoured exactly, up to
+    /// [`FAR`].
     pub fn failed(&mut self, now: Instant, retry_after: Option<Duration>) -> Instant {
         let (delay, hard) = match retry_after {
             Some(wait) => {
                 self.backoff.next_delay();
-                (wait, true)
+                // A server may ask for any wait (Leantime's Retry-After is a
+                // u64 of seconds): past `FAR`, `now + wait` would overflow
+                // the clock and panic.
+                (wait.min(FAR), true)
             }
             None => (self.backoff.next_delay(), false),
         };

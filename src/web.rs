@@ -11,6 +11,10 @@
 //! The probe's TLS handshake uses the configuration the watchers' clients
 //! use (rustls, ring, the platform's verifier), on its own connection that
 //! it closes before the next step.
+//!
+//! Every answer body is read through [`read_body`], which stops at a size
+//! limit: a broken or hostile server must not make the notifier hold
+//! gigabytes in memory.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -44,6 +48,42 @@ pub fn refusal(base: &str, what: &str) -> Option<String> {
         )),
         other => Some(format!("{base}: `{other}` is not a web address; write it as https://…")),
     }
+}
+
+/// The largest answer a chat or tasks server may send. A Rocket.Chat user
+/// in 5,000 rooms gets about 10 MB from `rooms.get` (each room with its
+/// newest message); nothing else we ask for comes near.
+pub const BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+/// Why an answer's body could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The body is larger than the limit; it was not read past it.
+    #[error("the answer is larger than {} KiB, more than it can ever need to be", .limit / 1024)]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// The connection failed while reading.
+    #[error(transparent)]
+    Transport(#[from] reqwest::Error),
+}
+
+/// Reads `response`'s body, up to `limit` bytes: a larger announced length
+/// is refused before reading, and a body without one (chunked) is read
+/// chunk by chunk until it ends or passes the limit.
+pub async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, BodyError> {
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(BodyError::TooLarge { limit });
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// rustls with the ring provider and the platform's verifier: what the
@@ -147,9 +187,92 @@ fn tls_failure(host: &str, e: &std::io::Error) -> String {
     }
 }
 
+/// A loopback HTTP server answering every request with a huge JSON body,
+/// for the tests of the size limits.
+#[cfg(test)]
+pub(crate) mod huge {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// A plain client, with the process's TLS provider installed as the
+    /// watchers install it.
+    pub(crate) fn client() -> reqwest::Client {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        reqwest::Client::new()
+    }
+
+    /// 50 MB: far above every limit.
+    pub(crate) const SIZE: usize = 50 * 1024 * 1024;
+
+    /// Serves, until the test ends, `SIZE` bytes of a JSON string with
+    /// `status`, announcing the length or sending it in chunks. Returns the
+    /// base URL and a counter of the bytes the server managed to write.
+    pub(crate) async fn serve(status: u16, announced: bool) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let written = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = written.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match socket.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let framing = if announced { format!("Content-Length: {SIZE}") } else { "Transfer-Encoding: chunked".to_owned() };
+                    let head = format!("HTTP/1.1 {status} Whatever\r\nContent-Type: application/json\r\n{framing}\r\n\r\n");
+                    if socket.write_all(head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    let block = vec![b' '; 64 * 1024];
+                    let mut sent = 0;
+                    while sent < SIZE {
+                        let piece = if announced {
+                            block.clone()
+                        } else {
+                            let mut piece = format!("{:x}\r\n", block.len()).into_bytes();
+                            piece.extend_from_slice(&block);
+                            piece.extend_from_slice(b"\r\n");
+                            piece
+                        };
+                        if socket.write_all(&piece).await.is_err() {
+                            return;
+                        }
+                        sent += block.len();
+                        counter.fetch_add(block.len(), std::sync::atomic::Ordering::Relaxed);
+                    }
+                    if !announced {
+                        let _ = socket.write_all(b"0\r\n\r\n").await;
+                    }
+                });
+            }
+        });
+        (base, written)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_refused_whether_announced_or_chunked() {
+        let client = huge::client();
+        for announced in [true, false] {
+            let (base, written) = huge::serve(200, announced).await;
+            let response = client.get(&base).send().await.expect("answered");
+            let refused = read_body(response, BODY_LIMIT).await;
+            assert!(matches!(refused, Err(BodyError::TooLarge { limit: BODY_LIMIT })), "announced {announced}: {refused:?}");
+            assert!(refused.expect_err("refused").to_string().contains("16384 KiB"));
+            // Not read to the end: the server could not write it all.
+            assert!(written.load(std::sync::atomic::Ordering::Relaxed) < huge::SIZE, "announced {announced}");
+        }
+    }
 
     #[test]
     fn tokens_travel_over_tls_or_to_this_computer_only() {

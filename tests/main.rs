@@ -50,6 +50,9 @@
 //!   (`support::faulty`), per source and all three at once, with restarts
 //!   and a sleep: every item announced exactly once, counts right
 //!   (`VIGIE_FAULT_SEED` replays one).
+//! - `parsers`: property tests of every parser of server and disk input
+//!   (DDP and EJSON, JSON-RPC, IMAP headers and previews, folder names, the
+//!   config file and its editor): no panic, a typed error or a sane value.
 
 mod support;
 
@@ -69,6 +72,7 @@ mod leantime;
 mod leantime_poller;
 mod leantime_fake;
 mod leantime_probe;
+mod parsers;
 mod rocketchat;
 mod rocketchat_fake;
 mod rocketchat_login;

@@ -29,8 +29,8 @@ use crate::model::Source;
 use crate::pause::{QuietHours, RawQuietHours};
 use crate::rocketchat::{OpenIn, RoomPreference};
 
-/// Longest poll interval a form accepts: a day.
-const MAX_POLL_SECS: u64 = 86_400;
+/// Longest poll interval a form accepts: the file's own limit.
+const MAX_POLL_SECS: u64 = super::MAX_POLL_INTERVAL.as_secs();
 
 /// The config file, loaded for editing.
 #[derive(Debug, Clone)]
@@ -390,11 +390,20 @@ fn is_web_url(text: &str) -> bool {
 impl ConfigFile {
     /// Reads `path` for editing; a missing file is an empty one.
     pub fn open(path: &Path) -> Result<ConfigFile, EditError> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(source) => return Err(EditError::Read { path: path.to_owned(), source }),
+        let text = match super::read_text(path) {
+            Ok(text) => text.unwrap_or_default(),
+            Err(ConfigError::Read { path, source }) => return Err(EditError::Read { path, source }),
+            Err(ConfigError::TooLarge { path, limit }) => {
+                return Err(EditError::Unusable { path, message: format!("it is larger than {} KiB, so it cannot be a config file", limit / 1024) });
+            }
+            Err(e) => return Err(EditError::Unusable { path: path.to_owned(), message: e.to_string() }),
         };
+        ConfigFile::from_text(path, &text)
+    }
+
+    /// The file at `path` whose text is `text`, for editing; nothing is
+    /// read.
+    pub(crate) fn from_text(path: &Path, text: &str) -> Result<ConfigFile, EditError> {
         let doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| EditError::Unusable {
             path: path.to_owned(),
             // Not the error's Display: it quotes the line, which may hold a

@@ -151,7 +151,18 @@ pub(crate) enum HttpFailure {
     Request(#[from] reqwest::Error),
     #[error(transparent)]
     Response(#[from] oauth2::http::Error),
+    /// The answer was larger than [`TOKEN_BODY_LIMIT`]; it was not read
+    /// past it.
+    #[error("the answer is larger than {} KiB, more than a token ever needs", .limit / 1024)]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
 }
+
+/// The largest answer a token endpoint may send: a token response is a
+/// few kilobytes (a JWT access token with its claims).
+pub(crate) const TOKEN_BODY_LIMIT: usize = 1024 * 1024;
 
 /// The HTTP client for token requests: rustls (ring), no redirects (a token
 /// endpoint must not bounce a refresh token or code elsewhere).
@@ -173,8 +184,11 @@ pub(crate) async fn send(http: reqwest::Client, request: oauth2::HttpRequest) ->
     for (name, value) in response.headers() {
         answer = answer.header(name, value);
     }
-    let body = response.bytes().await?;
-    Ok(answer.body(body.to_vec())?)
+    let body = crate::web::read_body(response, TOKEN_BODY_LIMIT).await.map_err(|e| match e {
+        crate::web::BodyError::TooLarge { limit } => HttpFailure::TooLarge { limit },
+        crate::web::BodyError::Transport(e) => HttpFailure::Request(e),
+    })?;
+    Ok(answer.body(body)?)
 }
 
 /// Exchanges the refresh token for an access token: the token, how long it
@@ -314,6 +328,16 @@ impl async_imap::Authenticator for Bearer {
 mod tests {
     use super::*;
     use async_imap::Authenticator;
+
+    #[tokio::test]
+    async fn a_token_answer_of_50_mb_is_refused_with_the_limit() {
+        for announced in [true, false] {
+            let (base, _) = crate::web::huge::serve(200, announced).await;
+            let request = oauth2::http::Request::builder().method("POST").uri(format!("{base}/token")).body(Vec::new()).expect("request");
+            let refused = send(crate::web::huge::client(), request).await.expect_err("too large");
+            assert!(matches!(refused, HttpFailure::TooLarge { limit: TOKEN_BODY_LIMIT }), "{refused:?}");
+        }
+    }
 
     #[test]
     fn xoauth2_sends_the_token_once_then_aborts_with_an_empty_reply() {

@@ -18,6 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use super::auth::{Bearer, Credential};
+use super::limit::Capped;
 use super::tls::{Fingerprint, Verifier};
 use super::TlsMode;
 use crate::watcher::WatchError;
@@ -165,6 +166,8 @@ pub(crate) async fn establish(target: &Target, tcp: TcpStream) -> Result<Establi
             Ok(Established { client, greeting, tls: Some(detail) })
         }
         TlsMode::Starttls => {
+            // Not capped: the scan would go on reading the TLS bytes under
+            // it. Before the handshake, only the greeting and one answer.
             let mut client = Client::new(Box::new(tcp) as Box<dyn Io>);
             let greeting = greeting(target, &mut client).await.map_err(Stage::Greeting)?;
             let starttls = tokio::time::timeout(CONNECT_TIMEOUT, client.run_command_and_check_ok("STARTTLS", None)).await;
@@ -178,7 +181,7 @@ pub(crate) async fn establish(target: &Target, tcp: TcpStream) -> Result<Establi
             Ok(Established { client: Client::new(tls), greeting, tls: Some(format!("STARTTLS, {detail}")) })
         }
         TlsMode::None => {
-            let mut client = Client::new(Box::new(tcp) as Box<dyn Io>);
+            let mut client = Client::new(Box::new(Capped::new(tcp)) as Box<dyn Io>);
             let greeting = greeting(target, &mut client).await.map_err(Stage::Greeting)?;
             Ok(Established { client, greeting, tls: None })
         }
@@ -238,7 +241,7 @@ where
                 Some(_) => format!("the certificate is the pinned one (SHA-256 {fingerprint})"),
                 None => format!("the certificate is trusted by this system's roots (SHA-256 {fingerprint})"),
             };
-            Ok((Box::new(tls), format!("{version}{suite}; {vouched}")))
+            Ok((Box::new(Capped::new(tls)), format!("{version}{suite}; {vouched}")))
         }
         Ok(Err(e)) => {
             let certificate_refused = e

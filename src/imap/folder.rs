@@ -37,7 +37,7 @@ use tokio::sync::{Notify, mpsc};
 use super::auth::Credential;
 use super::connect::{self, ImapSession, Target};
 use super::cursor::{Mark, uid_set};
-use super::message::summarize;
+use super::message::{HEADER_BYTES, PREVIEW_BYTES, summarize};
 use super::mutf7;
 use super::view::{Plan, View};
 use crate::model::{AccountId, Item, Source};
@@ -51,8 +51,6 @@ const DONE_TIMEOUT: Duration = Duration::from_secs(15);
 /// At most this many new messages are fetched in one sync (the newest); the
 /// rest still count, and more than a few become one summary toast anyway.
 const MAX_FETCH: usize = 50;
-/// How much of the text is peeked at for the preview.
-const PREVIEW_BYTES: u32 = 2048;
 /// Syncs in a row while the server keeps reporting changes, before IDLE
 /// gets a chance (IDLE reports them too).
 const MAX_RESYNCS: usize = 5;
@@ -638,7 +636,7 @@ async fn sync(
 /// What is fetched of a new message: enough for its toast.
 fn fetch_items(features: Features) -> String {
     let gmail = if features.gmail { " X-GM-MSGID" } else { "" };
-    format!("(UID FLAGS{gmail} BODY.PEEK[HEADER] BODY.PEEK[TEXT]<0.{PREVIEW_BYTES}>)")
+    format!("(UID FLAGS{gmail} BODY.PEEK[HEADER]<0.{HEADER_BYTES}> BODY.PEEK[TEXT]<0.{PREVIEW_BYTES}>)")
 }
 
 /// The messages numbered `first..=last` in this session, which the view
@@ -760,6 +758,14 @@ fn percent_encode(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_message_is_fetched_only_in_part_header_and_text_alike() {
+        let features = Features { idle: true, notify: false, condstore: false, gmail: false, list_status: false };
+        let items = fetch_items(features);
+        assert!(items.contains(&format!("BODY.PEEK[HEADER]<0.{HEADER_BYTES}>")), "{items}");
+        assert!(items.contains(&format!("BODY.PEEK[TEXT]<0.{PREVIEW_BYTES}>")), "{items}");
+    }
 
     #[test]
     fn syncs_in_a_row_fold_into_one_report_with_the_latest_state_and_every_new_mail() {

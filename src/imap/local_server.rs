@@ -1,7 +1,7 @@
 //! A small IMAP server on loopback for the built-in demo: one user, one
 //! folder (INBOX), in memory, speaking the subset [`super::ImapWatcher`]
 //! uses: CAPABILITY, LOGIN, SELECT/EXAMINE, STATUS, UID SEARCH, UID FETCH
-//! (`UID FLAGS BODY.PEEK[HEADER] BODY.PEEK[TEXT]<0.n>`), UID STORE of
+//! (`UID FLAGS BODY.PEEK[HEADER]<0.n> BODY.PEEK[TEXT]<0.n>`), UID STORE of
 //! `\Seen`, CLOSE, NOOP, LOGOUT and IDLE. The demo delivers sample mail with
 //! [`LocalImapServer::deliver`], so a new user sees the real mail path work:
 //! TCP, login, IDLE push, UID cursors, header decoding, mark as read.
@@ -320,17 +320,24 @@ fn uid_command(tag: &str, words: &[&str], upper: &str, mailbox: &Mutex<Mailbox>,
         }
         "FETCH" => {
             let set = words.get(1).copied().unwrap_or_default();
-            let preview = upper.find("BODY.PEEK[TEXT]<0.").and_then(|at| {
-                let rest = &upper[at + "BODY.PEEK[TEXT]<0.".len()..];
+            let partial = |item: &str| {
+                let at = upper.find(item)?;
+                let rest = &upper[at + item.len()..];
                 rest[..rest.find('>')?].parse::<usize>().ok()
-            });
+            };
+            let preview = partial("BODY.PEEK[TEXT]<0.");
+            let header_limit = partial("BODY.PEEK[HEADER]<0.");
             for (seq, message) in mailbox.messages.iter().enumerate() {
                 if !in_set(set, message.uid, max) {
                     continue;
                 }
                 let flags = if message.seen { "\\Seen" } else { "" };
                 out.extend_from_slice(format!("* {} FETCH (UID {} FLAGS ({flags})", seq + 1, message.uid).as_bytes());
-                if upper.contains("BODY.PEEK[HEADER]") {
+                if let Some(limit) = header_limit {
+                    let header = &message.header[..message.header.len().min(limit)];
+                    out.extend_from_slice(format!(" BODY[HEADER]<0> {{{}}}\r\n", header.len()).as_bytes());
+                    out.extend_from_slice(header);
+                } else if upper.contains("BODY.PEEK[HEADER]") {
                     out.extend_from_slice(format!(" BODY[HEADER] {{{}}}\r\n", message.header.len()).as_bytes());
                     out.extend_from_slice(&message.header);
                 }

@@ -13,6 +13,16 @@ use mail_parser::{MessageParser, MimeHeaders};
 /// Longest preview shown, in characters.
 pub const PREVIEW_CHARS: usize = 200;
 
+/// How much of the header is fetched (`BODY.PEEK[HEADER]<0.n>`). Real
+/// headers are a few kilobytes, long `Received` chains a few tens; past
+/// this, a header is cut (and the sender or subject may be missing), which
+/// beats holding whatever a broken server sends, 50 times per sync.
+pub const HEADER_BYTES: usize = 64 * 1024;
+
+/// How much of the text is fetched for the preview
+/// (`BODY.PEEK[TEXT]<0.n>`).
+pub const PREVIEW_BYTES: usize = 2048;
+
 /// What a toast needs from one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
@@ -28,9 +38,13 @@ pub struct Summary {
     pub message_id: Option<String>,
 }
 
-/// Reads `header` (complete, with its blank line) and `text_start` (the first
-/// bytes of the body).
+/// Reads `header` (with its blank line, unless it was cut at
+/// [`HEADER_BYTES`]) and `text_start` (the first bytes of the body).
 pub fn summarize(header: &[u8], text_start: &[u8]) -> Summary {
+    // A server may answer more than the partial fetch asked for: decode
+    // only what was asked, so the work stays bounded whatever it sent.
+    let header = &header[..header.len().min(HEADER_BYTES)];
+    let text_start = &text_start[..text_start.len().min(PREVIEW_BYTES)];
     let mut raw = Vec::with_capacity(header.len() + text_start.len() + 4);
     raw.extend_from_slice(header);
     if !header.ends_with(b"\r\n\r\n") && !header.ends_with(b"\n\n") {
@@ -49,8 +63,11 @@ pub fn summarize(header: &[u8], text_start: &[u8]) -> Summary {
         .from()
         .and_then(|from| from.first())
         .map(|a| match (&a.name, &a.address) {
-            (Some(name), _) if !name.trim().is_empty() => name.trim().to_owned(),
-            (_, Some(address)) => address.trim().to_owned(),
+            // On one line like the subject: a decoded name may hold line
+            // breaks (found by the property tests), and a toast's sender
+            // line or a log line must not.
+            (Some(name), _) if !name.trim().is_empty() => one_line(name, usize::MAX),
+            (_, Some(address)) => one_line(address, usize::MAX),
             _ => String::new(),
         })
         .unwrap_or_default();
@@ -134,6 +151,15 @@ mod tests {
     }
 
     #[test]
+    fn a_sender_name_with_line_breaks_is_shown_on_one_line() {
+        // Found by the property tests: a raw CR, and one in an encoded word.
+        for from in ["From: =?UTF-8?b??= \r <a@example.test>", "From: =?UTF-8?Q?Ada=0D=0ALovelace?= <a@example.test>"] {
+            let s = summarize(&header(&[from, "Subject: x"]), b"");
+            assert!(!s.sender.contains(['\r', '\n']), "{from}: {:?}", s.sender);
+        }
+    }
+
+    #[test]
     fn a_sender_without_a_name_shows_the_address() {
         let s = summarize(&header(&["From: bob@example.test", "Subject: x"]), b"");
         assert_eq!(s.sender, "bob@example.test");
@@ -150,6 +176,21 @@ mod tests {
         let body = b"--b1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nCaf=C3=A9 at noon, then a very long lin";
         let s = summarize(&h, body);
         assert!(s.preview.starts_with("Café at noon"), "{:?}", s.preview);
+    }
+
+    #[test]
+    fn only_what_a_partial_fetch_asks_for_is_decoded_when_a_server_sends_more() {
+        let mut h = b"From: a@example.test\r\n".to_vec();
+        while h.len() < HEADER_BYTES {
+            h.extend_from_slice(b"Received: from relay.example.test by mx.example.test; Tue, 24 Nov 2026 10:00:00 +0000\r\n");
+        }
+        h.extend_from_slice(b"Subject: past the limit\r\n\r\n");
+        let mut text = vec![b' '; PREVIEW_BYTES];
+        text.extend_from_slice(b"beyond");
+        let s = summarize(&h, &text);
+        assert_eq!(s.sender, "a@example.test");
+        assert_eq!(s.subject, "", "the subject is past the fetched part");
+        assert_eq!(s.preview, "", "the text is past the fetched part");
     }
 
     #[test]

@@ -179,6 +179,13 @@ pub enum RequestError {
     /// proxy, the web app's front page) or something else.
     #[error("this address is not a Leantime API ({0}); check the server URL")]
     NotJsonRpc(String),
+    /// The answer was larger than the limit ([`crate::web::BODY_LIMIT`]);
+    /// it was not read past it.
+    #[error("Leantime's answer is larger than {} KiB, more than it can ever need to be", .limit / 1024)]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
 }
 
 /// One call's outcome.

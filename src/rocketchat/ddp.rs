@@ -148,7 +148,8 @@ impl MeteorError {
         let from_text = || {
             let text = self.reason.as_deref().or(self.message.as_deref())?;
             let (_, after) = text.split_once("wait ")?;
-            after.split_whitespace().next()?.parse::<u64>().ok().map(|s| s * 1_000)
+            // Saturating: the number is the server's, and may be any size.
+            after.split_whitespace().next()?.parse::<u64>().ok().map(|s| s.saturating_mul(1_000))
         };
         Some(Duration::from_millis(ms.or_else(from_text).unwrap_or(60_000)))
     }

@@ -20,6 +20,7 @@ use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use super::ddp::{self, ChangedFields, MeteorError, ServerFrame};
@@ -65,6 +66,13 @@ pub enum LinkError {
     /// The DDP rate limiter refused a call.
     #[error("the server is rate-limiting the realtime connection")]
     RateLimited(Duration),
+    /// The server sent a frame or message larger than [`MESSAGE_LIMIT`];
+    /// the connection is dropped rather than the message held.
+    #[error("the realtime connection sent a message larger than {} KiB, more than it can ever need to be", .limit / 1024)]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
     /// A stream subscription was refused (`nosub`).
     #[error("the server refused the realtime subscription to `{event}`: {reason}")]
     Refused {
@@ -85,12 +93,36 @@ impl LinkError {
             LinkError::Protocol(words) => LinkError::Protocol(cut(words)),
             LinkError::LoggedOut(words) => LinkError::LoggedOut(cut(words)),
             LinkError::Refused { event, reason } => LinkError::Refused { event, reason: cut(reason) },
-            other @ (LinkError::Dead(_) | LinkError::RateLimited(_)) => other,
+            other @ (LinkError::Dead(_) | LinkError::RateLimited(_) | LinkError::TooLarge { .. }) => other,
         }
     }
 }
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// The largest websocket message (and frame) accepted from the server. DDP
+/// frames are one event or one method result each, a few kilobytes; the
+/// library's default (64 MiB) would let a broken server make us hold that
+/// much per message.
+pub const MESSAGE_LIMIT: usize = 4 * 1024 * 1024;
+
+/// Stream events kept while a method result or `ready` is awaited. A live
+/// server sends a few; past this many, the link is dropped rather than the
+/// queue grown without end.
+const MAX_PENDING: usize = 10_000;
+
+fn socket_config() -> WebSocketConfig {
+    WebSocketConfig::default().max_message_size(Some(MESSAGE_LIMIT)).max_frame_size(Some(MESSAGE_LIMIT))
+}
+
+/// A failed read in [`LinkError`] terms: an oversized message is named as such.
+fn read_error(e: &tokio_tungstenite::tungstenite::Error) -> LinkError {
+    use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
+    match e {
+        Error::Capacity(CapacityError::MessageTooLong { .. }) => LinkError::TooLarge { limit: MESSAGE_LIMIT },
+        e => LinkError::Closed(e.to_string()),
+    }
+}
 
 /// An open, handshaken DDP connection.
 pub struct Link {
@@ -123,7 +155,7 @@ impl Link {
             format!("wss://{base}/websocket")
         };
         let connector = if url.starts_with("wss://") { Some(Connector::Rustls(Arc::new(tls_config()?))) } else { None };
-        let opening = tokio_tungstenite::connect_async_tls_with_config(url.as_str(), None, true, connector);
+        let opening = tokio_tungstenite::connect_async_tls_with_config(url.as_str(), Some(socket_config()), true, connector);
         let (socket, _) = tokio::time::timeout(timeouts.connect, opening)
             .await
             .map_err(|_| LinkError::Closed(format!("{url}: no answer within {} s", timeouts.connect.as_secs())))?
@@ -268,7 +300,7 @@ impl Link {
     async fn frame(&mut self, message: Option<Result<WsMessage, tokio_tungstenite::tungstenite::Error>>) -> Result<Option<ServerFrame>, LinkError> {
         let text = match message {
             None => return Err(LinkError::Closed("closed by the server".to_owned())),
-            Some(Err(e)) => return Err(LinkError::Closed(e.to_string())),
+            Some(Err(e)) => return Err(read_error(&e)),
             Some(Ok(WsMessage::Close(frame))) => {
                 let why = frame.map(|f| format!("code {}: {}", u16::from(f.code), f.reason)).unwrap_or_else(|| "no reason".to_owned());
                 return Err(LinkError::Closed(format!("closed by the server, {why}")));
@@ -309,7 +341,12 @@ impl Link {
                 }
             };
             match self.frame(Some(message.unwrap_or_else(|| Err(tokio_tungstenite::tungstenite::Error::ConnectionClosed)))).await? {
-                Some(ServerFrame::Changed { collection, fields }) => self.pending.push_back((collection, fields)),
+                Some(ServerFrame::Changed { collection, fields }) => {
+                    if self.pending.len() >= MAX_PENDING {
+                        return Err(LinkError::Protocol(format!("more than {MAX_PENDING} events came before the answer")));
+                    }
+                    self.pending.push_back((collection, fields));
+                }
                 Some(ServerFrame::Error { reason }) => return Err(LinkError::Protocol(reason)),
                 Some(frame) => {
                     if let Some(done) = pick(frame) {
@@ -336,4 +373,66 @@ fn method_error(e: &MeteorError) -> LinkError {
 /// REST client.
 fn tls_config() -> Result<rustls::ClientConfig, LinkError> {
     crate::web::tls_config().map_err(|e| LinkError::Protocol(format!("cannot set up TLS: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A websocket server on loopback that answers the handshake with the
+    /// header of a 50 MB text frame and as much of its payload as the
+    /// client will take; returns the base URL and how many payload bytes
+    /// went out.
+    async fn huge_frame_server() -> (String, tokio::task::JoinHandle<usize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let serving = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.expect("accept");
+            let mut ws = tokio_tungstenite::accept_async(tcp).await.expect("handshake");
+            let _connect = ws.next().await;
+            let size: u64 = 50 * 1024 * 1024;
+            let mut header = vec![0x81, 127];
+            header.extend_from_slice(&size.to_be_bytes());
+            let raw = ws.get_mut();
+            if raw.write_all(&header).await.is_err() {
+                return 0;
+            }
+            let block = vec![b' '; 64 * 1024];
+            let mut sent = 0;
+            while sent < size as usize && raw.write_all(&block).await.is_ok() {
+                sent += block.len();
+            }
+            sent
+        });
+        (base, serving)
+    }
+
+    #[tokio::test]
+    async fn endless_events_before_the_handshake_answer_drop_the_link() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.expect("accept");
+            let mut ws = tokio_tungstenite::accept_async(tcp).await.expect("handshake");
+            let _connect = ws.next().await;
+            let event = r#"{"msg":"changed","collection":"stream-notify-user","fields":{"eventName":"u/notification","args":[]}}"#;
+            while ws.send(WsMessage::text(event)).await.is_ok() {}
+        });
+        let timeouts = Timeouts { connect: Duration::from_secs(30), ..Timeouts::default() };
+        let refused = Link::open(&base, timeouts).await.err().expect("refused");
+        assert_eq!(refused, LinkError::Protocol(format!("more than {MAX_PENDING} events came before the answer")));
+    }
+
+    #[tokio::test]
+    async fn a_message_over_the_limit_drops_the_link_with_the_limit_named() {
+        let (base, serving) = huge_frame_server().await;
+        let timeouts = Timeouts { connect: Duration::from_secs(5), ..Timeouts::default() };
+        let refused = Link::open(&base, timeouts).await.err().expect("refused");
+        assert_eq!(refused, LinkError::TooLarge { limit: MESSAGE_LIMIT });
+        let sent = serving.await.expect("server");
+        assert!(sent < 50 * 1024 * 1024, "refused on the frame's header, not after reading it all ({sent} bytes sent)");
+    }
 }

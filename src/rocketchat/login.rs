@@ -140,8 +140,8 @@ async fn post_login(client: &reqwest::Client, base: &str, body: &Value) -> Resul
         .map_err(|e| SignInError::Failed(transport(base, &e).to_string()))?;
     let status = response.status().as_u16();
     let reset = response.headers().get("x-ratelimit-reset").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let text = response.text().await.map_err(|e| SignInError::Failed(format!("{base}: {e}")))?;
-    Ok((status, reset, serde_json::from_str(&text).ok()))
+    let bytes = super::rest::read_body("login", response).await.map_err(|e| SignInError::Failed(format!("{base}: {e}")))?;
+    Ok((status, reset, serde_json::from_slice(&bytes).ok()))
 }
 
 impl SignInError {

@@ -43,6 +43,15 @@ pub enum RestError {
     /// No answer, or not the API.
     #[error("{0}")]
     Transport(String),
+    /// The answer was larger than [`crate::web::BODY_LIMIT`]; it was not
+    /// read past it.
+    #[error("{what}: Rocket.Chat's answer is larger than {} KiB, more than it can ever need to be", .limit / 1024)]
+    TooLarge {
+        /// The call.
+        what: String,
+        /// The limit, in bytes.
+        limit: usize,
+    },
 }
 
 impl RestError {
@@ -53,7 +62,7 @@ impl RestError {
             RestError::Unauthorized(words) => RestError::Unauthorized(cut(words)),
             RestError::Http { what, status, message } => RestError::Http { what, status, message: cut(message) },
             RestError::Transport(words) => RestError::Transport(cut(words)),
-            limited @ RestError::RateLimited(_) => limited,
+            other @ (RestError::RateLimited(_) | RestError::TooLarge { .. }) => other,
         }
     }
 }
@@ -89,20 +98,14 @@ impl Rest {
     /// The signed-in user and their preferences.
     pub async fn me(&self) -> Result<Me, RestError> {
         let body = self.get("/api/v1/me", &[]).await?;
-        decode("/api/v1/me", body)
+        me(body)
     }
 
     /// Every subscription (`since = None`) or those changed after `since`.
     pub async fn subscriptions(&self, since: Option<&str>) -> Result<SubscriptionDelta, RestError> {
         let query: Vec<(&str, &str)> = since.map(|s| vec![("updatedSince", s)]).unwrap_or_default();
         let body = self.get("/api/v1/subscriptions.get", &query).await?;
-        let update = decode("subscriptions.get", body.get("update").cloned().unwrap_or(Value::Array(Vec::new())))?;
-        let remove = body
-            .get("remove")
-            .and_then(Value::as_array)
-            .map(|r| r.iter().filter_map(|s| s.get("_id").and_then(Value::as_str).map(str::to_owned)).collect())
-            .unwrap_or_default();
-        Ok(SubscriptionDelta { update, remove })
+        subscription_delta(&body)
     }
 
     /// Every room (`since = None`) or those changed after `since`, each
@@ -110,24 +113,19 @@ impl Rest {
     pub async fn rooms(&self, since: Option<&str>) -> Result<Vec<Room>, RestError> {
         let query: Vec<(&str, &str)> = since.map(|s| vec![("updatedSince", s)]).unwrap_or_default();
         let body = self.get("/api/v1/rooms.get", &query).await?;
-        decode("rooms.get", body.get("update").cloned().unwrap_or(Value::Array(Vec::new())))
+        rooms(&body)
     }
 
     /// Messages of `rid` created or changed after `since`.
     pub async fn messages_since(&self, rid: &str, since: &str) -> Result<Vec<Message>, RestError> {
         let body = self.get("/api/v1/chat.syncMessages", &[("roomId", rid), ("lastUpdate", since)]).await?;
-        let updated = body.get("result").and_then(|r| r.get("updated")).cloned().unwrap_or(Value::Array(Vec::new()));
-        decode("chat.syncMessages", updated)
+        synced_messages(&body)
     }
 
     /// The room of message `id` (`chat.getMessage`).
     pub async fn room_of(&self, id: &str) -> Result<String, RestError> {
         let body = self.get("/api/v1/chat.getMessage", &[("msgId", id)]).await?;
-        body.get("message")
-            .and_then(|m| m.get("rid"))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| RestError::Transport(format!("chat.getMessage: no room for message {id}")))
+        room_of_message(&body, id)
     }
 
     /// Marks room `rid` read for the user (on every device).
@@ -179,13 +177,22 @@ pub async fn server_version(client: &reqwest::Client, base: &str) -> Result<Opti
 pub(crate) async fn read_response(what: &str, response: reqwest::Response) -> Result<Value, RestError> {
     let status = response.status().as_u16();
     let reset = response.headers().get("x-ratelimit-reset").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let text = response.text().await.map_err(|e| RestError::Transport(format!("{what}: {e}")))?;
-    let body: Option<Value> = serde_json::from_str(&text).ok();
+    let bytes = read_body(what, response).await?;
+    let body: Option<Value> = serde_json::from_slice(&bytes).ok();
     classify(what, status, reset.as_deref(), body, Timestamp::now())
 }
 
-/// The outcome of one HTTP exchange: pure, for tests.
-pub(crate) fn classify(what: &str, status: u16, reset: Option<&str>, body: Option<Value>, now: Timestamp) -> Result<Value, RestError> {
+/// The body of `response`, up to [`crate::web::BODY_LIMIT`].
+pub(crate) async fn read_body(what: &str, response: reqwest::Response) -> Result<Vec<u8>, RestError> {
+    crate::web::read_body(response, crate::web::BODY_LIMIT).await.map_err(|e| match e {
+        crate::web::BodyError::TooLarge { limit } => RestError::TooLarge { what: what.to_owned(), limit },
+        crate::web::BodyError::Transport(e) => RestError::Transport(format!("{what}: {e}")),
+    })
+}
+
+/// The outcome of one HTTP exchange (status, `X-RateLimit-Reset`, the body
+/// if it is JSON): the body, or the error they describe. Pure.
+pub fn classify(what: &str, status: u16, reset: Option<&str>, body: Option<Value>, now: Timestamp) -> Result<Value, RestError> {
     let words = body.as_ref().map(error_words).unwrap_or_default();
     match status {
         200..=299 => match body {
@@ -201,7 +208,7 @@ pub(crate) fn classify(what: &str, status: u16, reset: Option<&str>, body: Optio
 }
 
 /// The human words of an error body of any generation.
-pub(crate) fn error_words(body: &Value) -> String {
+pub fn error_words(body: &Value) -> String {
     ["message", "error", "reason"]
         .iter()
         .find_map(|k| body.get(*k).and_then(Value::as_str).filter(|s| !s.is_empty()))
@@ -211,15 +218,52 @@ pub(crate) fn error_words(body: &Value) -> String {
 
 /// The wait a 429 asks for: until `X-RateLimit-Reset` (epoch ms), else the
 /// seconds in the message, else a minute; at least one second.
-pub(crate) fn rate_limit_wait(reset: Option<&str>, words: &str, now: Timestamp) -> Duration {
+pub fn rate_limit_wait(reset: Option<&str>, words: &str, now: Timestamp) -> Duration {
     let from_reset = reset
         .and_then(|r| r.trim().parse::<i64>().ok())
-        .map(|ms| Duration::from_millis(u64::try_from(ms - now.as_millisecond()).unwrap_or(0)));
+        // Saturating: the header is the server's, and may be any number.
+        .map(|ms| Duration::from_millis(u64::try_from(ms.saturating_sub(now.as_millisecond())).unwrap_or(0)));
     let from_text = || {
         let (_, after) = words.split_once("wait ")?;
         after.split_whitespace().next()?.parse::<u64>().ok().map(Duration::from_secs)
     };
     from_reset.or_else(from_text).unwrap_or(Duration::from_secs(60)).max(Duration::from_secs(1))
+}
+
+/// `subscriptions.get`'s body.
+pub fn subscription_delta(body: &Value) -> Result<SubscriptionDelta, RestError> {
+    let update = decode("subscriptions.get", body.get("update").cloned().unwrap_or(Value::Array(Vec::new())))?;
+    let remove = body
+        .get("remove")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(|s| s.get("_id").and_then(Value::as_str).map(str::to_owned)).collect())
+        .unwrap_or_default();
+    Ok(SubscriptionDelta { update, remove })
+}
+
+/// `rooms.get`'s body.
+pub fn rooms(body: &Value) -> Result<Vec<Room>, RestError> {
+    decode("rooms.get", body.get("update").cloned().unwrap_or(Value::Array(Vec::new())))
+}
+
+/// `chat.syncMessages`'s body.
+pub fn synced_messages(body: &Value) -> Result<Vec<Message>, RestError> {
+    let updated = body.get("result").and_then(|r| r.get("updated")).cloned().unwrap_or(Value::Array(Vec::new()));
+    decode("chat.syncMessages", updated)
+}
+
+/// `chat.getMessage`'s body: the room of message `id`.
+pub fn room_of_message(body: &Value, id: &str) -> Result<String, RestError> {
+    body.get("message")
+        .and_then(|m| m.get("rid"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| RestError::Transport(format!("chat.getMessage: no room for message {id}")))
+}
+
+/// `me`'s body.
+pub fn me(body: Value) -> Result<Me, RestError> {
+    decode("/api/v1/me", body)
 }
 
 fn decode<T: DeserializeOwned>(what: &str, value: Value) -> Result<T, RestError> {
@@ -242,6 +286,16 @@ mod tests {
     fn fixture(name: &str) -> Value {
         let path = format!("{}/tests/fixtures/rocketchat/{name}", env!("CARGO_MANIFEST_DIR"));
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))).expect("json")
+    }
+
+    #[tokio::test]
+    async fn an_answer_of_50_mb_is_refused_with_the_limit() {
+        for announced in [true, false] {
+            let (base, _) = crate::web::huge::serve(200, announced).await;
+            let rest = Rest::new(crate::web::huge::client(), &base, "u1", SecretString::from("t"));
+            let refused = rest.me().await.expect_err("too large");
+            assert_eq!(refused, RestError::TooLarge { what: "/api/v1/me".to_owned(), limit: crate::web::BODY_LIMIT });
+        }
     }
 
     #[test]

@@ -1,0 +1,4 @@
+//! `vigie::fuzzing::ddp_frames`: see its docs for how the input is read.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| vigie::fuzzing::ddp_frames(data));
