@@ -61,6 +61,12 @@ fn demo_run(home: &Home) -> Run {
     read_until(home.spawn(&config), |lines| count(lines, "item-new") >= 2 && count(lines, "connectivity") >= 1)
 }
 
+/// The names of `pid`'s threads.
+fn thread_names(pid: u32) -> Vec<String> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the process's threads are listed in /proc");
+    tasks.flatten().filter_map(|task| std::fs::read_to_string(task.path().join("comm")).ok()).map(|n| n.trim().to_owned()).collect()
+}
+
 fn has_state(lines: &[Value], account: Option<&str>, state: &str) -> bool {
     lines.iter().any(|l| {
         l["type"] == "connectivity" && l["state"] == state && account.is_none_or(|a| l["account"] == a)
@@ -83,6 +89,28 @@ fn headless_output_starts_with_the_badge_and_every_line_matches_the_schema() {
     for line in run.of_type("item-new") {
         assert_eq!(line["silent"], false, "{line}");
     }
+}
+
+/// A thread of async-io's `blocking` pool (which zbus uses unless it runs
+/// on tokio) never exits and wakes twice a second: most of an idle app's
+/// CPU. Everything the app does on the side (D-Bus, keyring, state writes)
+/// must run on tokio's pool, whose idle threads go.
+#[test]
+fn a_running_app_keeps_no_thread_of_a_pool_that_never_sleeps() {
+    let home = Home::new();
+    let config = home.write_config(FAST_DEMO);
+    let vigie = home.spawn(&config);
+    let deadline = Instant::now() + DEADLINE;
+    let mut announced = 0;
+    // By the second announcement every watcher and the presence follower
+    // (which asks for the system bus at start) have been set going.
+    while announced < 2 {
+        let line = vigie.next_line(deadline).expect("the demo announces two items");
+        announced += usize::from(line.contains("\"type\":\"item-new\""));
+    }
+    let names = thread_names(vigie.pid());
+    vigie.kill();
+    assert!(names.iter().all(|name| !name.starts_with("blocking-")), "threads: {names:?}");
 }
 
 #[test]

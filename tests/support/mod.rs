@@ -532,6 +532,11 @@ pub struct Ended {
 }
 
 impl Headless {
+    /// The process id, for looking at it in `/proc`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The next stdout line, or `None` at EOF or once `deadline` passes.
     pub fn next_line(&self, deadline: std::time::Instant) -> Option<String> {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
