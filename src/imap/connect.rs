@@ -166,9 +166,9 @@ pub(crate) async fn establish(target: &Target, tcp: TcpStream) -> Result<Establi
             Ok(Established { client, greeting, tls: Some(detail) })
         }
         TlsMode::Starttls => {
-            // Not capped: the scan would go on reading the TLS bytes under
-            // it. Before the handshake, only the greeting and one answer.
-            let mut client = Client::new(Box::new(tcp) as Box<dyn Io>);
+            // Capped like any plain connection, and unwrapped again for the
+            // handshake: scanning ciphertext for literals would misfire.
+            let mut client = Client::new(Capped::new(tcp));
             let greeting = greeting(target, &mut client).await.map_err(Stage::Greeting)?;
             let starttls = tokio::time::timeout(CONNECT_TIMEOUT, client.run_command_and_check_ok("STARTTLS", None)).await;
             let refused = |error| Stage::Tls { error, untrusted: None };
@@ -177,7 +177,7 @@ pub(crate) async fn establish(target: &Target, tcp: TcpStream) -> Result<Establi
                 .map_err(|e| refused(WatchError::Transient(format!("{place}: the server refused STARTTLS ({e})"))))?;
             // No greeting after STARTTLS; nothing the server sent before the
             // handshake may be trusted, so the old client is dropped whole.
-            let (tls, detail) = secure(target, client.into_inner()).await?;
+            let (tls, detail) = secure(target, client.into_inner().into_inner()).await?;
             Ok(Established { client: Client::new(tls), greeting, tls: Some(format!("STARTTLS, {detail}")) })
         }
         TlsMode::None => {
@@ -188,7 +188,7 @@ pub(crate) async fn establish(target: &Target, tcp: TcpStream) -> Result<Establi
     }
 }
 
-async fn greeting(target: &Target, client: &mut Client<Box<dyn Io>>) -> Result<Greeting, WatchError> {
+async fn greeting<S: Io>(target: &Target, client: &mut Client<S>) -> Result<Greeting, WatchError> {
     use async_imap::imap_proto::{Capability, Response, ResponseCode, Status};
     let response = match tokio::time::timeout(CONNECT_TIMEOUT, client.read_response()).await {
         Ok(Ok(Some(response))) => response,
@@ -318,6 +318,40 @@ mod tests {
         for (raw, words) in cases {
             assert_eq!(server_words(raw), words, "{raw}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_flood_before_starttls_fails_the_connection_before_it_is_read() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let size = 50 * 1024 * 1024;
+        let serving = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("accept");
+            socket.write_all(b"* OK [CAPABILITY IMAP4rev1 STARTTLS] ready\r\n").await.expect("greeting");
+            let mut command = [0u8; 256];
+            let _ = socket.read(&mut command).await;
+            let _ = socket.write_all(format!("* 1 FETCH (BODY[] {{{size}}}\r\n").as_bytes()).await;
+            let block = vec![b'a'; 64 * 1024];
+            let mut sent = 0;
+            while sent < size && socket.write_all(&block).await.is_ok() {
+                sent += block.len();
+            }
+            sent
+        });
+        let target = Target {
+            host: "127.0.0.1".into(),
+            port,
+            tls: TlsMode::Starttls,
+            pinned: None,
+            username: "me".into(),
+        };
+        let tcp = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+        let Err(Stage::Tls { error, .. }) = establish(&target, tcp).await else {
+            panic!("STARTTLS should fail on the literal's size")
+        };
+        assert!(error.to_string().contains("more than the 1024 KiB"), "{error}");
+        assert!(serving.await.expect("server") < size, "refused before the data was read");
     }
 
     #[test]

@@ -90,6 +90,12 @@ impl<S> Capped<S> {
     pub(crate) fn new(inner: S) -> Capped<S> {
         Capped { inner, scan: Scan::default() }
     }
+
+    /// The connection without the cap, for a TLS handshake over it (its
+    /// ciphertext is not IMAP).
+    pub(crate) fn into_inner(self) -> S {
+        self.inner
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Capped<S> {
