@@ -279,7 +279,7 @@ async fn long_run_of_ten_thousand_items_and_five_hundred_faults() {
 ///
 /// `cargo test --test integration faults::half_open -- --ignored --nocapture`
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a benchmark of about three minutes: run it by name with --ignored --nocapture"]
+#[ignore = "a benchmark of about a minute: run it by name with --ignored --nocapture"]
 async fn half_open_links_noticed_against_their_keepalive() {
     let mut rows = Vec::new();
     for source in [Source::Mail, Source::Chat, Source::Tasks] {
@@ -328,7 +328,7 @@ async fn half_open_links_noticed_against_their_keepalive() {
         Source::Chat => "websocket ping after 1 s of silence, dead 3 s later; REST timeout 30 s",
         Source::Tasks => "HTTP silence 10 s, then once more on a fresh connection; request timeout 30 s",
     };
-    println!("\nhalf-open link: cut → noticed (connectivity leaves live/polling) → item announced");
+    println!("\nhalf-open link: cut → noticed (connectivity leaves live/polling, or a new connection) → item announced");
     for (source, wake, noticed, announced) in rows {
         let how = if wake { "wake at cut" } else { "left alone" };
         println!("{source:<6?} {how:<12} noticed {:>8} announced {:>8}   keepalive: {}", show(noticed), show(announced), keepalive(source));
