@@ -127,9 +127,19 @@ impl ServerInfo {
 
 /// Notifications fetched per poll (Leantime caps pages at 100).
 const INBOX_PAGE: u32 = 50;
-/// Further inbox pages read when a whole page is new (see
-/// `LeantimeWatcher::older_new_notifications`): 250 notifications in all.
-const MORE_INBOX_PAGES: u32 = 4;
+/// Further inbox pages, read when a whole first page is new (see
+/// `LeantimeWatcher::older_new_notifications`), are Leantime's largest: as
+/// few calls as the server allows for a burst.
+const MORE_INBOX_PAGE: u32 = 100;
+/// They are asked for this many at a time, in one batch: Leantime's rate
+/// limiter counts a batch as one request (10 a minute before 3.9.7), so a
+/// burst of 500 costs one request more, as one of 60 does. Pages past the
+/// end come back empty and cost the server next to nothing.
+const MORE_INBOX_PAGES_PER_REQUEST: u32 = 5;
+/// At most this many such requests per poll: 50 + 2 × 5 × 100 = 1,050 new
+/// notifications at once are all listed (a project import, a bulk edit);
+/// of a bigger burst the oldest are counted but never listed.
+const MORE_INBOX_REQUESTS: u32 = 2;
 /// Tasks can be assigned without a notification (a muted project, an
 /// admin's bulk edit); a count-only poll cannot see them, so at least every
 /// this many polls one reads everything (every 5 minutes at the default
@@ -356,10 +366,10 @@ impl LeantimeWatcher {
     /// than `seen` (the highest id seen before), when that page is full and
     /// all new: more than a page arrived since the last poll (the app was
     /// closed, the network down). Without them the older ones would never
-    /// be listed, nor counted: lost. Pages are fetched until one reaches
-    /// what was seen, at most [`MORE_INBOX_PAGES`] of them (each one more
-    /// request, outside the scheduler's rate budget). Not on the first
-    /// sync, which announces nothing.
+    /// be listed: lost. Pages are fetched until one reaches what was seen,
+    /// [`MORE_INBOX_PAGES_PER_REQUEST`] to a request and at most
+    /// [`MORE_INBOX_REQUESTS`] requests (each one outside the scheduler's
+    /// rate budget). Not on the first sync, which announces nothing.
     async fn older_new_notifications(
         &self,
         client: &reqwest::Client,
@@ -375,22 +385,37 @@ impl LeantimeWatcher {
         });
         let Some(first) = first else { return Ok(Vec::new()) };
         let mut page: Vec<Notification> = rows(first, Method::GetInbox)?;
+        // A full page whose oldest is still new: there is more beyond it.
+        let more_beyond = |page: &[Notification], size: u32| {
+            page.len() >= usize::try_from(size).unwrap_or(usize::MAX) && page.iter().map(|n| n.id).min().is_some_and(|oldest| oldest > seen)
+        };
+        let mut size = INBOX_PAGE;
+        let mut start = INBOX_PAGE;
         let mut older = Vec::new();
-        let size = usize::try_from(INBOX_PAGE).unwrap_or(usize::MAX);
-        for more in 1..=MORE_INBOX_PAGES {
-            let all_new = page.iter().map(|n| n.id).min().is_some_and(|oldest| oldest > seen);
-            if page.len() < size || !all_new {
+        'requests: for request in 1..=MORE_INBOX_REQUESTS {
+            if !more_beyond(&page, size) {
                 break;
             }
-            let params = json!({ "showNewOnly": 1, "limitStart": more * INBOX_PAGE, "limitEnd": INBOX_PAGE });
-            let answer = self.call(client, secret, &[Call::new(Method::GetInbox, params)]).await?;
-            page = match answer.into_iter().next() {
-                Some(Ok(value)) => rows(&value, Method::GetInbox)?,
-                Some(Err(e)) => return Err(call_error(Method::GetInbox, "poll", e)),
-                None => Vec::new(),
-            };
-            tracing::debug!(account = %self.account, page = more, rows = page.len(), "more new notifications than one inbox page");
-            older.extend(page.iter().filter(|n| n.id > seen).cloned());
+            let pages: Vec<Call> = (0..MORE_INBOX_PAGES_PER_REQUEST)
+                .map(|i| {
+                    let params = json!({ "showNewOnly": 1, "limitStart": start + i * MORE_INBOX_PAGE, "limitEnd": MORE_INBOX_PAGE });
+                    Call::new(Method::GetInbox, params)
+                })
+                .collect();
+            start += MORE_INBOX_PAGES_PER_REQUEST * MORE_INBOX_PAGE;
+            size = MORE_INBOX_PAGE;
+            let answers = self.call(client, secret, &pages).await?;
+            tracing::debug!(account = %self.account, request, pages = pages.len(), "more new notifications than one inbox page");
+            for answer in answers {
+                page = match answer {
+                    Ok(value) => rows(&value, Method::GetInbox)?,
+                    Err(e) => return Err(call_error(Method::GetInbox, "poll", e)),
+                };
+                older.extend(page.iter().filter(|n| n.id > seen).cloned());
+                if !more_beyond(&page, size) {
+                    break 'requests;
+                }
+            }
         }
         Ok(older)
     }
