@@ -33,6 +33,7 @@ use crate::model::{AccountId, Item, Source};
 use crate::scheduler::Trigger;
 use crate::secrets::SecretStore;
 use crate::watcher::{Action, ActionError, Update, WatchError, Watcher, WatcherContext};
+use crate::web::HttpTimeouts;
 use rpc::{Call, CallError, CallErrorKind, Method, Notification, RequestError, Ticket};
 
 /// How the account signs in.
@@ -80,6 +81,8 @@ pub struct LeantimeWatcher {
     auth: AuthKind,
     settings: TasksSettings,
     secrets: Arc<dyn SecretStore>,
+    /// How long a request may go silent, and how connections are kept.
+    timeouts: HttpTimeouts,
     /// What the last connection learnt, so that an action needs no second
     /// discovery request.
     known: Mutex<Option<ServerInfo>>,
@@ -122,14 +125,21 @@ impl ServerInfo {
     }
 }
 
-/// Requests in flight may take this long before we call the server dead.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Notifications fetched per poll (Leantime caps pages at 100).
 const INBOX_PAGE: u32 = 50;
-/// Further inbox pages read when a whole page is new (see
-/// `LeantimeWatcher::older_new_notifications`): 250 notifications in all.
-const MORE_INBOX_PAGES: u32 = 4;
+/// Further inbox pages, read when a whole first page is new (see
+/// `LeantimeWatcher::older_new_notifications`), are Leantime's largest: as
+/// few calls as the server allows for a burst.
+const MORE_INBOX_PAGE: u32 = 100;
+/// They are asked for this many at a time, in one batch: Leantime's rate
+/// limiter counts a batch as one request (10 a minute before 3.9.7), so a
+/// burst of 500 costs one request more, as one of 60 does. Pages past the
+/// end come back empty and cost the server next to nothing.
+const MORE_INBOX_PAGES_PER_REQUEST: u32 = 5;
+/// At most this many such requests per poll: 50 + 2 × 5 × 100 = 1,050 new
+/// notifications at once are all listed (a project import, a bulk edit);
+/// of a bigger burst the oldest are counted but never listed.
+const MORE_INBOX_REQUESTS: u32 = 2;
 /// Tasks can be assigned without a notification (a muted project, an
 /// admin's bulk edit); a count-only poll cannot see them, so at least every
 /// this many polls one reads everything (every 5 minutes at the default
@@ -164,9 +174,20 @@ impl LeantimeWatcher {
             auth,
             settings,
             secrets,
+            timeouts: HttpTimeouts::default(),
             known: Mutex::new(None),
             acknowledged: Mutex::new(None),
         }
+    }
+
+    /// The same watcher with other timeouts (tests shorten them).
+    pub fn with_timeouts(mut self, timeouts: HttpTimeouts) -> Self {
+        self.timeouts = timeouts;
+        self
+    }
+
+    fn http_client(&self) -> Result<reqwest::Client, WatchError> {
+        crate::web::http_client(&self.timeouts).map_err(|e| WatchError::Transient(format!("cannot set up HTTPS: {e}")))
     }
 
     async fn secret(&self) -> Result<SecretString, WatchError> {
@@ -184,9 +205,34 @@ impl LeantimeWatcher {
     }
 
     async fn call(&self, client: &reqwest::Client, secret: &SecretString, calls: &[Call]) -> Result<Vec<rpc::CallResult>, WatchError> {
+        self.exchange(client, secret, calls).await.map_err(WatchError::from)
+    }
+
+    /// A poll's request. A connection that went silent (most likely a
+    /// pooled one that died without a word: a NAT, a VPN or a Wi-Fi change
+    /// forgot it) is given up after the silence timeout and the request
+    /// sent once more at once on a fresh client, so a dead connection
+    /// costs seconds, not a backoff and a poll. A second silence, on a
+    /// connection just opened, is an outage: it goes to the backoff.
+    /// Polls only read, so sending one twice is harmless.
+    async fn poll_request(&self, client: &mut reqwest::Client, secret: &SecretString, calls: &[Call]) -> Result<Vec<rpc::CallResult>, WatchError> {
+        match self.exchange(client, secret, calls).await {
+            Err(silent @ CallFailure::Silent { .. }) => {
+                tracing::info!(account = %self.account, "{silent}; asking again at once on a fresh connection");
+                // Dropping the old client closes its pool, the dead
+                // connection with it.
+                *client = self.http_client()?;
+                self.call(client, secret, calls).await
+            }
+            other => other.map_err(WatchError::from),
+        }
+    }
+
+    /// One request with `calls`, a silent connection told apart.
+    async fn exchange(&self, client: &reqwest::Client, secret: &SecretString, calls: &[Call]) -> Result<Vec<rpc::CallResult>, CallFailure> {
         // Checked before every request: the secret goes with each one.
         if let Some(why) = crate::web::refusal(&self.base_url, "token or API key") {
-            return Err(WatchError::NeedsAttention(why));
+            return Err(WatchError::NeedsAttention(why).into());
         }
         let url = format!("{}{}", self.base_url, rpc::ENDPOINT);
         let mut request = client.post(&url).header("Content-Type", "application/json").body(rpc::batch_body(calls));
@@ -194,7 +240,8 @@ impl LeantimeWatcher {
             AuthKind::Token => request.bearer_auth(secret.expose_secret()),
             AuthKind::ApiKey => request.header("x-api-key", secret.expose_secret()),
         };
-        let response = request.send().await.map_err(|e| transport_error(&self.base_url, &e))?;
+        let sent = std::time::Instant::now();
+        let response = request.send().await.map_err(|e| self.transport_error(&e, sent.elapsed()))?;
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
@@ -202,12 +249,29 @@ impl LeantimeWatcher {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let body = crate::web::read_body(response, crate::web::BODY_LIMIT).await.map_err(|e| match e {
-            crate::web::BodyError::TooLarge { limit } => request_error(RequestError::TooLarge { limit }),
-            crate::web::BodyError::Transport(e) => transport_error(&self.base_url, &e),
+            crate::web::BodyError::TooLarge { limit } => request_error(RequestError::TooLarge { limit }).into(),
+            crate::web::BodyError::Transport(e) => self.transport_error(&e, sent.elapsed()),
         })?;
         // A refusal may quote the request, credential included.
         rpc::parse_batch(status, retry_after.as_deref(), &String::from_utf8_lossy(&body), calls.len())
-            .map_err(|e| request_error(e).redacted(&[secret]))
+            .map_err(|e| request_error(e).redacted(&[secret]).into())
+    }
+
+    /// A failed request in words for the user, `elapsed` after it was sent.
+    fn transport_error(&self, e: &reqwest::Error, elapsed: Duration) -> CallFailure {
+        if self.timeouts.is_silence(e, elapsed) {
+            return CallFailure::Silent { host: host_of(&self.base_url), silence: self.timeouts.silence };
+        }
+        let what = if e.is_connect() && e.is_timeout() {
+            format!("cannot connect (no answer within {})", crate::web::seconds(self.timeouts.connect))
+        } else if e.is_timeout() {
+            format!("the answer did not finish within {}", crate::web::seconds(self.timeouts.total))
+        } else if e.is_connect() {
+            format!("cannot connect ({})", root_cause(e))
+        } else {
+            root_cause(e)
+        };
+        WatchError::Transient(format!("{}: {what}", self.base_url)).into()
     }
 
     /// The first exchange: the version and the credential's user, in one
@@ -302,10 +366,10 @@ impl LeantimeWatcher {
     /// than `seen` (the highest id seen before), when that page is full and
     /// all new: more than a page arrived since the last poll (the app was
     /// closed, the network down). Without them the older ones would never
-    /// be listed, nor counted: lost. Pages are fetched until one reaches
-    /// what was seen, at most [`MORE_INBOX_PAGES`] of them (each one more
-    /// request, outside the scheduler's rate budget). Not on the first
-    /// sync, which announces nothing.
+    /// be listed: lost. Pages are fetched until one reaches what was seen,
+    /// [`MORE_INBOX_PAGES_PER_REQUEST`] to a request and at most
+    /// [`MORE_INBOX_REQUESTS`] requests (each one outside the scheduler's
+    /// rate budget). Not on the first sync, which announces nothing.
     async fn older_new_notifications(
         &self,
         client: &reqwest::Client,
@@ -321,22 +385,37 @@ impl LeantimeWatcher {
         });
         let Some(first) = first else { return Ok(Vec::new()) };
         let mut page: Vec<Notification> = rows(first, Method::GetInbox)?;
+        // A full page whose oldest is still new: there is more beyond it.
+        let more_beyond = |page: &[Notification], size: u32| {
+            page.len() >= usize::try_from(size).unwrap_or(usize::MAX) && page.iter().map(|n| n.id).min().is_some_and(|oldest| oldest > seen)
+        };
+        let mut size = INBOX_PAGE;
+        let mut start = INBOX_PAGE;
         let mut older = Vec::new();
-        let size = usize::try_from(INBOX_PAGE).unwrap_or(usize::MAX);
-        for more in 1..=MORE_INBOX_PAGES {
-            let all_new = page.iter().map(|n| n.id).min().is_some_and(|oldest| oldest > seen);
-            if page.len() < size || !all_new {
+        'requests: for request in 1..=MORE_INBOX_REQUESTS {
+            if !more_beyond(&page, size) {
                 break;
             }
-            let params = json!({ "showNewOnly": 1, "limitStart": more * INBOX_PAGE, "limitEnd": INBOX_PAGE });
-            let answer = self.call(client, secret, &[Call::new(Method::GetInbox, params)]).await?;
-            page = match answer.into_iter().next() {
-                Some(Ok(value)) => rows(&value, Method::GetInbox)?,
-                Some(Err(e)) => return Err(call_error(Method::GetInbox, "poll", e)),
-                None => Vec::new(),
-            };
-            tracing::debug!(account = %self.account, page = more, rows = page.len(), "more new notifications than one inbox page");
-            older.extend(page.iter().filter(|n| n.id > seen).cloned());
+            let pages: Vec<Call> = (0..MORE_INBOX_PAGES_PER_REQUEST)
+                .map(|i| {
+                    let params = json!({ "showNewOnly": 1, "limitStart": start + i * MORE_INBOX_PAGE, "limitEnd": MORE_INBOX_PAGE });
+                    Call::new(Method::GetInbox, params)
+                })
+                .collect();
+            start += MORE_INBOX_PAGES_PER_REQUEST * MORE_INBOX_PAGE;
+            size = MORE_INBOX_PAGE;
+            let answers = self.call(client, secret, &pages).await?;
+            tracing::debug!(account = %self.account, request, pages = pages.len(), "more new notifications than one inbox page");
+            for answer in answers {
+                page = match answer {
+                    Ok(value) => rows(&value, Method::GetInbox)?,
+                    Err(e) => return Err(call_error(Method::GetInbox, "poll", e)),
+                };
+                older.extend(page.iter().filter(|n| n.id > seen).cloned());
+                if !more_beyond(&page, size) {
+                    break 'requests;
+                }
+            }
         }
         Ok(older)
     }
@@ -374,7 +453,7 @@ impl LeantimeWatcher {
 
     async fn run_once(&self, ctx: &mut WatcherContext) -> Result<(), WatchError> {
         let secret = self.secret().await?;
-        let mut client = http_client()?;
+        let mut client = self.http_client()?;
         let info = self.discover(&client, &secret).await?;
         let per_minute = self.settings.requests_per_minute.unwrap_or_else(|| info.default_rate_limit()).max(1);
         ctx.set_rate_limit(per_minute, (per_minute / 3).clamp(1, 10));
@@ -397,14 +476,14 @@ impl LeantimeWatcher {
             if matches!(reason, Trigger::Wake | Trigger::NetworkBack) {
                 // After a sleep or a network change the pooled connection
                 // may be dead without a word (a NAT, a VPN or the Wi-Fi
-                // forgot it): a request on it would wait out the whole
-                // request timeout (30 s) before the retry. Start afresh.
-                client = http_client()?;
+                // forgot it): a request on it would wait out the silence
+                // timeout before the retry. Start afresh.
+                client = self.http_client()?;
             }
             let kind = self.poll_kind(&info, reason, last_full);
             tracing::debug!(account = %self.account, ?reason, ?kind, "polling Leantime");
             let calls = self.poll_calls(&info, kind);
-            let results = self.call(&client, &secret, &calls).await?;
+            let results = self.poll_request(&mut client, &secret, &calls).await?;
             if kind == PollKind::CountOnly {
                 let count = match results.into_iter().next() {
                     Some(Ok(value)) => rpc::unread_count(&value),
@@ -442,7 +521,7 @@ impl LeantimeWatcher {
         let item = ItemRef::parse(key).ok_or_else(|| ActionError::Unsupported(format!("`{key}` is not a Leantime item")))?;
         let failed = |e: WatchError| ActionError::Failed(e.to_string());
         let secret = self.secret().await.map_err(failed)?;
-        let client = http_client().map_err(failed)?;
+        let client = self.http_client().map_err(failed)?;
         let known = lock(&self.known).clone();
         let info = match known {
             Some(info) => info,
@@ -623,29 +702,44 @@ fn rows<T: serde::de::DeserializeOwned>(value: &Value, method: Method) -> Result
     }
 }
 
-/// The HTTP client: rustls with the ring provider (it builds without cmake)
-/// and the platform's certificate verifier.
-fn http_client() -> Result<reqwest::Client, WatchError> {
-    // reqwest needs a process-wide provider when built without its own; a
-    // second install is refused harmlessly.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(REQUEST_TIMEOUT)
-        .user_agent(concat!("Vigie/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| WatchError::Transient(format!("cannot set up HTTPS: {e}")))
+/// Why a request to Leantime failed. A silent connection is told apart
+/// from the rest, since a poll asks again at once on a fresh one.
+#[derive(Debug, thiserror::Error)]
+enum CallFailure {
+    /// Nothing came back for the silence timeout: the connection is dead
+    /// or the server stalled.
+    #[error("no answer from {host} for {}", crate::web::seconds(*.silence))]
+    Silent {
+        /// The server's host (and port), never the whole address.
+        host: String,
+        /// The silence timeout that ran out.
+        silence: Duration,
+    },
+    /// Anything else, already in the watcher's terms.
+    #[error(transparent)]
+    Other(#[from] WatchError),
 }
 
-fn transport_error(base_url: &str, e: &reqwest::Error) -> WatchError {
-    let what = if e.is_timeout() {
-        "timed out".to_owned()
-    } else if e.is_connect() {
-        format!("cannot connect ({})", root_cause(e))
-    } else {
-        root_cause(e)
-    };
-    WatchError::Transient(format!("{base_url}: {what}"))
+impl From<CallFailure> for WatchError {
+    fn from(failure: CallFailure) -> WatchError {
+        match failure {
+            silent @ CallFailure::Silent { .. } => WatchError::Transient(silent.to_string()),
+            CallFailure::Other(e) => e,
+        }
+    }
+}
+
+/// The host and port of `base_url`, for messages: the path and anything
+/// else an address may carry stay out of them.
+fn host_of(base_url: &str) -> String {
+    match reqwest::Url::parse(base_url) {
+        Ok(url) => match (url.host_str(), url.port()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_owned(),
+            (None, _) => "the server".to_owned(),
+        },
+        Err(_) => "the server".to_owned(),
+    }
 }
 
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
@@ -732,6 +826,32 @@ mod tests {
             let expected = RequestError::TooLarge { limit: crate::web::BODY_LIMIT }.to_string();
             assert!(matches!(&refused, Err(WatchError::Transient(words)) if *words == expected), "{refused:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_silent_poll_is_asked_again_once_on_a_fresh_connection_then_says_no_answer_for_how_long() {
+        let (base, accepted) = crate::web::counting::serve(false).await;
+        let settings = TasksSettings { assigned_tasks: BadgeMode::Count, requests_per_minute: None };
+        let secrets: Arc<dyn SecretStore> = Arc::new(crate::secrets::MemorySecrets::default());
+        let silence = Duration::from_millis(300);
+        let watcher = LeantimeWatcher::new(AccountId::new("pm"), &base, AuthKind::Token, settings, secrets)
+            .with_timeouts(HttpTimeouts { silence, ..HttpTimeouts::default() });
+        let mut client = watcher.http_client().expect("client");
+        let started = std::time::Instant::now();
+        let failed = watcher.poll_request(&mut client, &SecretString::from("a-secret-token"), &discovery_calls()).await;
+        let host = base.trim_start_matches("http://");
+        let expected = format!("no answer from {host} for 0.3 s");
+        assert!(matches!(&failed, Err(WatchError::Transient(words)) if *words == expected), "{failed:?}");
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2, "one retry, on a fresh connection");
+        assert!(started.elapsed() < Duration::from_secs(5), "two silences, not the total timeout: {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn messages_name_the_host_and_port_only() {
+        assert_eq!(host_of("https://pm.example.com"), "pm.example.com");
+        assert_eq!(host_of("http://127.0.0.1:8080"), "127.0.0.1:8080");
+        assert_eq!(host_of("https://user:secret@pm.example.com/leantime"), "pm.example.com");
+        assert_eq!(host_of("not an address"), "the server");
     }
 
     fn methods(watcher: &LeantimeWatcher, version: Option<(u32, u32, u32)>, kind: PollKind) -> Vec<Method> {

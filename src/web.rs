@@ -15,9 +15,16 @@
 //! Every answer body is read through [`read_body`], which stops at a size
 //! limit: a broken or hostile server must not make the notifier hold
 //! gigabytes in memory.
+//!
+//! A polled REST client ([`http_client`], Leantime's) is built with
+//! [`HttpTimeouts`]: a connection that silently carries nothing (a NAT or a
+//! VPN forgot the flow) is given up after [`HttpTimeouts::silence`], not the
+//! whole request timeout, and a pooled connection idle across a poll
+//! interval is not reused.
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use reqwest::Url;
 use rustls::pki_types::ServerName;
@@ -84,6 +91,117 @@ pub async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// How long a polled REST client waits, and how it keeps its connections.
+/// The defaults are the `DEFAULT_*` constants below; tests shorten them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpTimeouts {
+    /// Opening the TCP connection and the TLS handshake.
+    pub connect: Duration,
+    /// The longest wait for the next bytes of an answer (the headers after
+    /// sending, then each part of the body); restarted by every read.
+    pub silence: Duration,
+    /// The whole request, answer read to the end.
+    pub total: Duration,
+    /// A pooled connection unused this long is closed rather than reused.
+    pub pool_idle: Duration,
+    /// TCP keepalive: the first probe after this long without traffic.
+    pub keepalive_idle: Duration,
+    /// TCP keepalive: the time between unanswered probes.
+    pub keepalive_interval: Duration,
+    /// TCP keepalive: unanswered probes before the kernel drops the link.
+    pub keepalive_retries: u32,
+    /// `TCP_USER_TIMEOUT` (Linux and Android only): sent data left
+    /// unacknowledged this long drops the connection.
+    pub unacknowledged: Duration,
+}
+
+/// A server that takes longer than this to reach us at all is as good as
+/// unreachable for a notifier, and a dead address should not hold a poll.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Leantime answers a poll's batch in well under a second; ten seconds of
+/// silence means the connection is dead (a NAT or a VPN forgot it without
+/// a word), and waiting for the total timeout would delay what is new by
+/// 30 s. Generous enough for a slow server's first byte on a bad link.
+pub const DEFAULT_SILENCE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A request that keeps trickling (each read inside the silence timeout)
+/// still has to end: half a minute is longer than any answer takes.
+pub const DEFAULT_TOTAL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Below the default poll interval (60 s): a connection that sat idle
+/// between two polls is the one a NAT has most likely forgotten, so the
+/// next poll opens a fresh one instead (one handshake a minute) rather
+/// than find out after the silence timeout. Polls closer together (after a
+/// change, every few seconds) still share one connection.
+pub const DEFAULT_POOL_IDLE: Duration = Duration::from_secs(30);
+/// Keepalive probes on an idle pooled connection: a link that died while
+/// idle is dropped by the kernel (after 15 + 5 s with the
+/// `TCP_USER_TIMEOUT` below, 15 + 2 × 5 s without) before the pool would
+/// hand it out again, and the probes keep a NAT's entry warm.
+pub const DEFAULT_KEEPALIVE_IDLE: Duration = Duration::from_secs(15);
+/// See [`DEFAULT_KEEPALIVE_IDLE`].
+pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+/// See [`DEFAULT_KEEPALIVE_IDLE`].
+pub const DEFAULT_KEEPALIVE_RETRIES: u32 = 2;
+/// A request whose bytes the peer does not even acknowledge for as long as
+/// we allow for silence is on a dead path: the kernel fails it with an
+/// error (on Linux) instead of retransmitting for minutes.
+pub const DEFAULT_UNACKNOWLEDGED: Duration = DEFAULT_SILENCE_TIMEOUT;
+
+impl Default for HttpTimeouts {
+    fn default() -> Self {
+        HttpTimeouts {
+            connect: DEFAULT_CONNECT_TIMEOUT,
+            silence: DEFAULT_SILENCE_TIMEOUT,
+            total: DEFAULT_TOTAL_TIMEOUT,
+            pool_idle: DEFAULT_POOL_IDLE,
+            keepalive_idle: DEFAULT_KEEPALIVE_IDLE,
+            keepalive_interval: DEFAULT_KEEPALIVE_INTERVAL,
+            keepalive_retries: DEFAULT_KEEPALIVE_RETRIES,
+            unacknowledged: DEFAULT_UNACKNOWLEDGED,
+        }
+    }
+}
+
+impl HttpTimeouts {
+    /// Whether `e`, which ended a request `elapsed` after it was sent, is
+    /// the silence timeout: the connection stopped carrying anything. A
+    /// connect timeout is not (the server is unreachable, a fresh
+    /// connection would fare no better), nor is the total timeout (the
+    /// server answers, too slowly).
+    pub fn is_silence(&self, e: &reqwest::Error, elapsed: Duration) -> bool {
+        e.is_timeout() && !e.is_connect() && elapsed < self.total
+    }
+}
+
+/// An HTTP client for a polled REST API: rustls with the ring provider
+/// (it builds without cmake) and the platform's certificate verifier, with
+/// `timeouts`.
+pub fn http_client(timeouts: &HttpTimeouts) -> Result<reqwest::Client, reqwest::Error> {
+    // reqwest needs a process-wide provider when built without its own; a
+    // second install is refused harmlessly.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let builder = reqwest::Client::builder()
+        .connect_timeout(timeouts.connect)
+        .read_timeout(timeouts.silence)
+        .timeout(timeouts.total)
+        .pool_idle_timeout(timeouts.pool_idle)
+        .tcp_keepalive(timeouts.keepalive_idle)
+        .tcp_keepalive_interval(timeouts.keepalive_interval)
+        .tcp_keepalive_retries(timeouts.keepalive_retries)
+        .user_agent(concat!("Vigie/", env!("CARGO_PKG_VERSION")));
+    #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
+    let builder = builder.tcp_user_timeout(timeouts.unacknowledged);
+    builder.build()
+}
+
+/// `timeout` in words: "10 s", or "0.5 s" below a second.
+pub fn seconds(timeout: Duration) -> String {
+    if timeout.subsec_millis() == 0 {
+        format!("{} s", timeout.as_secs())
+    } else {
+        format!("{:.1} s", timeout.as_secs_f64())
+    }
 }
 
 /// rustls with the ring provider and the platform's verifier: what the
@@ -256,9 +374,113 @@ pub(crate) mod huge {
     }
 }
 
+/// A loopback HTTP/1.1 server that counts its connections and either
+/// answers every request with `{}` (keeping the connection open) or never
+/// answers at all, for the tests of the timeouts.
+#[cfg(test)]
+pub(crate) mod counting {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// Serves until the test ends; returns the base URL and the number of
+    /// connections accepted so far.
+    pub(crate) async fn serve(answer: bool) -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        match socket.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buf[..n]),
+                        }
+                        // Requests carry no body here: one per blank line.
+                        while let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                            request.drain(..end + 4);
+                            if answer && socket.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}").await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (base, accepted)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
+    use std::time::Instant;
+
     use super::*;
+
+    #[test]
+    fn by_default_silence_is_given_up_on_in_10_s_a_request_in_30_s_and_idle_connections_before_a_poll() {
+        let t = HttpTimeouts::default();
+        assert_eq!(t.silence, Duration::from_secs(10));
+        assert_eq!(t.total, Duration::from_secs(30));
+        assert!(t.silence < t.total, "silence must be noticed before the request as a whole times out");
+        assert!(t.pool_idle < Duration::from_secs(60), "a connection idle across the default poll interval is not reused");
+        assert!(t.keepalive_idle + t.keepalive_interval * t.keepalive_retries < t.pool_idle + t.silence);
+        assert_eq!(t.unacknowledged, t.silence);
+    }
+
+    #[tokio::test]
+    async fn the_client_is_built_with_the_silence_and_total_timeouts() {
+        // reqwest has no getters; its Debug shows the two timeouts.
+        let client = http_client(&HttpTimeouts::default()).expect("client");
+        let shown = format!("{client:?}");
+        assert!(shown.contains("read_timeout: 10s"), "{shown}");
+        assert!(shown.contains("TotalTimeout: 30s"), "{shown}");
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_is_given_up_on_after_the_silence_timeout_not_the_total_one() {
+        let (base, _) = counting::serve(false).await;
+        let timeouts = HttpTimeouts { silence: Duration::from_millis(300), total: Duration::from_secs(20), ..HttpTimeouts::default() };
+        let client = http_client(&timeouts).expect("client");
+        let sent = Instant::now();
+        let failed = client.get(&base).send().await.expect_err("no answer");
+        let elapsed = sent.elapsed();
+        assert!(failed.is_timeout(), "{failed:?}");
+        assert!(elapsed < Duration::from_secs(5), "gave up after {elapsed:?}");
+        assert!(timeouts.is_silence(&failed, elapsed));
+        assert!(!timeouts.is_silence(&failed, timeouts.total), "a timeout at the total limit is not silence");
+    }
+
+    #[tokio::test]
+    async fn a_pooled_connection_idle_longer_than_the_pool_limit_is_not_reused() {
+        let (base, accepted) = counting::serve(true).await;
+        let timeouts = HttpTimeouts { pool_idle: Duration::from_millis(300), ..HttpTimeouts::default() };
+        let client = http_client(&timeouts).expect("client");
+        for _ in 0..2 {
+            let answer = client.get(&base).send().await.expect("answered");
+            read_body(answer, 16).await.expect("read");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1, "requests close together share one connection");
+        // The idle time is the scenario, not a synchronisation.
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let answer = client.get(&base).send().await.expect("answered");
+        read_body(answer, 16).await.expect("read");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2, "a connection idle past the limit is replaced");
+    }
+
+    #[test]
+    fn timeouts_read_in_seconds() {
+        assert_eq!(seconds(Duration::from_secs(10)), "10 s");
+        assert_eq!(seconds(Duration::from_millis(1_500)), "1.5 s");
+    }
 
     #[tokio::test]
     async fn a_body_over_the_limit_is_refused_whether_announced_or_chunked() {

@@ -573,3 +573,28 @@ async fn more_notifications_than_one_page_arriving_while_closed_are_all_announce
     assert_eq!(sorted, wanted);
     count_becomes(&rig, 122).await;
 }
+
+#[tokio::test]
+async fn a_burst_of_600_new_notifications_at_once_is_announced_each_exactly_once() {
+    let fake = FakeLeantime::start(ServerVersion::V3_9_6).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rig = connected(&fake, &dir).await;
+
+    // Far more than one inbox page (50) between two polls: a project
+    // import, or a bulk edit that notifies everyone.
+    let wanted: Vec<String> = (0..600).map(|i| format!("n{}", fake.add_notification(&format!("Imported task {i}"), "Sam Lee"))).collect();
+    refresh(&rig);
+    let mut announced: Vec<String> = Vec::new();
+    while announced.len() < wanted.len() {
+        let (items, _) = within(PATIENCE, &format!("the burst ({} of {} so far)", announced.len(), wanted.len()), rig.next_new_items(ID)).await;
+        announced.extend(items.into_iter().map(|i| i.key));
+    }
+    let mut sorted = announced.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), announced.len(), "each once");
+    let mut wanted = wanted;
+    wanted.sort();
+    assert_eq!(sorted, wanted);
+    count_becomes(&rig, 602).await;
+}

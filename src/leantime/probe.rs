@@ -13,7 +13,7 @@ use std::sync::Arc;
 use secrecy::SecretString;
 use serde_json::Value;
 
-use super::{API_KEY_NOTICE, AuthKind, LeantimeWatcher, PollKind, ServerInfo, discovery_calls, http_client, read_user, read_version};
+use super::{API_KEY_NOTICE, AuthKind, LeantimeWatcher, PollKind, ServerInfo, discovery_calls, read_user, read_version};
 use crate::badge::BadgeMode;
 use crate::config::AccountConfig;
 use crate::probe::{Discovered, ProbeLog, StepKind};
@@ -28,7 +28,7 @@ pub async fn run(account: &AccountConfig, secrets: Arc<dyn SecretStore>, log: &P
     };
     let Some(base) = crate::web::reach(server, "token or API key", log).await else { return Discovered::default() };
     let watcher = LeantimeWatcher::new(account.id.clone(), &base, account.auth, account.tasks.clone(), secrets);
-    let client = match http_client() {
+    let client = match watcher.http_client() {
         Ok(client) => client,
         Err(e) => {
             log.failed(StepKind::Server, words(e));

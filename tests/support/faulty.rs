@@ -48,7 +48,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 /// The largest chunk read and passed on at once, per direction.
@@ -88,6 +88,8 @@ struct Shared {
     /// The number the next accepted connection gets.
     next_id: AtomicU64,
     accepted: AtomicU64,
+    /// Woken at each accepted connection.
+    accepted_now: Notify,
     refused: AtomicU64,
     reset: AtomicU64,
     swallowed: AtomicU64,
@@ -187,6 +189,22 @@ impl FaultyProxy {
         }
     }
 
+    /// Waits until the proxy has accepted more than `count` connections
+    /// in all ([`Counters::accepted`]): a client that gave up on a link
+    /// and opened a new one.
+    pub async fn accepted_more_than(&self, count: u64) {
+        loop {
+            // Registered before the check, so an accept in between wakes it.
+            let accepted = self.shared.accepted_now.notified();
+            tokio::pin!(accepted);
+            accepted.as_mut().enable();
+            if self.shared.accepted.load(Ordering::SeqCst) > count {
+                return;
+            }
+            accepted.await;
+        }
+    }
+
     /// Applies `fault`.
     pub fn apply(&self, fault: Fault) {
         match fault {
@@ -250,6 +268,7 @@ async fn accept_loop(listener: TcpListener, upstream: u16, control: watch::Recei
         }
         let id = shared.next_id.fetch_add(1, Ordering::SeqCst);
         shared.accepted.fetch_add(1, Ordering::SeqCst);
+        shared.accepted_now.notify_waiters();
         let (control, shared) = (control.clone(), shared.clone());
         connections.spawn(async move {
             if faults.blackhole {
