@@ -409,7 +409,7 @@ impl ConfigFile {
             // Not the error's Display: it quotes the line, which may hold a
             // password typed into this file by mistake.
             message: match e.span() {
-                Some(span) => format!("line {}: {}", super::line_of(&text, span.start), e.message()),
+                Some(span) => format!("line {}: {}", super::line_of(text, span.start), e.message()),
                 None => e.message().to_owned(),
             },
         })?;
