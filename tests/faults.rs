@@ -21,9 +21,12 @@
 //!
 //! Beside them: a resume on a network that silently dropped the links
 //! (each source reconnects at the wake, not after a timeout), the proxy's
-//! own faults against an echo server, and two ignored benchmarks (a long
-//! run of 10,000 items and 500 faults, and half-open links timed against
-//! each source's keepalive; see `docs/benchmarks.md`).
+//! own faults against an echo server, and three ignored benchmarks (a long
+//! run of 10,000 items and 500 faults, half-open links timed against each
+//! source's keepalive, and a soak: rounds of items and faults for minutes
+//! with the process's RSS, sockets and tasks sampled after each; see
+//! `docs/benchmarks.md`). A scenario is a [`World`] (the servers, their
+//! proxies and the core) played for one round; the soak plays many.
 //!
 //! [`FaultyProxy`]: crate::support::faulty::FaultyProxy
 
