@@ -49,7 +49,8 @@
 //! - `faults`: seeded randomized scenarios through a fault-injecting proxy
 //!   (`support::faulty`), per source and all three at once, with restarts
 //!   and a sleep: every item announced exactly once, counts right
-//!   (`VIGIE_FAULT_SEED` replays one).
+//!   (`VIGIE_FAULT_SEED` replays one); ignored, a soak of rounds of them
+//!   with the process's RSS, sockets and tasks kept flat.
 //! - `parsers`: property tests of every parser of server and disk input
 //!   (DDP and EJSON, JSON-RPC, IMAP headers and previews, folder names, the
 //!   config file and its editor): no panic, a typed error or a sane value.
