@@ -665,11 +665,13 @@ struct TrayResults {
     /// opened, per minute of an idle window.
     idle_cpu_ms_per_min: f64,
     idle_window: Duration,
+    /// The busiest threads of that window: id, name, CPU ns, switches.
+    idle_threads: Vec<(u32, String, u64, u64)>,
 }
 
 /// On-CPU time of every thread of `app` over `secs` of idling, sampled every
 /// second; scaled to one minute.
-fn idle_cpu(app: &mut Managed, secs: u64) -> Res<(f64, Duration)> {
+fn idle_cpu(app: &mut Managed, secs: u64) -> Res<(f64, Duration, Vec<(u32, String, u64, u64)>)> {
     let mut window = CpuWindow::start(app.pid());
     let started = Instant::now();
     let end = started + Duration::from_secs(secs);
@@ -681,8 +683,9 @@ fn idle_cpu(app: &mut Managed, secs: u64) -> Res<(f64, Duration)> {
         }
     }
     let elapsed = started.elapsed();
-    let ns: u64 = window.per_thread().iter().map(|t| t.2).sum();
-    Ok((ns as f64 / 1e6 * 60.0 / elapsed.as_secs_f64(), elapsed))
+    let threads = window.per_thread();
+    let ns: u64 = threads.iter().map(|t| t.2).sum();
+    Ok((ns as f64 / 1e6 * 60.0 / elapsed.as_secs_f64(), elapsed, threads))
 }
 
 /// Polls the window tree every ~5 ms until `pred` holds; returns when it
@@ -777,7 +780,7 @@ fn bench_tray(opts: &Options) -> Res<TrayResults> {
     wait_window(&session, Duration::from_secs(30), tray_present)?;
     let closed = settled_mem(&mut app);
     eprintln!("tray: idle for {} s with the window never opened", opts.idle_secs);
-    let (idle_cpu_ms_per_min, idle_window) = idle_cpu(&mut app, opts.idle_secs)?;
+    let (idle_cpu_ms_per_min, idle_window, idle_threads) = idle_cpu(&mut app, opts.idle_secs)?;
 
     // Open the settings window: a second launch hands over to the first.
     let (mut second, _) = spawn_app(&session, &opts.vigie, &config)?;
@@ -817,6 +820,7 @@ fn bench_tray(opts: &Options) -> Res<TrayResults> {
         exits,
         idle_cpu_ms_per_min,
         idle_window,
+        idle_threads,
     })
 }
 
@@ -945,6 +949,9 @@ fn main() -> ExitCode {
             t.idle_cpu_ms_per_min,
             t.idle_window.as_secs_f64()
         );
+        for (tid, name, ns, sw) in t.idle_threads.iter().filter(|t| t.2 > 0) {
+            println!("      thread {tid} {name:<16} {:>8.3} ms CPU, {sw} switches", *ns as f64 / 1e6);
+        }
         println!("tray app memory (Xvfb + trayer, demo every 86400 s):");
         print_tree_mem("first GTK 3 client on a fresh X server (window never opened)", &t.first_client);
         print_tree_mem("window closed (never opened)", &t.closed);

@@ -119,6 +119,8 @@ struct Latency {
     watcher: Vec<f64>,
     /// APPEND OK → the raw client's `* n EXISTS`.
     raw: Vec<f64>,
+    /// APPEND OK → the fetching raw client's FETCH answered.
+    raw_fetch: Vec<f64>,
 }
 
 struct Restart {
@@ -227,7 +229,9 @@ async fn run(samples: usize, parts: Parts) -> Res<ImapResults> {
 async fn pushed(dovecot: &Dovecot, samples: usize, parts: Parts) -> Res<(Option<Latency>, Option<Burst>, Option<Burst>)> {
     let mut feeder = dovecot.client().await;
     feeder.append("INBOX", &message("old@example.test", "Already there", "old"), false).await;
-    let mut raw = RawIdle::start(dovecot.port(), "INBOX").await?;
+    let mut raw = RawIdle::start(dovecot.port(), "INBOX", OnExists::Listen).await?;
+    let mut raw_fetch =
+        if parts.latency { Some(RawIdle::start(dovecot.port(), "INBOX", OnExists::Fetch).await?) } else { None };
     let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
     let (core, mut events) = start(&dir, vec![mail_account("mail", plain(dovecot.port(), &["INBOX"]))?])?;
     live(&mut events).await?;
@@ -235,7 +239,11 @@ async fn pushed(dovecot: &Dovecot, samples: usize, parts: Parts) -> Res<(Option<
     let mut latency = None;
     if parts.latency {
         eprintln!("vigie-bench: imap: APPEND → event, {samples} messages, watcher and raw IDLE client side by side…");
-        let mut measured = Latency { watcher: Vec::with_capacity(samples), raw: Vec::with_capacity(samples) };
+        let mut measured = Latency {
+            watcher: Vec::with_capacity(samples),
+            raw: Vec::with_capacity(samples),
+            raw_fetch: Vec::with_capacity(samples),
+        };
         let mut sample = async || -> Res<()> {
             for n in 0..samples {
                 // Dovecot starts a session's 500 ms notification timer on
@@ -249,13 +257,20 @@ async fn pushed(dovecot: &Dovecot, samples: usize, parts: Parts) -> Res<(Option<
                 let key = format!("INBOX:{validity}:{uid}");
                 let at = announced(&mut events, &[key], PATIENCE).await?.done;
                 measured.watcher.push(ms(at - ok));
-                let seen = raw.exists_at_least(uid_count(&mut feeder).await, PATIENCE).await?;
+                let count = uid_count(&mut feeder).await;
+                let seen = raw.exists_at_least(count, PATIENCE).await?;
                 measured.raw.push(ms(seen.saturating_duration_since(ok)));
+                if let Some(raw_fetch) = raw_fetch.as_mut() {
+                    let fetched = raw_fetch.exists_at_least(count, PATIENCE).await?;
+                    measured.raw_fetch.push(ms(fetched.saturating_duration_since(ok)));
+                }
             }
             Ok(())
         };
         latency = part("latency", sample().await).map(|()| measured);
     }
+    // Its fetches would load Dovecot during the bursts.
+    drop(raw_fetch);
     let (mut burst, mut spread) = (None, None);
     if parts.burst {
         eprintln!("vigie-bench: imap: a burst of {BURST} messages in one MULTIAPPEND…");
@@ -382,8 +397,22 @@ async fn uid_count(client: &mut ImapClient) -> u32 {
 
 // ---------------------------------------------------------------- raw IDLE
 
+/// What a raw client does when the server reports new mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OnExists {
+    /// Nothing: the time the `* n EXISTS` line was read is the event.
+    Listen,
+    /// What any notifier must do to show a toast, with no processing: DONE,
+    /// FETCH of the new messages' header and first text bytes (the items
+    /// the watcher asks for), IDLE again; the FETCH's OK is the event. Its
+    /// difference to the watcher is our own cost, with Dovecot's cost of a
+    /// session that fetches on both sides.
+    Fetch,
+}
+
 /// A minimal IDLE client on a plain TCP connection: LOGIN, SELECT, IDLE,
-/// then every `* n EXISTS` line with the time it was read.
+/// then every `* n EXISTS` line with the time it was read (or its FETCH
+/// answered, see [`OnExists`]).
 struct RawIdle {
     exists: mpsc::UnboundedReceiver<(Instant, u32)>,
     /// The last count reported.
@@ -398,7 +427,7 @@ impl Drop for RawIdle {
 }
 
 impl RawIdle {
-    async fn start(port: u16, folder: &str) -> Res<RawIdle> {
+    async fn start(port: u16, folder: &str, on_exists: OnExists) -> Res<RawIdle> {
         let stream = TcpStream::connect(("127.0.0.1", port)).await.map_err(|e| format!("raw client: {e}"))?;
         let mut stream = BufReader::new(stream);
         expect_line(&mut stream, None, "* OK").await?;
@@ -408,18 +437,26 @@ impl RawIdle {
         let (tx, exists) = mpsc::unbounded_channel();
         let task = tokio::spawn(async move {
             let mut line = String::new();
-            loop {
+            let mut fetched = None;
+            for round in 0u64.. {
                 line.clear();
                 match stream.read_line(&mut line).await {
                     Ok(0) | Err(_) => return,
                     Ok(_) => {}
                 }
-                let at = Instant::now();
+                let mut at = Instant::now();
                 let mut words = line.split_whitespace();
-                if let (Some("*"), Some(n), Some("EXISTS")) = (words.next(), words.next(), words.next())
-                    && let Ok(n) = n.parse::<u32>()
-                    && tx.send((at, n)).is_err()
-                {
+                let (Some("*"), Some(n), Some("EXISTS")) = (words.next(), words.next(), words.next()) else { continue };
+                let Ok(n) = n.parse::<u32>() else { continue };
+                if on_exists == OnExists::Fetch {
+                    let first = fetched.map_or(1, |last: u32| last + 1);
+                    match fetch_and_idle(&mut stream, round, first, n).await {
+                        Ok(done) => at = done,
+                        Err(_) => return,
+                    }
+                    fetched = Some(n);
+                }
+                if tx.send((at, n)).is_err() {
                     return;
                 }
             }
@@ -440,6 +477,36 @@ impl RawIdle {
         };
         tokio::time::timeout(limit, wait).await.map_err(|_| format!("raw client: no EXISTS {n} within {limit:?}"))?
     }
+}
+
+/// Leaves IDLE, fetches messages `first..=last` as the watcher does, idles
+/// again; returns when the FETCH was answered.
+async fn fetch_and_idle(stream: &mut BufReader<TcpStream>, round: u64, first: u32, last: u32) -> Res<Instant> {
+    use vigie::imap::message::{HEADER_BYTES, PREVIEW_BYTES};
+    expect_line(stream, Some("DONE\r\n"), "c").await?;
+    let fetch = format!(
+        "f{round} FETCH {first}:{last} (UID FLAGS BODY.PEEK[HEADER]<0.{HEADER_BYTES}> BODY.PEEK[TEXT]<0.{PREVIEW_BYTES}>)\r\n"
+    );
+    stream.get_mut().write_all(fetch.as_bytes()).await.map_err(|e| format!("raw client: {e}"))?;
+    let tag = format!("f{round} OK");
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if stream.read_line(&mut line).await.map_err(|e| format!("raw client: {e}"))? == 0 {
+            return Err("raw client: connection closed".to_owned());
+        }
+        if line.starts_with(&tag) {
+            break;
+        }
+        // A literal's bytes may hold anything, line ends included.
+        if let Some(size) = line.trim_end().strip_suffix('}').and_then(|l| l.rsplit_once('{')).and_then(|(_, n)| n.parse::<usize>().ok()) {
+            let mut literal = vec![0; size];
+            stream.read_exact(&mut literal).await.map_err(|e| format!("raw client: {e}"))?;
+        }
+    }
+    let done = Instant::now();
+    expect_line(stream, Some("c IDLE\r\n"), "+ ").await?;
+    Ok(done)
 }
 
 /// Sends `send` (if any), then reads lines until one starts with `until`;
@@ -752,6 +819,20 @@ fn overhead(l: &Latency) -> Option<(Percentiles, Percentiles, Percentiles)> {
     Some((Percentiles::of(&l.watcher)?, Percentiles::of(&l.raw)?, Percentiles::of(&diffs)?))
 }
 
+/// The fetching raw client's latencies, and the watcher's minus them.
+fn fetching_overhead(l: &Latency) -> Option<(Percentiles, Percentiles)> {
+    let diffs: Vec<f64> = l.watcher.iter().zip(&l.raw_fetch).map(|(w, f)| w - f).collect();
+    Some((Percentiles::of(&l.raw_fetch)?, Percentiles::of(&diffs)?))
+}
+
+/// The two raw clients against each other, same mail (fetching −
+/// listening): how far Dovecot's per-session timers alone set two clients
+/// apart, the floor under any per-mail difference.
+fn raw_spread(l: &Latency) -> Option<Percentiles> {
+    let diffs: Vec<f64> = l.raw_fetch.iter().zip(&l.raw).map(|(f, r)| f - r).collect();
+    Percentiles::of(&diffs)
+}
+
 fn mean(values: &[f64]) -> Option<f64> {
     (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
 }
@@ -773,6 +854,19 @@ pub fn print(r: &ImapResults) {
         println!("  APPEND OK → NewItems event, {n} messages one at a time: {w} (mean {:.1} ms)", mean(&l.watcher).unwrap_or(0.0));
         println!("  APPEND OK → raw IDLE client's `* n EXISTS`, same messages: {raw} (mean {:.1} ms)", mean(&l.raw).unwrap_or(0.0));
         println!("  our cost, per message (watcher − raw): {diff}; p99 watcher − p99 raw = {:.1} ms", w.p99 - raw.p99);
+        if let Some((f, fdiff)) = fetching_overhead(l) {
+            println!(
+                "  APPEND OK → FETCH answered, raw client doing DONE + the watcher's FETCH + IDLE: {f} (mean {:.1} ms)",
+                mean(&l.raw_fetch).unwrap_or(0.0)
+            );
+            println!(
+                "  our own cost, per message (watcher − fetching raw client): {fdiff}; p99 − p99 = {:.1} ms",
+                w.p99 - f.p99
+            );
+        }
+        if let Some(spread) = raw_spread(l) {
+            println!("  the two raw clients apart, per message (fetching − listening): {spread}");
+        }
     }
     let (floor, base, max) = r.backoff;
     let restarts = r.restarts.as_deref().unwrap_or_default();
@@ -850,6 +944,7 @@ fn dovecot_version() -> String {
 /// The table rows.
 pub fn rows(r: Option<&ImapResults>) -> Vec<Row> {
     let o = r.and_then(|r| r.latency.as_ref()).and_then(overhead);
+    let fetching = r.and_then(|r| r.latency.as_ref()).and_then(fetching_overhead);
     let worst_restart = r.and_then(|r| r.restarts.as_ref()?.iter().map(|s| ms(s.back_to_announced)).max_by(f64::total_cmp));
     let notify = r.and_then(|r| r.connections.iter().find(|c| c.notify));
     let without = r.and_then(|r| r.connections.iter().find(|c| !c.notify));
@@ -887,6 +982,34 @@ pub fn rows(r: Option<&ImapResults>) -> Vec<Row> {
             measured: o.map(|(_, _, diff)| diff.p99),
             unit: "ms",
             target: Some(TARGET_OVERHEAD_P99_MS),
+            reference: false,
+        },
+        Row {
+            metric: "IMAP APPEND → FETCH answered, raw client that fetches too (p99)".into(),
+            measured: fetching.map(|(f, _)| f.p99),
+            unit: "ms",
+            target: None,
+            reference: false,
+        },
+        Row {
+            metric: "IMAP our own cost: p99 watcher − p99 raw client that fetches too".into(),
+            measured: o.zip(fetching).map(|((w, _, _), (f, _))| w.p99 - f.p99),
+            unit: "ms",
+            target: None,
+            reference: false,
+        },
+        Row {
+            metric: "IMAP our own cost per mail: p99 of (watcher − fetching raw client), same mail".into(),
+            measured: fetching.map(|(_, diff)| diff.p99),
+            unit: "ms",
+            target: None,
+            reference: false,
+        },
+        Row {
+            metric: "IMAP two raw clients apart per mail: p99 of (fetching − listening), same mail".into(),
+            measured: r.and_then(|r| raw_spread(r.latency.as_ref()?)).map(|p| p.p99),
+            unit: "ms",
+            target: None,
             reference: false,
         },
         Row {
