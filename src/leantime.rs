@@ -697,7 +697,9 @@ fn rows<T: serde::de::DeserializeOwned>(value: &Value, method: Method) -> Result
     match value {
         // Leantime answers an empty list as `[]`, some versions as `false`.
         Value::Null | Value::Bool(false) => Ok(Vec::new()),
-        other => serde_json::from_value(other.clone())
+        // Read in place: a clone of every open ticket's JSON would double
+        // the poll's peak memory, which glibc then keeps.
+        other => <Vec<T> as serde::Deserialize>::deserialize(other)
             .map_err(|e| WatchError::Transient(format!("{}: unexpected answer from Leantime ({e})", method.name()))),
     }
 }
