@@ -278,6 +278,9 @@ fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
+/// One thread's share of a window: id, name, ns on CPU, context switches.
+type ThreadCpu = (u32, String, u64, u64);
+
 /// On-CPU time and context switches per thread, read from
 /// `/proc/<pid>/task/*/`, summed over a window by following each thread
 /// (a thread that exits between two samples loses at most one sample's
@@ -336,8 +339,8 @@ impl CpuWindow {
         }
     }
 
-    /// Per thread: (tid, name, ns on CPU, context switches) over the window.
-    fn per_thread(&self) -> Vec<(u32, String, u64, u64)> {
+    /// Per thread over the window.
+    fn per_thread(&self) -> Vec<ThreadCpu> {
         let mut rows: Vec<_> = self
             .last
             .iter()
@@ -665,13 +668,13 @@ struct TrayResults {
     /// opened, per minute of an idle window.
     idle_cpu_ms_per_min: f64,
     idle_window: Duration,
-    /// The busiest threads of that window: id, name, CPU ns, switches.
-    idle_threads: Vec<(u32, String, u64, u64)>,
+    /// Every thread of that window.
+    idle_threads: Vec<ThreadCpu>,
 }
 
 /// On-CPU time of every thread of `app` over `secs` of idling, sampled every
 /// second; scaled to one minute.
-fn idle_cpu(app: &mut Managed, secs: u64) -> Res<(f64, Duration, Vec<(u32, String, u64, u64)>)> {
+fn idle_cpu(app: &mut Managed, secs: u64) -> Res<(f64, Duration, Vec<ThreadCpu>)> {
     let mut window = CpuWindow::start(app.pid());
     let started = Instant::now();
     let end = started + Duration::from_secs(secs);
