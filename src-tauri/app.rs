@@ -96,10 +96,17 @@ pub fn run(launch: Launch) -> ExitCode {
             app.manage(core_handle.clone());
             let tray = Tray::create(&handle, &core_handle.snapshot())?;
             let shell = CancellationToken::new();
+            // Listening from here on: a quit asked before the task first
+            // runs must still stop the core.
+            let signal = {
+                let runtime = tauri::async_runtime::handle();
+                let _inside = runtime.inner().enter();
+                crate::cli::shutdown_signal()
+            };
             let tasks = vec![
                 tauri::async_runtime::spawn(follow_state(handle.clone(), core_handle, tray, shell.clone())),
                 tauri::async_runtime::spawn(forward_events(handle.clone(), events, notifications, snooze_delay, shell.clone())),
-                tauri::async_runtime::spawn(exit_on_signal(handle.clone(), shell.clone())),
+                tauri::async_runtime::spawn(exit_on_signal(handle.clone(), signal, shell.clone())),
             ];
             handle.on_menu_event(|app, event| on_menu(app, event.id().as_ref()));
             if let Ok(mut slot) = app.state::<RunningSlot>().0.lock() {
@@ -120,14 +127,16 @@ pub fn run(launch: Launch) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    app.run(|app, event| match event {
+    // `run_return`, not `run`, which ends the process itself: returning
+    // lets the caller's log guard flush the last lines ("stopped").
+    let code = app.run_return(|app, event| match event {
         // Closing the last window must not quit a tray app; `code` is set
         // only when we asked to exit (Quit).
         RunEvent::ExitRequested { code: None, api, .. } => api.prevent_exit(),
         RunEvent::Exit => stop(app),
         _ => {}
     });
-    ExitCode::SUCCESS
+    u8::try_from(code).map_or(ExitCode::FAILURE, ExitCode::from)
 }
 
 fn stop<R: Runtime>(app: &AppHandle<R>) {
@@ -181,10 +190,10 @@ pub fn open_settings<R: Runtime>(app: &AppHandle<R>) {
 
 /// SIGTERM (logout, `kill`) and Ctrl-C quit like the menu's Quit, so the
 /// core stops cleanly.
-async fn exit_on_signal<R: Runtime>(app: AppHandle<R>, stop: CancellationToken) {
+async fn exit_on_signal<R: Runtime>(app: AppHandle<R>, signal: impl Future<Output = ()>, stop: CancellationToken) {
     tokio::select! {
         () = stop.cancelled() => {}
-        () = crate::cli::shutdown_signal() => {
+        () = signal => {
             tracing::info!("quit requested by signal");
             app.exit(0);
         }
@@ -192,7 +201,13 @@ async fn exit_on_signal<R: Runtime>(app: AppHandle<R>, stop: CancellationToken) 
 }
 
 /// Redraws the tray and tells the settings window on every state change.
-async fn follow_state<R: Runtime>(app: AppHandle<R>, core: CoreHandle, mut tray: Tray<R>, stop: CancellationToken) {
+///
+/// The tray is redrawn on the main thread, queued there: from this task,
+/// each menu change would block until the main thread ran it, and the main
+/// thread, when the app quits, blocks until this task ends (a hang at
+/// every quit that fell in a redraw).
+async fn follow_state<R: Runtime>(app: AppHandle<R>, core: CoreHandle, tray: Tray<R>, stop: CancellationToken) {
+    let tray = Arc::new(Mutex::new(tray));
     let mut changes = core.subscribe();
     loop {
         tokio::select! {
@@ -200,8 +215,18 @@ async fn follow_state<R: Runtime>(app: AppHandle<R>, core: CoreHandle, mut tray:
             changed = changes.changed() => if changed.is_err() { return },
         }
         let snapshot = changes.borrow_and_update().clone();
-        if let Err(e) = tray.update(&snapshot) {
-            tracing::warn!("cannot update the tray: {e}");
+        let redraw = {
+            let (tray, snapshot) = (Arc::clone(&tray), snapshot.clone());
+            move || {
+                let Ok(mut tray) = tray.lock() else { return };
+                if let Err(e) = tray.update(&snapshot) {
+                    tracing::warn!("cannot update the tray: {e}");
+                }
+            }
+        };
+        if app.run_on_main_thread(redraw).is_err() {
+            // The event loop is gone: the app is quitting.
+            return;
         }
         if app.get_webview_window(SETTINGS).is_some() {
             let _ = app.emit_to(SETTINGS, OVERVIEW_CHANGED, Overview::from(&snapshot));

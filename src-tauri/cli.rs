@@ -233,25 +233,42 @@ fn run_headless(launch: Launch) -> ExitCode {
     })
 }
 
-/// Resolves on Ctrl-C, or SIGTERM on Unix.
-pub async fn shutdown_signal() {
+/// Resolves on Ctrl-C, or SIGTERM on Unix. The handlers are installed
+/// when this is called, not when the future is first polled: a signal that
+/// comes in between is kept rather than left to the default action, which
+/// would end the process without stopping the core. Call it inside the
+/// runtime.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let (term, interrupt) = (signal(SignalKind::terminate()).ok(), signal(SignalKind::interrupt()).ok());
+        async move {
+            let on = |signal: Option<tokio::signal::unix::Signal>| async move {
+                match signal {
+                    Some(mut signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+            };
+            match (term.is_some(), interrupt.is_some()) {
+                (false, false) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+                _ => {
+                    tokio::select! {
+                        () = on(term) => {}
+                        () = on(interrupt) => {}
+                    }
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -356,6 +356,35 @@ mod gui {
         assert!(done.contains("MarkDone"), "{done}");
     }
 
+    /// The tray is redrawn at every change of state; a quit that lands
+    /// while the state changes by the moment (an item every 50 ms, the
+    /// demo chat's link dropped and back) still stops the core
+    /// and exits. It used to hang for good: the main thread, stopping,
+    /// waited for the task redrawing the tray, which waited for the main
+    /// thread to change a menu label.
+    #[test]
+    fn a_quit_while_the_state_keeps_changing_stops_the_core_and_exits() {
+        let mut session = Session::desktop().expect("desktop session");
+        let _toasts = session.start_notifyd().expect("notification server");
+        let config = demo_config(&session, 0.05);
+        // Each quit lands at another point of a redraw.
+        for run in 1..=10 {
+            let mut app =
+                session.command(VIGIE).arg("--config").arg(&config).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("app");
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while read_logs(&session).matches("tray app started").count() < run {
+                assert!(std::time::Instant::now() < deadline, "run {run}: the tray app did not start");
+                assert!(app.try_wait().expect("status").is_none(), "run {run}: the app exited early");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let kill = Command::new("kill").args(["-TERM", &app.id().to_string()]).status().expect("kill");
+            assert!(kill.success());
+            let status = wait_exit(&mut app, Duration::from_secs(15)).unwrap_or_else(|| panic!("run {run}: no exit within 15 s of SIGTERM"));
+            assert!(status.success(), "run {run}: clean exit: {status:?}");
+            assert_eq!(read_logs(&session).matches("INFO vigie::app: stopped").count(), run, "run {run}: the core was stopped");
+        }
+    }
+
     #[test]
     fn the_tray_draws_the_last_known_badge_and_a_second_launch_opens_settings() {
         let mut session = Session::desktop().expect("desktop session");
