@@ -284,10 +284,14 @@ impl Session {
             .spawn()
             .map_err(|e| std::io::Error::other(format!("cannot start {}: {e}", driver.display())))?;
         self.tauri_driver = Some(child);
+        // tauri-driver starts WebKitWebDriver at once but does not wait for
+        // it: a session asked for before the native driver listens fails
+        // (seen on a loaded CI machine). Both must be listening.
         let deadline = Instant::now() + Duration::from_secs(15);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        let listening = |port: u16| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+        while !listening(port) || !listening(native_port) {
             if Instant::now() > deadline {
-                return Err(std::io::Error::other("tauri-driver did not listen within 15 s"));
+                return Err(std::io::Error::other("tauri-driver and WebKitWebDriver did not both listen within 15 s"));
             }
             std::thread::sleep(Duration::from_millis(25));
         }
