@@ -1,44 +1,40 @@
-//! The tray app: starts the core, the tray and the toasts, opens the settings
-//! window on demand, and stops everything cleanly on Quit.
+//! The tray app: starts the core, the tray, the toasts and the control
+//! channel, opens the settings window on demand, and stops everything
+//! cleanly on Quit.
 //!
-//! Lifecycle: closing the settings window destroys it (an idle app holds no
-//! webview) and never quits; only "Quit" does, and then the core is stopped
-//! before the process exits. A second launch only opens the settings window
-//! of the running instance.
+//! Shape: GTK's main loop owns the main thread (the tray icon and its menu
+//! live there); the core, the toasts and the control channel run on a small
+//! tokio runtime beside it. The settings window is another process
+//! (`vigie-settings`, a Tauri webview) that talks to this one over the
+//! control socket: the tray process never loads a web engine, so an idle
+//! Vigie stays small, and closing the window gives all of it back.
+//!
+//! Lifecycle: only "Quit" (or SIGTERM, Ctrl-C) ends the app, and the core
+//! is stopped before the process exits. A second launch finds this one on
+//! the control socket, asks it to open the settings window, and exits.
 
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use tauri::{AppHandle, Emitter, Manager, RunEvent, Runtime, WebviewUrl, WebviewWindowBuilder};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use vigie::config::{Config, Notifications};
+use vigie::control::views::CommandError;
+use vigie::control::{Client, ControlError, Listener, Service, Shell};
 use vigie::pause::PauseChoice;
 use vigie::scheduler::Trigger;
 use vigie::secrets::SecretStore;
 use vigie::settings::Settings;
 use vigie::watcher::{Action, ActionError};
-use vigie::{Core, CoreEvent, CoreHandle, sources};
+use vigie::{Core, CoreEvent, CoreHandle, Snapshot, sources};
 
 use crate::cli::Launch;
 use crate::grouping::{Grouping, Shape};
+use crate::settings_window::SettingsWindow;
 use crate::snooze::Snoozes;
-use crate::ipc::{CORE_EVENT, EventView, OVERVIEW_CHANGED, Overview};
 use crate::toast::{self, Choice, Target, Toaster};
 use crate::tray::{MenuAction, Tray};
-
-/// Label of the settings window (also named in its capability file).
-pub const SETTINGS: &str = "settings";
-
-/// What must be stopped at exit, in order (the core, in [`Settings`], last).
-struct Running {
-    shell: CancellationToken,
-    tasks: Vec<tauri::async_runtime::JoinHandle<()>>,
-}
-
-#[derive(Default)]
-struct RunningSlot(Mutex<Option<Running>>);
 
 pub fn run(launch: Launch) -> ExitCode {
     let (config, demo, problems) = match launch.config {
@@ -50,201 +46,186 @@ pub fn run(launch: Launch) -> ExitCode {
         // start or silently fall back to the demo; the file is left as is.
         Err(message) => (Config::empty(), launch.cli.demo, vec![message]),
     };
+    // Two workers are plenty for a handful of sockets; idle threads cost
+    // memory, not CPU.
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("vigie-core").enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
+    };
+    let socket = launch.paths.control_socket.clone();
+    let listener = match runtime.block_on(Listener::bind(&socket)) {
+        Ok(listener) => Some(listener),
+        Err(ControlError::AlreadyRunning(_)) => return runtime.block_on(hand_over(&socket)),
+        // Run on without it: no second-launch hand-over, no window.
+        Err(e) => {
+            tracing::error!("no control channel: {e}");
+            None
+        }
+    };
+    if let Err(e) = gtk::init() {
+        return fail(&format!("cannot open the display: {e}"));
+    }
+
     let secrets: Arc<dyn SecretStore> = Arc::new(vigie::secrets::KeyringSecrets);
     let mut setup = sources::setup_from_config(&config, launch.paths.state_file.clone(), demo, secrets.clone());
     setup.problems = problems;
-    let notifications = config.notifications.clone();
-    let start_hidden = config.app.start_hidden;
     let config_file = launch.cli.config.clone().unwrap_or_else(|| launch.paths.config_file.clone());
-    let state_file = launch.paths.state_file.clone();
-    let demo_asked = launch.cli.demo;
     let snooze_delay = launch.cli.snooze_secs.map_or(crate::snooze::DEFAULT_DELAY, std::time::Duration::from_secs);
-    let settings_at_start = launch.cli.settings;
 
-    let app = tauri::Builder::default()
-        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| open_settings(app)))
-        .plugin(tauri_plugin_notification::init())
-        .plugin(tauri_plugin_opener::init())
-        // "Start at login" is the OS's own autostart entry (an XDG
-        // autostart file, a launch agent, a registry key), read and written
-        // through this plugin: no copy of it in our config to drift.
-        .plugin(tauri_plugin_autostart::init(tauri_plugin_autostart::MacosLauncher::LaunchAgent, None::<Vec<&str>>))
-        .manage(RunningSlot::default())
-        .invoke_handler(tauri::generate_handler![
-            crate::commands::get_overview,
-            crate::commands::refresh_now,
-            crate::commands::pause_notifications,
-            crate::commands::refresh_account,
-            crate::commands::get_settings,
-            crate::commands::save_account,
-            crate::commands::remove_account,
-            crate::commands::set_account_enabled,
-            crate::commands::save_notifications,
-            crate::commands::save_hints,
-            crate::commands::test_connection,
-            crate::commands::get_start_options,
-            crate::commands::set_start_at_login,
-            crate::commands::set_start_hidden,
-        ])
-        .setup(move |app| {
-            let handle = app.handle().clone();
-            let (core, events) = tauri::async_runtime::block_on(async { Core::start(setup) })?;
-            let settings = Settings::new(core, config_file, state_file, demo_asked, secrets, notifications);
-            let core_handle = settings.handle();
-            let notifications = settings.notifications();
-            app.manage(settings);
-            app.manage(core_handle.clone());
-            let tray = Tray::create(&handle, &core_handle.snapshot())?;
-            let shell = CancellationToken::new();
-            // Listening from here on: a quit asked before the task first
-            // runs must still stop the core.
-            let signal = {
-                let runtime = tauri::async_runtime::handle();
-                let _inside = runtime.inner().enter();
-                crate::cli::shutdown_signal()
-            };
-            let tasks = vec![
-                tauri::async_runtime::spawn(follow_state(handle.clone(), core_handle, tray, shell.clone())),
-                tauri::async_runtime::spawn(forward_events(handle.clone(), events, notifications, snooze_delay, shell.clone())),
-                tauri::async_runtime::spawn(exit_on_signal(handle.clone(), signal, shell.clone())),
-            ];
-            handle.on_menu_event(|app, event| on_menu(app, event.id().as_ref()));
-            if let Ok(mut slot) = app.state::<RunningSlot>().0.lock() {
-                *slot = Some(Running { shell, tasks });
-            }
-            if !start_hidden || settings_at_start {
-                open_settings(&handle);
-            }
-            tracing::info!("tray app started");
-            Ok(())
-        })
-        .build(tauri::generate_context!());
-    let app = match app {
-        Ok(app) => app,
+    let (core, events) = match runtime.block_on(async { Core::start(setup) }) {
+        Ok(started) => started,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let settings = Arc::new(Settings::new(core, config_file, launch.paths.state_file.clone(), launch.cli.demo, secrets, config.notifications.clone()));
+    let core = settings.handle();
+    let stop = CancellationToken::new();
+    let (window, launcher) = SettingsWindow::new(crate::settings_window::program(), socket.clone(), stop.clone());
+    let service = Arc::new(Service::new(settings.clone(), TrayShell { window: window.clone() }));
+
+    let tray = match Tray::create(&core.snapshot()) {
+        Ok(tray) => tray,
         Err(e) => {
-            tracing::error!("cannot start the tray app: {e}");
-            eprintln!("vigie: cannot start the tray app: {e}");
-            return ExitCode::FAILURE;
+            runtime.block_on(settings.stop());
+            return fail(&format!("cannot show the tray icon: {e}"));
         }
     };
-    // `run_return`, not `run`, which ends the process itself: returning
-    // lets the caller's log guard flush the last lines ("stopped").
-    let code = app.run_return(|app, event| match event {
-        // Closing the last window must not quit a tray app; `code` is set
-        // only when we asked to exit (Quit).
-        RunEvent::ExitRequested { code: None, api, .. } => api.prevent_exit(),
-        RunEvent::Exit => stop(app),
-        _ => {}
-    });
-    u8::try_from(code).map_or(ExitCode::FAILURE, ExitCode::from)
-}
+    on_menu(core.clone(), window.clone(), stop.clone(), runtime.handle().clone());
+    gtk::glib::MainContext::default().spawn_local(follow_state(tray, core.subscribe()));
 
-fn stop<R: Runtime>(app: &AppHandle<R>) {
-    let running = app.state::<RunningSlot>().0.lock().ok().and_then(|mut slot| slot.take());
-    let Some(running) = running else { return };
-    let settings = app.state::<Settings>();
-    tauri::async_runtime::block_on(async move {
-        running.shell.cancel();
-        for task in running.tasks {
-            let _ = task.await;
+    let mut tasks = JoinSet::new();
+    {
+        let _inside = runtime.enter();
+        // Listening from here on: a quit asked before the task first runs
+        // must still stop the core.
+        let signal = crate::cli::shutdown_signal();
+        tasks.spawn(quit_on_signal(signal, stop.clone()));
+        tasks.spawn(launcher);
+        tasks.spawn(forward_events(core.clone(), events, settings.notifications(), snooze_delay, service.clone(), window.clone(), stop.clone()));
+        if let Some(listener) = listener {
+            tasks.spawn(listener.serve(service, stop.clone()));
         }
+        // The main loop ends when `stop` fires, whoever fires it.
+        let stop = stop.clone();
+        tasks.spawn(async move {
+            stop.cancelled().await;
+            gtk::glib::MainContext::default().invoke(gtk::main_quit);
+        });
+    }
+    if launch.cli.settings || !(config.app.start_hidden || launch.cli.hidden) {
+        window.open();
+    }
+    tracing::info!("tray app started");
+    gtk::main();
+
+    stop.cancel();
+    runtime.block_on(async {
+        while tasks.join_next().await.is_some() {}
         settings.stop().await;
     });
     tracing::info!("stopped");
+    ExitCode::SUCCESS
 }
 
-fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
-    let Some(action) = MenuAction::from_id(id) else { return };
-    let core = app.state::<CoreHandle>().inner().clone();
-    let pause = |choice: PauseChoice| {
-        let core = core.clone();
-        tauri::async_runtime::spawn(async move { core.pause(choice.until(&jiff::ZonedDateTime::now())).await });
+fn fail(message: &str) -> ExitCode {
+    tracing::error!("cannot start the tray app: {message}");
+    eprintln!("vigie: {message}");
+    ExitCode::FAILURE
+}
+
+/// A second launch: the running Vigie opens its settings window.
+async fn hand_over(socket: &std::path::Path) -> ExitCode {
+    let opened = async {
+        let (client, _pushed) = Client::connect(socket).await.map_err(|e| e.to_string())?;
+        client.call("open_settings", serde_json::Value::Null).await.map_err(|e| e.to_string())
     };
-    match action {
-        MenuAction::OpenSettings => open_settings(app),
-        MenuAction::RefreshNow => core.refresh_all(Trigger::Manual),
-        MenuAction::PauseHour => pause(PauseChoice::Hour),
-        MenuAction::PauseTomorrow => pause(PauseChoice::Tomorrow),
-        MenuAction::Resume => pause(PauseChoice::Resume),
-        MenuAction::Quit => app.exit(0),
+    match opened.await {
+        Ok(_) => {
+            tracing::info!("Vigie is already running: asked it to open its settings");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&format!("Vigie is already running but did not open its settings: {e}")),
     }
 }
 
-/// Shows the settings window, creating it if it is closed.
-pub fn open_settings<R: Runtime>(app: &AppHandle<R>) {
-    if let Some(window) = app.get_webview_window(SETTINGS) {
-        let _ = window.unminimize();
-        let _ = window.show();
-        let _ = window.set_focus();
-        return;
+/// What the control channel asks of the tray app.
+struct TrayShell {
+    window: SettingsWindow,
+}
+
+impl Shell for TrayShell {
+    fn open_settings(&self) -> Result<(), CommandError> {
+        self.window.open();
+        Ok(())
     }
-    let built = WebviewWindowBuilder::new(app, SETTINGS, WebviewUrl::App("index.html".into()))
-        .title("Vigie — Settings")
-        .inner_size(560.0, 620.0)
-        .min_inner_size(420.0, 360.0)
-        .build();
-    if let Err(e) = built {
-        tracing::error!("cannot open the settings window: {e}");
+
+    fn start_at_login(&self) -> Result<bool, CommandError> {
+        crate::autostart::is_enabled()
     }
+
+    fn set_start_at_login(&self, enabled: bool) -> Result<(), CommandError> {
+        crate::autostart::set_enabled(enabled)
+    }
+}
+
+/// Runs the menu's actions. GTK calls the handler on the main thread, so
+/// it only hands work on: nothing here may wait.
+fn on_menu(core: CoreHandle, window: SettingsWindow, stop: CancellationToken, runtime: tokio::runtime::Handle) {
+    tray_icon::menu::MenuEvent::set_event_handler(Some(move |event: tray_icon::menu::MenuEvent| {
+        let Some(action) = MenuAction::from_id(event.id().as_ref()) else { return };
+        let pause = |choice: PauseChoice| {
+            let core = core.clone();
+            runtime.spawn(async move { core.pause(choice.until(&jiff::ZonedDateTime::now())).await });
+        };
+        match action {
+            MenuAction::OpenSettings => window.open(),
+            MenuAction::RefreshNow => core.refresh_all(Trigger::Manual),
+            MenuAction::PauseHour => pause(PauseChoice::Hour),
+            MenuAction::PauseTomorrow => pause(PauseChoice::Tomorrow),
+            MenuAction::Resume => pause(PauseChoice::Resume),
+            MenuAction::Quit => {
+                tracing::info!("quit from the tray menu");
+                stop.cancel();
+            }
+        }
+    }));
 }
 
 /// SIGTERM (logout, `kill`) and Ctrl-C quit like the menu's Quit, so the
 /// core stops cleanly.
-async fn exit_on_signal<R: Runtime>(app: AppHandle<R>, signal: impl Future<Output = ()>, stop: CancellationToken) {
+async fn quit_on_signal(signal: impl Future<Output = ()>, stop: CancellationToken) {
     tokio::select! {
         () = stop.cancelled() => {}
         () = signal => {
             tracing::info!("quit requested by signal");
-            app.exit(0);
+            stop.cancel();
         }
     }
 }
 
-/// Redraws the tray and tells the settings window on every state change.
-///
-/// The tray is redrawn on the main thread, queued there: from this task,
-/// each menu change would block until the main thread ran it, and the main
-/// thread, when the app quits, blocks until this task ends (a hang at
-/// every quit that fell in a redraw).
-async fn follow_state<R: Runtime>(app: AppHandle<R>, core: CoreHandle, tray: Tray<R>, stop: CancellationToken) {
-    let tray = Arc::new(Mutex::new(tray));
-    let mut changes = core.subscribe();
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            changed = changes.changed() => if changed.is_err() { return },
-        }
+/// Redraws the tray on every state change; runs on the GTK main thread,
+/// where the tray lives, until the state stream ends with the core.
+async fn follow_state(mut tray: Tray, mut changes: watch::Receiver<Snapshot>) {
+    while changes.changed().await.is_ok() {
         let snapshot = changes.borrow_and_update().clone();
-        let redraw = {
-            let (tray, snapshot) = (Arc::clone(&tray), snapshot.clone());
-            move || {
-                let Ok(mut tray) = tray.lock() else { return };
-                if let Err(e) = tray.update(&snapshot) {
-                    tracing::warn!("cannot update the tray: {e}");
-                }
-            }
-        };
-        if app.run_on_main_thread(redraw).is_err() {
-            // The event loop is gone: the app is quitting.
-            return;
-        }
-        if app.get_webview_window(SETTINGS).is_some() {
-            let _ = app.emit_to(SETTINGS, OVERVIEW_CHANGED, Overview::from(&snapshot));
+        if let Err(e) = tray.update(&snapshot) {
+            tracing::warn!("cannot update the tray: {e}");
         }
     }
 }
 
-/// Turns core events into toasts, and tells the settings window; runs what
-/// the user chooses on a toast; takes a toast away once its item is read.
-async fn forward_events<R: Runtime>(
-    app: AppHandle<R>,
+/// Turns core events into toasts and passes them to the control channel's
+/// subscribers (the settings window); runs what the user chooses on a
+/// toast; takes a toast away once its item is read.
+async fn forward_events(
+    core: CoreHandle,
     mut events: mpsc::Receiver<CoreEvent>,
     settings: watch::Receiver<Notifications>,
     snooze_delay: std::time::Duration,
+    service: Arc<Service>,
+    window: SettingsWindow,
     stop: CancellationToken,
 ) {
-    let core = app.state::<CoreHandle>().inner().clone();
-    let mut toaster = Toaster::connect(&app).await;
+    let mut toaster = Toaster::connect().await;
     // Actions in flight; aborted if this loop ends first.
     let mut actions: JoinSet<(Action, Result<(), ActionError>)> = JoinSet::new();
     // Snoozed toasts; forgotten when this loop ends.
@@ -256,26 +237,27 @@ async fn forward_events<R: Runtime>(
             () = stop.cancelled() => return,
             event = events.recv() => match event {
                 Some(event) => {
+                    service.publish(&event);
                     // Read here (a button) or elsewhere: its toast is stale.
                     if let CoreEvent::ItemRead { account, key } = &event {
                         toaster.withdraw(account, key).await;
                         snoozes.cancel(account, key);
                     }
                     let settings = settings.borrow().clone();
-                    announce(&app, &core, &mut toaster, &mut grouping, &event, &settings).await;
+                    announce(&core, &mut toaster, &mut grouping, &event, &settings).await;
                 }
                 None => return,
             },
             choice = toaster.next_choice() => match choice {
                 Choice::Open { account, link } => match core.link_to_open(&account, &link) {
-                    Ok(url) => open_link(&app, url.as_str()),
+                    Ok(url) => open_link(url.as_str()),
                     Err(refused) => {
                         tracing::warn!(%account, "not opening an item's link: {refused}");
                         let toast = toast::Toast { title: "Vigie did not open this link".to_owned(), body: refused.to_string(), category: None };
-                        toaster.show(&app, &toast, false, None).await;
+                        toaster.show(&toast, false, None).await;
                     }
                 },
-                Choice::OpenSettings => open_settings(&app),
+                Choice::OpenSettings => window.open(),
                 Choice::Act { account, key, action } => {
                     let core = core.clone();
                     actions.spawn(async move { (action, core.act(&account, &key, action).await) });
@@ -284,12 +266,12 @@ async fn forward_events<R: Runtime>(
             },
             shown = snoozes.next_due() => match held_for(&core) {
                 Some(wait) => snoozes.hold(shown, tokio::time::Instant::now() + wait),
-                None => toaster.show_again(&app, shown).await,
+                None => toaster.show_again(shown).await,
             },
             Some(done) = actions.join_next() => {
                 if let Ok((action, Err(error))) = done {
                     let toast = toast::action_failed(action, &error);
-                    toaster.show(&app, &toast, false, None).await;
+                    toaster.show(&toast, false, None).await;
                 }
             }
         }
@@ -307,15 +289,8 @@ fn held_for(core: &CoreHandle) -> Option<std::time::Duration> {
     Some(left.min(std::time::Duration::from_secs(60)))
 }
 
-/// Toasts `event` (if it calls for one) and tells the settings window.
-async fn announce<R: Runtime>(
-    app: &AppHandle<R>,
-    core: &CoreHandle,
-    toaster: &mut Toaster,
-    grouping: &mut Grouping,
-    event: &CoreEvent,
-    settings: &Notifications,
-) {
+/// Toasts `event`, if it calls for one.
+async fn announce(core: &CoreHandle, toaster: &mut Toaster, grouping: &mut Grouping, event: &CoreEvent, settings: &Notifications) {
     let name = match event {
         CoreEvent::NewItems { account, .. } => core
             .snapshot()
@@ -328,7 +303,7 @@ async fn announce<R: Runtime>(
     match (grouping.shape(tokio::time::Instant::now(), event, settings.burst_threshold), event) {
         (Some(Shape::Summary(summary)), CoreEvent::NewItems { account, .. }) => {
             let toast = toast::summary(&summary, &name, settings);
-            let id = toaster.show_summary(app, &toast, settings.sound, summary.replaces).await;
+            let id = toaster.show_summary(&toast, settings.sound, summary.replaces).await;
             grouping.summary_shown(account, id);
         }
         _ => {
@@ -339,21 +314,15 @@ async fn announce<R: Runtime>(
                     link: item.link.clone(),
                     actions: core.actions_for(&item.account, &item.key),
                 });
-                toaster.show(app, &toast, settings.sound, target).await;
+                toaster.show(&toast, settings.sound, target).await;
             }
-        }
-    }
-    if app.get_webview_window(SETTINGS).is_some() {
-        for view in EventView::from_event(event) {
-            let _ = app.emit_to(SETTINGS, CORE_EVENT, view);
         }
     }
 }
 
 /// Opens an item's link where the user reads it (browser, mail client).
-fn open_link<R: Runtime>(app: &AppHandle<R>, link: &str) {
-    use tauri_plugin_opener::OpenerExt;
-    if let Err(e) = app.opener().open_url(link, None::<&str>) {
+fn open_link(link: &str) {
+    if let Err(e) = open::that_detached(link) {
         tracing::warn!("could not open the item's link: {e}");
     }
 }

@@ -3,12 +3,16 @@
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
 use secrecy::SecretString;
 use vigie::config::{Config, Paths};
 use vigie::model::AccountId;
 use vigie::secrets::{self, KeyringSecrets, SecretStore};
+use tokio_util::sync::CancellationToken;
+use vigie::control::{Client, Listener, NoWindow, Service};
+use vigie::settings::Settings;
 use vigie::{Core, headless, logging, sources};
 
 /// Vigie: one badge and a toast for new mail, chat messages and tasks.
@@ -23,13 +27,19 @@ pub struct Cli {
     #[arg(long)]
     pub demo: bool,
     /// Open the settings window at start, whatever the "start hidden"
-    /// option says (as a second launch does). Also what a WebDriver session
-    /// needs: it attaches to a window.
-    #[arg(long)]
+    /// option says (as a second launch does).
+    #[arg(long, conflicts_with = "hidden")]
     pub settings: bool,
+    /// Start in the tray only, whatever the "start hidden" option says.
+    #[arg(long)]
+    pub hidden: bool,
     /// Read the configuration from PATH instead of the platform's config file.
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
+    /// Print the running Vigie's state (badge, accounts, connection states)
+    /// as one JSON line, and exit; 1 if no Vigie is running.
+    #[arg(long)]
+    pub status: bool,
     /// Check that the system keyring works: store, read back and delete a
     /// test secret.
     #[arg(long)]
@@ -76,6 +86,10 @@ pub fn main(frontend: Frontend) -> ExitCode {
         eprintln!("vigie: cannot find the home folder (is $HOME set?)");
         return ExitCode::from(2);
     };
+    // Before logging: a status bar may ask every few seconds.
+    if cli.status {
+        return print_status(&paths);
+    }
     let _log_guard = match logging::init(&paths.log_dir) {
         Ok(guard) => Some(guard),
         Err(problem) => {
@@ -210,7 +224,8 @@ fn run_headless(launch: Launch) -> ExitCode {
     };
     runtime.block_on(async {
         let demo = sources::wants_demo(&config, launch.cli.demo);
-        let setup = sources::setup_from_config(&config, launch.paths.state_file.clone(), demo, std::sync::Arc::new(vigie::secrets::KeyringSecrets));
+        let secrets: Arc<dyn SecretStore> = Arc::new(KeyringSecrets);
+        let setup = sources::setup_from_config(&config, launch.paths.state_file.clone(), demo, secrets.clone());
         let (core, events) = match Core::start(setup) {
             Ok(started) => started,
             Err(e) => {
@@ -220,8 +235,23 @@ fn run_headless(launch: Launch) -> ExitCode {
             }
         };
         let snapshot = core.handle().snapshot();
-        let result = headless::write_events(&snapshot, events, tokio::io::stdout(), shutdown_signal()).await;
-        core.stop().await;
+        let config_file = launch.cli.config.clone().unwrap_or_else(|| launch.paths.config_file.clone());
+        let settings = Arc::new(Settings::new(core, config_file, launch.paths.state_file.clone(), launch.cli.demo, secrets, config.notifications.clone()));
+        let service = Arc::new(Service::new(settings.clone(), NoWindow));
+        let stop = CancellationToken::new();
+        let control = match Listener::bind(&launch.paths.control_socket).await {
+            Ok(listener) => Some(tokio::spawn(listener.serve(service.clone(), stop.clone()))),
+            Err(e) => {
+                tracing::warn!("no control channel: {e}");
+                None
+            }
+        };
+        let result = headless::write_events(&snapshot, events, tokio::io::stdout(), |event| service.publish(event), shutdown_signal()).await;
+        stop.cancel();
+        if let Some(control) = control {
+            let _ = control.await;
+        }
+        settings.stop().await;
         tracing::info!("stopped");
         match result {
             Ok(()) => ExitCode::SUCCESS,
@@ -231,6 +261,32 @@ fn run_headless(launch: Launch) -> ExitCode {
             }
         }
     })
+}
+
+/// `--status`: the running Vigie's state as one JSON line, for status bars
+/// and scripts.
+fn print_status(paths: &Paths) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("vigie: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let answer = runtime.block_on(async {
+        let (client, _pushed) = Client::connect(&paths.control_socket).await.map_err(|e| e.to_string())?;
+        client.call("get_overview", serde_json::Value::Null).await.map_err(|e| e.to_string())
+    });
+    match answer {
+        Ok(overview) => {
+            println!("{overview}");
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("vigie: {message}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Resolves on Ctrl-C, or SIGTERM on Unix. The handlers are installed

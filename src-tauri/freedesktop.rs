@@ -1,7 +1,8 @@
 //! Toasts with buttons on Linux: `org.freedesktop.Notifications` on the
 //! session bus, spoken directly with zbus, so that "Open", "Mark as read",
-//! "Mark done" and "Snooze 1 h" on a toast reach the core. (tauri-plugin-
-//! notification offers actions on mobile only.)
+//! "Mark done" and "Snooze 1 h" on a toast reach the core. (The tray
+//! process has no Tauri, and tauri-plugin-notification offers actions on
+//! mobile only.)
 //!
 //! Invariants: the memory of our toasts is bounded (the oldest are
 //! forgotten first; their buttons then do nothing and they are no longer

@@ -1,25 +1,25 @@
 //! The `vigie` binary: the tray app, or with `--headless` the core alone.
 //!
-//! Built without the `app` feature it has no GUI code at all and only runs
-//! headless; that is how `cargo test --lib` builds it. `vigie-headless`
-//! (`headless_main.rs`) is the same without GUI libraries, for servers and
-//! scripts.
+//! The tray app links GTK and the tray library but no web engine: its
+//! settings window is `vigie-settings` (`settings_main.rs`), another
+//! process. Built without the `app` feature this binary has no GUI code at
+//! all and only runs headless; that is how `cargo test --lib` builds it.
+//! `vigie-headless` (`headless_main.rs`) is the same without GUI libraries,
+//! for servers and scripts.
 
 #![cfg_attr(all(not(debug_assertions), target_os = "windows"), windows_subsystem = "windows")]
 
 #[cfg(feature = "app")]
 mod app;
-mod cli;
 #[cfg(feature = "app")]
-mod commands;
+mod autostart;
+mod cli;
 #[cfg(all(feature = "app", target_os = "linux"))]
 mod freedesktop;
 #[cfg(feature = "app")]
 mod grouping;
 #[cfg(feature = "app")]
-mod ipc;
-#[cfg(all(test, feature = "app"))]
-mod security;
+mod settings_window;
 #[cfg(feature = "app")]
 mod snooze;
 #[cfg(feature = "app")]
@@ -42,8 +42,8 @@ fn main() -> std::process::ExitCode {
 /// GTK 3 sets up OpenGL when it opens the display, even for an app that never
 /// draws with it; under Mesa's software driver that maps LLVM and roughly
 /// doubles the resident size of an idle tray app (130 MB → 78 MB measured,
-/// docs/benchmarks.md). The settings page renders fine without GL. Users can
-/// still choose by setting `GDK_GL` themselves.
+/// docs/benchmarks.md). A tray icon and its menu need no GL. Users can still
+/// choose by setting `GDK_GL` themselves.
 #[cfg(all(feature = "app", target_os = "linux"))]
 fn skip_gdk_gl() {
     if std::env::var_os("GDK_GL").is_none() {

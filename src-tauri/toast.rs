@@ -1,12 +1,9 @@
 //! Native toasts for new items. The wording lives in [`compose`], one pure
-//! function with tests; [`Toaster`] hands the result to the OS: on Linux
-//! through the notification server directly (`freedesktop`), with buttons
-//! that reach the core and withdrawal once the item is read, elsewhere (or
-//! without a session bus) through tauri-plugin-notification, without
-//! buttons.
+//! function with tests; [`Toaster`] hands the result to the desktop's
+//! notification server (`freedesktop`), with buttons that reach the core
+//! and withdrawal once the item is read. Without a notification server on
+//! the session bus, toasts are logged as not shown: the badge still counts.
 
-use tauri::{AppHandle, Runtime};
-use tauri_plugin_notification::NotificationExt;
 use vigie::CoreEvent;
 use vigie::config::Notifications;
 use vigie::model::{AccountId, Item, Source};
@@ -52,61 +49,56 @@ pub struct Toaster {
 }
 
 impl Toaster {
-    /// Reaches the desktop's notification server where we can talk to it
-    /// ourselves; otherwise toasts go through the plugin, without buttons.
-    pub async fn connect<R: Runtime>(app: &AppHandle<R>) -> Toaster {
+    /// Reaches the desktop's notification server.
+    pub async fn connect() -> Toaster {
         #[cfg(target_os = "linux")]
         {
-            // The names the package installs: `<productName>.desktop`, and
-            // its icon under the binary's name (tauri-bundler's layout).
-            let config = app.config();
-            let identity = crate::freedesktop::Identity {
-                desktop_entry: config.product_name.clone().unwrap_or_else(|| "Vigie".to_owned()),
-                icon: config.main_binary_name.clone().unwrap_or_else(|| "vigie".to_owned()),
-            };
+            // The names the package installs: `Vigie.desktop` (tauri-bundler
+            // names it after the product), and its icon under the binary's
+            // name.
+            let identity = crate::freedesktop::Identity { desktop_entry: "Vigie".to_owned(), icon: "vigie".to_owned() };
             let bus = crate::freedesktop::Toaster::connect(identity)
                 .await
-                .map_err(|e| tracing::info!("toasts without buttons: no notification server on the session bus ({e})"))
+                .map_err(|e| tracing::warn!("no toasts: no notification server on the session bus ({e})"))
                 .ok();
             Toaster { bus }
         }
         #[cfg(not(target_os = "linux"))]
         {
-            let _ = app;
+            tracing::warn!("no toasts: this build shows them on Linux only");
             Toaster {}
         }
     }
 
     /// Shows `toast`; `target` is the single item it is about, if any.
-    pub async fn show<R: Runtime>(&mut self, app: &AppHandle<R>, toast: &Toast, sound: bool, target: Option<Target>) {
-        self.present(app, Shown { toast: toast.clone(), sound, target }, None).await;
+    pub async fn show(&mut self, toast: &Toast, sound: bool, target: Option<Target>) {
+        self.present(Shown { toast: toast.clone(), sound, target }, None).await;
     }
 
     /// Shows a toast (again, after a snooze).
-    pub async fn show_again<R: Runtime>(&mut self, app: &AppHandle<R>, shown: Shown) {
-        self.present(app, shown, None).await;
+    pub async fn show_again(&mut self, shown: Shown) {
+        self.present(shown, None).await;
     }
 
     /// Shows a summary toast in place of the one with id `replaces` (the
     /// same summary, counting more); returns its id where toasts have ids
     /// we can replace.
-    pub async fn show_summary<R: Runtime>(&mut self, app: &AppHandle<R>, toast: &Toast, sound: bool, replaces: Option<u32>) -> Option<u32> {
-        self.present(app, Shown { toast: toast.clone(), sound, target: None }, replaces).await
+    pub async fn show_summary(&mut self, toast: &Toast, sound: bool, replaces: Option<u32>) -> Option<u32> {
+        self.present(Shown { toast: toast.clone(), sound, target: None }, replaces).await
     }
 
-    async fn present<R: Runtime>(&mut self, app: &AppHandle<R>, shown: Shown, replaces: Option<u32>) -> Option<u32> {
+    async fn present(&mut self, shown: Shown, replaces: Option<u32>) -> Option<u32> {
         #[cfg(target_os = "linux")]
         if let Some(bus) = &mut self.bus {
-            let (toast, sound) = (shown.toast.clone(), shown.sound);
             match bus.show(shown, replaces).await {
                 Ok(id) => return Some(id),
-                Err(e) => tracing::warn!("the notification server refused a toast ({e}); trying the plugin"),
+                Err(e) => {
+                    tracing::warn!("the notification server refused a toast: {e}");
+                    return None;
+                }
             }
-            show(app, &toast, sound);
-            return None;
         }
-        let _ = replaces;
-        show(app, &shown.toast, shown.sound);
+        let _ = (shown, replaces);
         None
     }
 
@@ -271,19 +263,6 @@ fn in_(account_name: &str) -> String {
 fn capitalized(s: &str) -> String {
     let mut chars = s.chars();
     chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
-}
-
-/// Shows `toast` through tauri-plugin-notification.
-fn show<R: Runtime>(app: &AppHandle<R>, toast: &Toast, sound: bool) {
-    let mut builder = app.notification().builder().title(&toast.title).body(&toast.body);
-    if sound {
-        // The freedesktop sound-theme name; macOS and Windows map it to
-        // their default sound.
-        builder = builder.sound("message-new-instant");
-    }
-    if let Err(e) = builder.show() {
-        tracing::warn!("could not show a notification: {e}");
-    }
 }
 
 #[cfg(test)]

@@ -7,10 +7,8 @@
 
 use std::collections::BTreeMap;
 
-use tauri::image::Image;
-use tauri::menu::{Menu, MenuItem, PredefinedMenuItem, Submenu};
-use tauri::tray::{TrayIcon, TrayIconBuilder};
-use tauri::{AppHandle, Runtime};
+use tray_icon::menu::{Menu, MenuItem, PredefinedMenuItem, Submenu};
+use tray_icon::{BadIcon, Icon, TrayIcon, TrayIconBuilder};
 use vigie::Snapshot;
 use vigie::badge::Badge;
 use vigie::icon;
@@ -97,78 +95,87 @@ pub fn pause_text(s: &Snapshot) -> String {
     }
 }
 
-fn icon_image(badge: &Badge) -> Image<'static> {
+fn icon_image(badge: &Badge) -> Result<Icon, BadIcon> {
     let pixels = icon::render(badge);
-    Image::new_owned(pixels.rgba, pixels.width, pixels.height)
+    Icon::from_rgba(pixels.rgba, pixels.width, pixels.height)
 }
 
-/// The tray and the menu lines it updates.
-pub struct Tray<R: Runtime> {
-    icon: TrayIcon<R>,
-    header: MenuItem<R>,
-    pause: MenuItem<R>,
-    lines: BTreeMap<Source, MenuItem<R>>,
-    menu: Menu<R>,
-    app: AppHandle<R>,
+/// Why the tray could not be made or changed.
+#[derive(Debug, thiserror::Error)]
+pub enum TrayError {
+    /// The menu refused an item.
+    #[error("the tray menu: {0}")]
+    Menu(#[from] tray_icon::menu::Error),
+    /// The icon host refused the icon.
+    #[error("the tray icon: {0}")]
+    Icon(#[from] tray_icon::Error),
+    /// The badge could not be drawn as an icon.
+    #[error("the tray icon's picture: {0}")]
+    Picture(#[from] BadIcon),
+}
+
+/// The tray and the menu lines it updates. Lives on the GTK main thread.
+pub struct Tray {
+    icon: TrayIcon,
+    header: MenuItem,
+    pause: MenuItem,
+    lines: BTreeMap<Source, MenuItem>,
+    menu: Menu,
     badge: Badge,
 }
 
-impl<R: Runtime> Tray<R> {
+impl Tray {
     /// Builds the tray showing `snapshot` (the last known badge, before any
     /// network).
-    pub fn create(app: &AppHandle<R>, snapshot: &Snapshot) -> tauri::Result<Tray<R>> {
-        let header = MenuItem::with_id(app, "header", header_text(snapshot), false, None::<&str>)?;
+    pub fn create(snapshot: &Snapshot) -> Result<Tray, TrayError> {
+        let header = MenuItem::with_id("header", header_text(snapshot), false, None);
         let mut lines = BTreeMap::new();
         for source in Source::ALL {
             if let Some(text) = source_line(source, snapshot) {
-                lines.insert(source, MenuItem::with_id(app, format!("line-{}", source.as_str()), text, false, None::<&str>)?);
+                lines.insert(source, MenuItem::with_id(format!("line-{}", source.as_str()), text, false, None));
             }
         }
-        let pause = MenuItem::with_id(app, "pause-state", pause_text(snapshot), false, None::<&str>)?;
-        let item = |action: MenuAction, text: &str| MenuItem::with_id(app, action.id(), text, true, None::<&str>);
+        let pause = MenuItem::with_id("pause-state", pause_text(snapshot), false, None);
+        let item = |action: MenuAction, text: &str| MenuItem::with_id(action.id(), text, true, None);
         let pause_menu = Submenu::with_items(
-            app,
             "Pause notifications",
             true,
-            &[
-                &item(MenuAction::PauseHour, "For 1 hour")?,
-                &item(MenuAction::PauseTomorrow, "Until tomorrow")?,
-                &item(MenuAction::Resume, "Resume")?,
-            ],
+            &[&item(MenuAction::PauseHour, "For 1 hour"), &item(MenuAction::PauseTomorrow, "Until tomorrow"), &item(MenuAction::Resume, "Resume")],
         )?;
-        let menu = Menu::new(app)?;
+        let menu = Menu::new();
         menu.append(&header)?;
         for line in lines.values() {
             menu.append(line)?;
         }
         menu.append(&pause)?;
-        menu.append(&PredefinedMenuItem::separator(app)?)?;
-        menu.append(&item(MenuAction::OpenSettings, "Open settings…")?)?;
-        menu.append(&item(MenuAction::RefreshNow, "Refresh now")?)?;
+        menu.append(&PredefinedMenuItem::separator())?;
+        menu.append(&item(MenuAction::OpenSettings, "Open settings…"))?;
+        menu.append(&item(MenuAction::RefreshNow, "Refresh now"))?;
         menu.append(&pause_menu)?;
-        menu.append(&PredefinedMenuItem::separator(app)?)?;
-        menu.append(&item(MenuAction::Quit, "Quit Vigie")?)?;
+        menu.append(&PredefinedMenuItem::separator())?;
+        menu.append(&item(MenuAction::Quit, "Quit Vigie"))?;
 
-        let icon = TrayIconBuilder::with_id(TRAY_ID)
-            .icon(icon_image(&snapshot.badge))
-            .tooltip(header_text(snapshot))
-            .menu(&menu)
-            .show_menu_on_left_click(true)
-            .build(app)?;
-        Ok(Tray { icon, header, pause, lines, menu, app: app.clone(), badge: snapshot.badge })
+        let icon = TrayIconBuilder::new()
+            .with_id(TRAY_ID)
+            .with_icon(icon_image(&snapshot.badge)?)
+            .with_tooltip(header_text(snapshot))
+            .with_menu(Box::new(menu.clone()))
+            .with_menu_on_left_click(true)
+            .build()?;
+        Ok(Tray { icon, header, pause, lines, menu, badge: snapshot.badge })
     }
 
     /// Redraws what changed.
-    pub fn update(&mut self, snapshot: &Snapshot) -> tauri::Result<()> {
+    pub fn update(&mut self, snapshot: &Snapshot) -> Result<(), TrayError> {
         if snapshot.badge != self.badge {
-            self.icon.set_icon(Some(icon_image(&snapshot.badge)))?;
+            self.icon.set_icon(Some(icon_image(&snapshot.badge)?))?;
             self.badge = snapshot.badge;
         }
         let header = header_text(snapshot);
-        self.header.set_text(&header)?;
+        self.header.set_text(&header);
         // Unsupported on Linux AppIndicator; harmless there.
         let _ = self.icon.set_tooltip(Some(&header));
-        self.pause.set_text(pause_text(snapshot))?;
+        self.pause.set_text(pause_text(snapshot));
         let wanted: Vec<(Source, String)> =
             Source::ALL.into_iter().filter_map(|source| source_line(source, snapshot).map(|text| (source, text))).collect();
         if wanted.iter().map(|(source, _)| *source).ne(self.lines.keys().copied()) {
@@ -178,7 +185,7 @@ impl<R: Runtime> Tray<R> {
                 self.menu.remove(&line)?;
             }
             for (position, (source, text)) in wanted.iter().enumerate() {
-                let line = MenuItem::with_id(&self.app, format!("line-{}", source.as_str()), text, false, None::<&str>)?;
+                let line = MenuItem::with_id(format!("line-{}", source.as_str()), text, false, None);
                 self.menu.insert(&line, position + 1)?;
                 self.lines.insert(*source, line);
             }
@@ -186,7 +193,7 @@ impl<R: Runtime> Tray<R> {
         }
         for (source, text) in wanted {
             if let Some(line) = self.lines.get(&source) {
-                line.set_text(text)?;
+                line.set_text(text);
             }
         }
         Ok(())

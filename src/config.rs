@@ -398,20 +398,26 @@ pub struct Paths {
     pub state_file: PathBuf,
     /// Folder of the rotated log files.
     pub log_dir: PathBuf,
+    /// The control channel's socket ([`crate::control`]).
+    pub control_socket: PathBuf,
 }
 
 impl Paths {
     /// The platform's folders: on Linux `~/.config/vigie/config.toml`,
-    /// `~/.local/state/vigie/state.json` and `~/.local/state/vigie/logs/`
-    /// (honouring the XDG variables); on macOS and Windows their usual
+    /// `~/.local/state/vigie/state.json`, `~/.local/state/vigie/logs/` and
+    /// `$XDG_RUNTIME_DIR/vigie/control.sock` (honouring the XDG variables); on macOS and Windows their usual
     /// application folders.
     pub fn discover() -> Option<Paths> {
         let dirs = directories::ProjectDirs::from("org", "Vigie", "vigie")?;
         let state_dir = dirs.state_dir().unwrap_or_else(|| dirs.data_local_dir()).to_owned();
+        // The session's runtime folder where there is one (cleared at
+        // logout, as a socket should be); beside the state otherwise.
+        let runtime_dir = dirs.runtime_dir().map_or_else(|| state_dir.clone(), Path::to_path_buf);
         Some(Paths {
             config_file: dirs.config_dir().join("config.toml"),
             state_file: state_dir.join("state.json"),
             log_dir: state_dir.join("logs"),
+            control_socket: runtime_dir.join("control.sock"),
         })
     }
 }

@@ -186,11 +186,13 @@ pub fn lines(event: &CoreEvent) -> Vec<String> {
 }
 
 /// Writes the snapshot's badge, then every event, until the event stream
-/// ends or `shutdown` resolves. A closed stdout ends the loop quietly.
+/// ends or `shutdown` resolves. A closed stdout ends the loop quietly. Each
+/// event is also handed to `seen` (the control channel's subscribers).
 pub async fn write_events<W: AsyncWrite + Unpin>(
     initial: &Snapshot,
     mut events: mpsc::Receiver<CoreEvent>,
     mut out: W,
+    seen: impl Fn(&CoreEvent),
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
     let first = serde_json::to_string(&badge_line(&initial.badge, &initial.by_source)).unwrap_or_default();
@@ -204,6 +206,7 @@ pub async fn write_events<W: AsyncWrite + Unpin>(
                 None => return Ok(()),
             },
         };
+        seen(&event);
         for line in lines(&event) {
             match write_line(&mut out, &line).await {
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),

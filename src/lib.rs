@@ -23,6 +23,8 @@
 //!   locked, session idle) or back. [`demo`]: the built-in demo world.
 //! - [`settings`]: the settings window's changes: config file, keyring,
 //!   core reload.
+//! - [`control`]: the local socket other processes use: the settings
+//!   window, `vigie --status`, a second launch.
 //! - [`sources`]: from config to watchers. [`headless`]: JSON lines on stdout.
 //! - [`leantime`]: the Leantime poller and its JSON-RPC wire layer.
 //! - [`rocketchat`]: the Rocket.Chat watcher: DDP push, REST resync, login.
@@ -40,6 +42,8 @@
 pub mod backoff;
 pub mod badge;
 pub mod config;
+#[cfg(unix)]
+pub mod control;
 pub mod core;
 pub mod demo;
 pub mod event;

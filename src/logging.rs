@@ -23,10 +23,16 @@ const CAPPED: &[&str] = &["zbus", "zvariant", "hyper", "reqwest", "rustls", "tun
 /// Starts logging to daily files in `log_dir` (and warnings to stderr).
 /// Keep the guard alive until exit: dropping it flushes the file.
 pub fn init(log_dir: &Path) -> Result<WorkerGuard, String> {
+    init_named(log_dir, "vigie")
+}
+
+/// [`init`] for another process of the app, in files of its own named
+/// `<name>.<date>.log`, so that two processes never write one file.
+pub fn init_named(log_dir: &Path, name: &str) -> Result<WorkerGuard, String> {
     std::fs::create_dir_all(log_dir).map_err(|e| format!("cannot create the log folder {}: {e}", log_dir.display()))?;
     let appender = tracing_appender::rolling::Builder::new()
         .rotation(tracing_appender::rolling::Rotation::DAILY)
-        .filename_prefix("vigie")
+        .filename_prefix(name)
         .filename_suffix("log")
         .max_log_files(KEEP_FILES)
         .build(log_dir)

@@ -57,6 +57,7 @@
 
 mod support;
 
+mod control;
 mod core;
 mod crash;
 mod demo;

@@ -80,7 +80,7 @@ pub enum EditError {
 }
 
 /// One field of a form that is not acceptable, for inline validation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldError {
     /// The form field, as the form names it (`server`, `mail.port`, …).
     pub field: String,

@@ -2,11 +2,13 @@
 //! through WebDriver (tauri-driver in front of WebKitWebDriver), against a
 //! real Dovecot, as a user would do it.
 //!
-//! The app is launched by tauri-driver with `--settings`, so that it opens
-//! its window at start: a tray app has none otherwise, and WebDriver needs
-//! one to attach to. It runs in the private session (its display, bus,
-//! keyring and XDG folders), so it reads and writes the session's config
-//! file and keeps secrets in the session's keyring.
+//! The tray app (`vigie --hidden`) is started first, as the user's session
+//! does; tauri-driver then launches the settings window's process
+//! (`vigie-settings`) in its place, which WebDriver attaches to, and which
+//! talks to the tray app over its control socket. Both run in the private
+//! session (its display, bus, keyring and XDG folders), so they read and
+//! write the session's config file and keep secrets in the session's
+//! keyring.
 //!
 //! WebKitWebDriver sometimes drops the first command after a session is
 //! created (more so under load): a short settle delay after the session
@@ -26,7 +28,7 @@ use vigie::badge::Badge;
 use super::dovecot::{self, Dovecot};
 use super::gui::{Shot, icon_distance, window_origin};
 use super::session::Session;
-use super::VIGIE;
+use super::{VIGIE, VIGIE_SETTINGS};
 
 /// How long the page may take to reflect a change.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -41,17 +43,38 @@ const SETTLE: Duration = Duration::from_secs(2);
 /// under load (platform notes, E2E).
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Starts tauri-driver in `session`, has it launch the app with `args`, and
-/// waits for the settings window to have loaded. If the session cannot be
-/// used, everything (driver and app) is stopped and tried once more.
-async fn open_app(session: &mut Session, args: &[&str]) -> Client {
+/// The tray app of a scenario, stopped (SIGTERM, by its PID) at the end.
+struct TrayApp(std::process::Child);
+
+impl Drop for TrayApp {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the tray app in `session`, then tauri-driver, has it launch the
+/// settings window, and waits for the window to have loaded. If the
+/// WebDriver session cannot be used, the driver and the window are stopped
+/// and tried once more.
+async fn open_app(session: &mut Session) -> (Client, TrayApp) {
+    let tray = session
+        .command(VIGIE)
+        .arg("--hidden")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the tray app starts");
+    let tray = TrayApp(tray);
+    // Its control socket listens before the icon is made.
+    session.wait_for_window(PATIENCE, |t| t.contains("tray-icon tray app main")).expect("the tray icon is docked");
     let mut caps = serde_json::Map::new();
-    caps.insert("tauri:options".to_owned(), serde_json::json!({ "application": VIGIE, "args": args }));
+    caps.insert("tauri:options".to_owned(), serde_json::json!({ "application": VIGIE_SETTINGS, "args": [] }));
     let mut failures = Vec::new();
     for attempt in 1..=2 {
         let driver = session.start_tauri_driver().expect("tauri-driver");
         match try_open(&driver, &caps).await {
-            Ok(client) => return client,
+            Ok(client) => return (client, tray),
             Err(e) => {
                 eprintln!("WebDriver attempt {attempt} failed: {e}");
                 failures.push(e);
@@ -243,7 +266,7 @@ async fn add_a_mail_account_and_receive_a_mail() {
     // An empty config: nothing in the session's config folder.
     let config_file = session.dir().join("config").join("vigie").join("config.toml");
     assert!(!config_file.exists());
-    let client = open_app(&mut session, &["--settings"]).await;
+    let (client, _tray) = open_app(&mut session).await;
 
     // A first run: the demo's accounts run, and the welcome offers the
     // sources at once ("Add an account" is already open).
@@ -334,7 +357,7 @@ async fn shoot(variant: &str, out: &std::path::Path) {
     for (from, subject) in [("Alice <alice@example.test>", "Quarterly figures"), ("Bob <bob@example.test>", "Lunch?")] {
         imap.append("INBOX", &dovecot::message(from, subject, "Hello."), false).await;
     }
-    let client = open_app(&mut session, &["--settings"]).await;
+    let (client, _tray) = open_app(&mut session).await;
     if variant == "fr" {
         element(&client, "#lang-select").await.select_by_value("fr").await.expect("French");
         until("the tabs speak French", PATIENCE, || async {

@@ -23,6 +23,9 @@ use std::process::Stdio;
 use session::Session;
 
 const VIGIE: &str = env!("CARGO_BIN_EXE_vigie");
+/// The settings window's process, which the tray app starts.
+#[cfg(feature = "app")]
+const VIGIE_SETTINGS: &str = env!("CARGO_BIN_EXE_vigie-settings");
 
 /// Every log line the app wrote in this session.
 fn read_logs(session: &Session) -> String {

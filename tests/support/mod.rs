@@ -488,6 +488,7 @@ impl Home {
             .env("XDG_STATE_HOME", home.join("state"))
             .env("XDG_DATA_HOME", home.join("data"))
             .env("XDG_CACHE_HOME", home.join("cache"))
+            .env("XDG_RUNTIME_DIR", home.join("runtime"))
             .env_remove("VIGIE_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -1,16 +1,19 @@
-//! The wire types between the Rust shell and the settings webview. Every type
-//! the UI sees is here (mirrored in `ui/src/ipc.ts`); the core's domain types
-//! never cross the IPC boundary directly.
+//! What the settings window sees: the views of the core's state and events,
+//! and the errors of its commands. Every type the UI receives is here
+//! (mirrored in `ui/src/ipc.ts`); the core's domain types never cross the
+//! process boundary directly.
 
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize, Serializer};
-use vigie::{CoreEvent, Snapshot};
-use vigie::event::AccountSnapshot;
-use vigie::model::Connectivity;
-use vigie::config::edit::{EditError, FieldError};
-use vigie::pause::PauseChoice;
-use vigie::probe::ProbeStep;
-use vigie::settings::SettingsError;
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+use crate::{CoreEvent, Snapshot};
+use crate::event::AccountSnapshot;
+use crate::model::Connectivity;
+use crate::config::edit::{EditError, FieldError};
+use crate::pause::PauseChoice;
+use crate::probe::ProbeStep;
+use crate::settings::SettingsError;
 
 /// Name of the event carrying a fresh [`Overview`].
 pub const OVERVIEW_CHANGED: &str = "overview-changed";
@@ -22,40 +25,64 @@ pub const CORE_EVENT: &str = "core-event";
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Overview {
+    /// The built-in demo runs (no account configured, or `--demo`).
     pub demo: bool,
+    /// Notifications paused until then.
     pub paused_until: Option<Timestamp>,
+    /// In quiet hours until then.
     pub quiet_until: Option<Timestamp>,
+    /// The unified badge.
     pub badge: BadgeView,
+    /// Every account, in config order.
     pub accounts: Vec<AccountView>,
     /// Problems not tied to an account (invalid config, unwritable state).
     pub problems: Vec<String>,
 }
 
+/// The badge as the tray draws it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BadgeView {
+    /// Unread counted items.
     pub count: u32,
+    /// Something new without a count.
     pub dot: bool,
+    /// What the tray icon shows ("3", "99+", "•", "").
     pub label: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+/// One account's live state.
 pub struct AccountView {
+    /// Its id in the config file.
     pub id: String,
+    /// What the user calls it.
     pub name: String,
+    /// `mail`, `chat` or `tasks`.
     pub source: &'static str,
+    /// Its connection state.
     pub state: StateView,
+    /// Unread items, where the account counts them.
     pub unread: Option<u32>,
+    /// Something new without a count.
     pub dot: bool,
+    /// When it last announced something.
     pub last_event_at: Option<Timestamp>,
+    /// The last problem, in plain words.
     pub last_error: Option<String>,
+    /// Something the user should know that is not an error.
     pub notice: Option<String>,
 }
 
+/// A connection state.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StateView {
+    /// `connecting`, `live`, `polling`, `backingOff`, `rateLimited`,
+    /// `needsAttention`, `authFailed` or `disabled`.
     pub kind: &'static str,
+    /// Why, where the state has a reason.
     pub reason: Option<String>,
+    /// The next attempt, when waiting.
     pub until: Option<Timestamp>,
 }
 
@@ -108,6 +135,8 @@ impl From<&Snapshot> for Overview {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum EventView {
+    /// A new item (one per item of a `NewItems` event).
+    #[allow(missing_docs)] // The fields are the item's, as in `model::Item`.
     ItemNew {
         account: String,
         source: &'static str,
@@ -117,16 +146,15 @@ pub enum EventView {
         sender: String,
         link: Option<String>,
         time: Timestamp,
+        /// Announced without a toast (paused, quiet hours).
         silent: bool,
     },
-    ItemRead {
-        account: String,
-        key: String,
-    },
-    Error {
-        account: Option<String>,
-        message: String,
-    },
+    /// An item read here or elsewhere.
+    #[allow(missing_docs)]
+    ItemRead { account: String, key: String },
+    /// A problem, of one account or of none.
+    #[allow(missing_docs)]
+    Error { account: Option<String>, message: String },
 }
 
 impl EventView {
@@ -163,8 +191,11 @@ impl EventView {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PauseArg {
+    /// For an hour.
     Hour,
+    /// Until tomorrow morning.
     Tomorrow,
+    /// Notifications on again.
     Resume,
 }
 
@@ -205,20 +236,26 @@ pub struct ProbeProgress {
 /// A failed command, as the UI receives it: `{ "code": …, "message": …,
 /// "fields": [{ "field": …, "message": … }] }` (`fields` only for a form
 /// that was refused).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IpcError {
-    pub code: &'static str,
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct CommandError {
+    /// A stable word the UI may branch on (`fields`, `keyring`, …).
+    pub code: Cow<'static, str>,
+    /// What went wrong, in the user's words.
     pub message: String,
+    /// The form fields to mark.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<FieldError>,
 }
 
-impl IpcError {
-    pub fn new(code: &'static str, message: impl Into<String>) -> IpcError {
-        IpcError { code, message: message.into(), fields: Vec::new() }
+impl CommandError {
+    /// An error with no form fields to mark.
+    pub fn new(code: &'static str, message: impl Into<String>) -> CommandError {
+        CommandError { code: Cow::Borrowed(code), message: message.into(), fields: Vec::new() }
     }
 }
 
-impl From<SettingsError> for IpcError {
+impl From<SettingsError> for CommandError {
     fn from(error: SettingsError) -> Self {
         let code = match &error {
             SettingsError::Edit(EditError::Fields(_)) => "fields",
@@ -229,28 +266,15 @@ impl From<SettingsError> for IpcError {
             SettingsError::Stopped => "stopped",
         };
         tracing::warn!(code, "settings change refused: {error}");
-        IpcError { code, message: error.to_string(), fields: error.fields().to_vec() }
-    }
-}
-
-impl Serialize for IpcError {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        let mut s = serializer.serialize_struct("IpcError", 3)?;
-        s.serialize_field("code", self.code)?;
-        s.serialize_field("message", &self.message)?;
-        if !self.fields.is_empty() {
-            s.serialize_field("fields", &self.fields)?;
-        }
-        s.end()
+        CommandError { code: Cow::Borrowed(code), message: error.to_string(), fields: error.fields().to_vec() }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vigie::badge::{Badge, BadgeMode, Unread};
-    use vigie::model::{AccountId, Source};
+    use crate::badge::{Badge, BadgeMode, Unread};
+    use crate::model::{AccountId, Source};
 
     #[test]
     fn overview_serializes_in_the_shape_the_ui_expects() {
@@ -287,7 +311,7 @@ mod tests {
         let event = CoreEvent::NewItems {
             unlisted: 0,
             account: AccountId::new("work"),
-            items: vec![vigie::model::Item {
+            items: vec![crate::model::Item {
                 source: Source::Chat,
                 account: AccountId::new("work"),
                 key: "m1".into(),
@@ -312,9 +336,9 @@ mod tests {
 
     #[test]
     fn errors_serialize_as_code_and_message() {
-        let e = IpcError::new("keyring", "no keyring");
+        let e = CommandError::new("keyring", "no keyring");
         assert_eq!(serde_json::to_string(&e).expect("serializes"), r#"{"code":"keyring","message":"no keyring"}"#);
-        let refused = IpcError::from(SettingsError::Edit(EditError::Fields(vec![FieldError {
+        let refused = CommandError::from(SettingsError::Edit(EditError::Fields(vec![FieldError {
             field: "server".into(),
             message: "enter the host".into(),
         }])));
