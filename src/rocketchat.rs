@@ -87,8 +87,6 @@ const JUDGED_MEMORY: usize = 2_000;
 /// Frames read in one go before the batch is looked at again.
 const MAX_DRAIN: usize = 512;
 
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The `[account.chat]` settings of a Rocket.Chat account.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -837,16 +835,11 @@ impl Watcher for RocketChatWatcher {
     }
 }
 
-/// The HTTP client: rustls with the ring provider and the platform's
-/// verifier (see `leantime::http_client`).
+/// The REST client: rustls with the ring provider and the platform's
+/// verifier, and the same timeouts as Leantime's polls (`web`): a resync
+/// that meets a dead connection fails after 10 s of silence, not 30 s.
 pub(crate) fn http_client() -> Result<reqwest::Client, WatchError> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(REQUEST_TIMEOUT)
-        .user_agent(concat!("Vigie/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| WatchError::Transient(format!("cannot set up HTTPS: {e}")))
+    crate::web::http_client(&crate::web::HttpTimeouts::default()).map_err(|e| WatchError::Transient(format!("cannot set up HTTPS: {e}")))
 }
 
 /// Adds up to a tenth (at most 5 s) to a server's wait, so that clients
