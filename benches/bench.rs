@@ -3,8 +3,8 @@
 //! - idle CPU and RSS of `vigie-headless` (the binary without GUI libraries)
 //!   over a quiet window (60 s);
 //! - RSS of the tray app with its settings window never opened, open, and
-//!   closed again (app process alone, and with the WebKit processes it
-//!   spawns);
+//!   closed again (the tray process alone, and with the settings window's
+//!   process and the WebKit processes that one spawns);
 //! - start-up time to the first badge, headless (first stdout line) and in
 //!   the tray (the tray icon window appearing under a tray host).
 //!
@@ -1030,21 +1030,21 @@ fn main() -> ExitCode {
             reference: false,
         },
         Row {
-            metric: "tray app RSS, window open (app process)".into(),
+            metric: "tray app RSS, window open (tray process)".into(),
             measured: tray.as_ref().map(|t| mib(t.open.app.rss)),
             unit: "MiB",
             target: None,
             reference: false,
         },
         Row {
-            metric: "tray app RSS, window open (+ WebKit processes)".into(),
+            metric: "tray app RSS, window open (+ the settings window and its WebKit processes)".into(),
             measured: tray.as_ref().map(|t| mib(t.open.total_rss)),
             unit: "MiB",
             target: None,
             reference: false,
         },
         Row {
-            metric: "tray app RSS, window closed after opening (app process)".into(),
+            metric: "tray app RSS, window closed after opening (tray process)".into(),
             measured: tray.as_ref().map(|t| mib(t.after_close.app.rss)),
             unit: "MiB",
             target: Some(TARGET_TRAY_CLOSED_RSS_MIB),

@@ -53,13 +53,14 @@ pub fn run(launch: Launch) -> ExitCode {
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
     };
     let socket = launch.paths.control_socket.clone();
-    let listener = match runtime.block_on(Listener::bind(&socket)) {
-        Ok(listener) => Some(listener),
+    let (listener, no_settings) = match runtime.block_on(Listener::bind(&socket)) {
+        Ok(listener) => (Some(listener), None),
         Err(ControlError::AlreadyRunning(_)) => return runtime.block_on(hand_over(&socket)),
-        // Run on without it: no second-launch hand-over, no window.
+        // Run on without it, saying so in the menu: the window (which talks
+        // to us through it) cannot open, and a second launch cannot find us.
         Err(e) => {
-            tracing::error!("no control channel: {e}");
-            None
+            tracing::error!("no control channel, so no settings window: {e}");
+            (None, Some(e.to_string()))
         }
     };
     if let Err(e) = gtk::init() {
@@ -79,10 +80,10 @@ pub fn run(launch: Launch) -> ExitCode {
     let settings = Arc::new(Settings::new(core, config_file, launch.paths.state_file.clone(), launch.cli.demo, secrets, config.notifications.clone()));
     let core = settings.handle();
     let stop = CancellationToken::new();
-    let (window, launcher) = SettingsWindow::new(crate::settings_window::program(), socket.clone(), stop.clone());
+    let (window, launcher) = SettingsWindow::new(crate::settings_window::program(), listener.as_ref().map(|_| socket.clone()), stop.clone());
     let service = Arc::new(Service::new(settings.clone(), TrayShell { window: window.clone() }));
 
-    let tray = match Tray::create(&core.snapshot()) {
+    let tray = match Tray::create(&core.snapshot(), no_settings.as_deref()) {
         Ok(tray) => tray,
         Err(e) => {
             runtime.block_on(settings.stop());
@@ -111,7 +112,7 @@ pub fn run(launch: Launch) -> ExitCode {
             gtk::glib::MainContext::default().invoke(gtk::main_quit);
         });
     }
-    if launch.cli.settings || !(config.app.start_hidden || launch.cli.hidden) {
+    if no_settings.is_none() && (launch.cli.settings || !(config.app.start_hidden || launch.cli.hidden)) {
         window.open();
     }
     tracing::info!("tray app started");

@@ -26,8 +26,10 @@ pub struct SettingsWindow {
 
 impl SettingsWindow {
     /// The handle, and the launcher task (to run until `stop`) that starts
-    /// `program` to talk to this app on `socket`.
-    pub fn new(program: PathBuf, socket: PathBuf, stop: CancellationToken) -> (SettingsWindow, impl Future<Output = ()> + Send + 'static) {
+    /// `program` to talk to this app on `socket`; with no socket (it could
+    /// not be opened), requests are only logged: the window could not reach
+    /// this app.
+    pub fn new(program: PathBuf, socket: Option<PathBuf>, stop: CancellationToken) -> (SettingsWindow, impl Future<Output = ()> + Send + 'static) {
         let (requests, received) = mpsc::channel(MAX_OPENING);
         (SettingsWindow { requests }, launcher(program, socket, received, stop))
     }
@@ -47,7 +49,7 @@ pub fn program() -> PathBuf {
     std::env::current_exe().ok().and_then(|exe| exe.parent().map(|dir| dir.join(name))).unwrap_or_else(|| PathBuf::from(name))
 }
 
-async fn launcher(program: PathBuf, socket: PathBuf, mut requests: mpsc::Receiver<()>, stop: CancellationToken) {
+async fn launcher(program: PathBuf, socket: Option<PathBuf>, mut requests: mpsc::Receiver<()>, stop: CancellationToken) {
     let mut running = JoinSet::new();
     loop {
         tokio::select! {
@@ -57,7 +59,11 @@ async fn launcher(program: PathBuf, socket: PathBuf, mut requests: mpsc::Receive
                 if request.is_none() {
                     break;
                 }
-                match Command::new(&program).arg("--socket").arg(&socket).kill_on_drop(false).spawn() {
+                let Some(socket) = &socket else {
+                    tracing::warn!("the settings window cannot open: Vigie has no control channel (see above)");
+                    continue;
+                };
+                match Command::new(&program).arg("--socket").arg(socket).kill_on_drop(false).spawn() {
                     Ok(mut child) => {
                         tracing::info!(pid = child.id(), "settings window started");
                         running.spawn(async move {

@@ -126,8 +126,9 @@ pub struct Tray {
 
 impl Tray {
     /// Builds the tray showing `snapshot` (the last known badge, before any
-    /// network).
-    pub fn create(snapshot: &Snapshot) -> Result<Tray, TrayError> {
+    /// network). With `no_settings`, the settings window cannot be opened,
+    /// and the menu says why in place of "Open settings…".
+    pub fn create(snapshot: &Snapshot, no_settings: Option<&str>) -> Result<Tray, TrayError> {
         let header = MenuItem::with_id("header", header_text(snapshot), false, None);
         let mut lines = BTreeMap::new();
         for source in Source::ALL {
@@ -149,7 +150,10 @@ impl Tray {
         }
         menu.append(&pause)?;
         menu.append(&PredefinedMenuItem::separator())?;
-        menu.append(&item(MenuAction::OpenSettings, "Open settings…"))?;
+        match no_settings {
+            None => menu.append(&item(MenuAction::OpenSettings, "Open settings…"))?,
+            Some(why) => menu.append(&MenuItem::with_id("no-settings", format!("Settings unavailable: {why}"), false, None))?,
+        }
         menu.append(&item(MenuAction::RefreshNow, "Refresh now"))?;
         menu.append(&pause_menu)?;
         menu.append(&PredefinedMenuItem::separator())?;

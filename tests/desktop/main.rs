@@ -330,6 +330,39 @@ mod gui {
     }
 
     #[test]
+    fn without_its_control_socket_the_tray_still_runs_and_says_why_the_settings_cannot_open() {
+        let mut session = Session::desktop().expect("desktop session");
+        let _toasts = session.start_notifyd().expect("notification server");
+        // A Unix socket path is at most 107 bytes: this one cannot be made.
+        let runtime = session.dir().join("r".repeat(120));
+        std::fs::create_dir_all(&runtime).expect("runtime folder");
+        let config = demo_config(&session, 3600.0);
+        let mut app = session
+            .command(VIGIE)
+            .arg("--config")
+            .arg(&config)
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("app");
+        session.wait_for_window(Duration::from_secs(30), |t| t.contains("tray-icon tray app main")).expect("the tray icon is docked");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !read_logs(&session).contains("no control channel, so no settings window") {
+            assert!(std::time::Instant::now() < deadline, "the log says why there is no settings window:\n{}", read_logs(&session));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let status = session.command(VIGIE).arg("--status").env("XDG_RUNTIME_DIR", &runtime).output().expect("vigie --status");
+        assert_eq!(status.status.code(), Some(1), "nothing answers --status");
+        assert!(String::from_utf8_lossy(&status.stderr).contains("Vigie is not running"));
+        assert!(app.try_wait().expect("status").is_none(), "the tray app runs on");
+        let kill = Command::new("kill").args(["-TERM", &app.id().to_string()]).status().expect("kill");
+        assert!(kill.success());
+        let status = wait_exit(&mut app, Duration::from_secs(15)).expect("the app exits after SIGTERM");
+        assert!(status.success(), "clean exit: {status:?}");
+    }
+
+    #[test]
     fn a_task_toast_offers_mark_done_and_pressing_it_marks_the_task_done_on_the_server() {
         let mut session = Session::desktop().expect("desktop session");
         let toasts = session.start_notifyd().expect("notification server");
