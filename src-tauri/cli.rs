@@ -10,9 +10,7 @@ use secrecy::SecretString;
 use vigie::config::{Config, Paths};
 use vigie::model::AccountId;
 use vigie::secrets::{self, KeyringSecrets, SecretStore};
-use tokio_util::sync::CancellationToken;
-use vigie::control::{Client, Listener, NoWindow, Service};
-use vigie::settings::Settings;
+use vigie::control::Client;
 use vigie::{Core, headless, logging, sources};
 
 /// Vigie: one badge and a toast for new mail, chat messages and tasks.
@@ -224,8 +222,7 @@ fn run_headless(launch: Launch) -> ExitCode {
     };
     runtime.block_on(async {
         let demo = sources::wants_demo(&config, launch.cli.demo);
-        let secrets: Arc<dyn SecretStore> = Arc::new(KeyringSecrets);
-        let setup = sources::setup_from_config(&config, launch.paths.state_file.clone(), demo, secrets.clone());
+        let setup = sources::setup_from_config(&config, launch.paths.state_file.clone(), demo, Arc::new(KeyringSecrets));
         let (core, events) = match Core::start(setup) {
             Ok(started) => started,
             Err(e) => {
@@ -235,23 +232,11 @@ fn run_headless(launch: Launch) -> ExitCode {
             }
         };
         let snapshot = core.handle().snapshot();
-        let config_file = launch.cli.config.clone().unwrap_or_else(|| launch.paths.config_file.clone());
-        let settings = Arc::new(Settings::new(core, config_file, launch.paths.state_file.clone(), launch.cli.demo, secrets, config.notifications.clone()));
-        let service = Arc::new(Service::new(settings.clone(), NoWindow));
-        let stop = CancellationToken::new();
-        let control = match Listener::bind(&launch.paths.control_socket).await {
-            Ok(listener) => Some(tokio::spawn(listener.serve(service.clone(), stop.clone()))),
-            Err(e) => {
-                tracing::warn!("no control channel: {e}");
-                None
-            }
-        };
-        let result = headless::write_events(&snapshot, events, tokio::io::stdout(), |event| service.publish(event), shutdown_signal()).await;
-        stop.cancel();
-        if let Some(control) = control {
-            let _ = control.await;
-        }
-        settings.stop().await;
+        // No control socket here: everything goes to stdout, and the
+        // settings code it would link costs an idle headless process
+        // about 2 MB of resident code (docs/benchmarks.md).
+        let result = headless::write_events(&snapshot, events, tokio::io::stdout(), |_| {}, shutdown_signal()).await;
+        core.stop().await;
         tracing::info!("stopped");
         match result {
             Ok(()) => ExitCode::SUCCESS,

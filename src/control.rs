@@ -165,7 +165,7 @@ pub trait Shell: Send + Sync + 'static {
     fn set_start_at_login(&self, enabled: bool) -> Result<(), CommandError>;
 }
 
-/// The front end without a window (`--headless`).
+/// A front end with no window (the tests, a program embedding the core).
 pub struct NoWindow;
 
 impl Shell for NoWindow {
@@ -506,7 +506,9 @@ pub struct Client {
 
 impl Client {
     /// Connects to the notifier serving `path`; what it pushes arrives on
-    /// the receiver, which closes when the notifier goes away.
+    /// the receiver, which closes when the notifier goes away. Once
+    /// subscribed, keep reading it (or drop it): answers queue behind
+    /// unread pushes.
     pub async fn connect(path: &Path) -> Result<(Client, mpsc::Receiver<Pushed>), ControlError> {
         let stream = UnixStream::connect(path).await.map_err(|source| ControlError::NotRunning { path: path.to_owned(), source })?;
         let (outgoing, to_send) = mpsc::channel(64);
