@@ -255,6 +255,21 @@ async fn mark_read_is_true_once_then_false_and_all_clears_the_inbox() {
 }
 
 #[tokio::test]
+async fn a_ticket_done_in_the_web_app_leaves_the_open_tickets() {
+    let server = FakeLeantime::start(ServerVersion::V3_9_6).await;
+    let token = Cred::Bearer(server.token());
+    let open = || Call::new(Method::GetAllOpenUserTickets, json!({ "userId": 7 }));
+    let new = server.assign_ticket("Write release notes");
+
+    server.close_ticket_elsewhere(412);
+    let results = call(&server, token, &[open(), Call::new(Method::MarkTicketDone, json!({ "id": 412 }))]).await;
+    let tickets: Vec<Ticket> = serde_json::from_value(results[0].clone().expect("tickets")).expect("rows");
+    assert_eq!(tickets.iter().map(|t| t.id).collect::<Vec<_>>(), [new]);
+    assert_eq!(results[1], Ok(json!(false)), "done already");
+    assert!(!server.ticket_is_open(412) && server.ticket_is_open(new));
+}
+
+#[tokio::test]
 async fn edge_cases_of_the_protocol_and_broken_servers_in_front() {
     let server = FakeLeantime::start(ServerVersion::V3_9_6).await;
     let token = Cred::Bearer(server.token());

@@ -470,6 +470,17 @@ impl FakeLeantime {
         }
     }
 
+    /// Moves ticket `id` to Done (status 0), as if the user did it in the
+    /// web app: it leaves the open tickets. Panics if there is no such
+    /// ticket (a mistake in the test).
+    pub fn close_ticket_elsewhere(&self, id: i64) {
+        let mut state = self.shared.lock();
+        match state.tickets.iter_mut().find(|t| t.id == id) {
+            Some(ticket) => ticket.status = 0,
+            None => panic!("the fake Leantime has no ticket {id}"),
+        }
+    }
+
     /// Limits requests to `per_minute` within a rolling 60 s window (a batch
     /// is one request); the requests beyond get HTTP 429 with
     /// `Retry-After: retry_after_secs`. The window includes the requests of

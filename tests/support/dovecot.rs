@@ -497,6 +497,19 @@ impl ImapClient {
         self.run(&format!("UID STORE {uid} +FLAGS.SILENT (\\Seen)")).await.ok("STORE");
     }
 
+    /// Sets `\Seen` on every one of `uids` in `folder` in one command, as
+    /// a mail client does when its user reads them; then leaves the folder,
+    /// so that this client's later `STATUS` answers come alone (no `EXISTS`
+    /// of a selected folder before them).
+    pub async fn mark_all_seen(&mut self, folder: &str, uids: &[u32]) {
+        if uids.is_empty() {
+            return;
+        }
+        self.select(folder).await;
+        self.run(&format!("UID STORE {} +FLAGS.SILENT (\\Seen)", uid_set(uids))).await.ok("STORE");
+        self.run("UNSELECT").await.ok("UNSELECT");
+    }
+
     /// Clears `\Seen` on `uid` in `folder` ("mark as unread").
     pub async fn mark_unseen(&mut self, folder: &str, uid: u32) {
         self.select(folder).await;
@@ -530,6 +543,23 @@ impl ImapClient {
         let line = answer.untagged.first().expect("a STATUS line").clone();
         status_number(&line, "UNSEEN")
     }
+}
+
+/// `uids` as an IMAP sequence set, runs written as ranges (`3:5,9`): a
+/// burst of appends is one range, so the command stays short.
+fn uid_set(uids: &[u32]) -> String {
+    let mut sorted = uids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut runs: Vec<(u32, u32)> = Vec::new();
+    for uid in sorted {
+        match runs.last_mut() {
+            Some((_, last)) if *last + 1 == uid => *last = uid,
+            _ => runs.push((uid, uid)),
+        }
+    }
+    let runs: Vec<String> = runs.iter().map(|&(first, last)| if first == last { first.to_string() } else { format!("{first}:{last}") }).collect();
+    runs.join(",")
 }
 
 fn literal_size(line: &str) -> Option<usize> {
