@@ -170,7 +170,7 @@ pub struct NoWindow;
 
 impl Shell for NoWindow {
     fn open_settings(&self) -> Result<(), CommandError> {
-        Err(CommandError::new("no-window", "this Vigie runs without a window (--headless)"))
+        Err(CommandError::new("no-window", "this Vigie has no settings window"))
     }
 
     fn start_at_login(&self) -> Result<bool, CommandError> {
@@ -178,7 +178,7 @@ impl Shell for NoWindow {
     }
 
     fn set_start_at_login(&self, _enabled: bool) -> Result<(), CommandError> {
-        Err(CommandError::new("no-window", "this Vigie runs without a window (--headless): its start is up to you"))
+        Err(CommandError::new("no-window", "this Vigie has no window: how it starts is up to the program that runs it"))
     }
 }
 
