@@ -487,6 +487,34 @@ mod gui {
             std::thread::sleep(Duration::from_millis(200));
         }
 
+        // Asked again while it is open: the tray starts a second settings
+        // process, which hands over to the first (raising its window) and
+        // leaves; one window stays.
+        let again = session.command(VIGIE).arg("--config").arg(&config).output().expect("third launch");
+        assert!(again.status.success(), "the third instance hands over and exits");
+        let started = |logs: &str| -> Vec<u32> {
+            logs.lines().filter(|l| l.contains("settings window started")).filter_map(|l| l.rsplit("pid=").next()?.trim().parse().ok()).collect()
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let pids = loop {
+            let pids = started(&read_logs(&session));
+            if pids.len() >= 2 || std::time::Instant::now() > deadline {
+                break pids;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert_eq!(pids.len(), 2, "a second settings process was started: {pids:?}");
+        // The tray waits for its children, so a process that left is gone
+        // from /proc, not a zombie.
+        let second = Path::new("/proc").join(pids[1].to_string());
+        while second.exists() {
+            assert!(std::time::Instant::now() < deadline, "the second settings process did not leave");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(Path::new("/proc").join(pids[0].to_string()).exists(), "the first window's process stays");
+        let tree = session.window_tree().expect("xwininfo");
+        assert_eq!(tree.matches("\"Vigie — Settings\"").count(), 1, "one settings window:\n{tree}");
+
         // Closing the window destroys it and the app keeps running.
         // Under heavy load a close request that lands while GTK is still
         // settling the new window can go unanswered; a window manager's
